@@ -1,0 +1,363 @@
+//! `strata cka A B`: CKA between the layers of two activation files.
+
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use ndarray::Array2;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use strata_data::Activations;
+use strata_sim::{cka_all_pairs, prepared_bytes, CkaMatrix, Estimator, Kernel, MinibatchCka};
+
+/// What to compare and how.
+#[derive(Clone, Debug)]
+pub struct CkaArgs {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub kernel: Kernel,
+    /// `None`: biased for full-data CKA, debiased for minibatch CKA.
+    pub estimator: Option<Estimator>,
+    /// Minibatch CKA with this many examples per batch.
+    pub batch_size: Option<usize>,
+    /// Restrict to these layers of A / B (default: all, in file order).
+    pub layers_a: Option<Vec<String>>,
+    pub layers_b: Option<Vec<String>>,
+    /// No progress bars.
+    pub quiet: bool,
+}
+
+/// A computed CKA matrix with what produced it.
+#[derive(Clone, Debug)]
+pub struct CkaResult {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub layers_a: Vec<String>,
+    pub layers_b: Vec<String>,
+    pub matrix: CkaMatrix,
+    pub kernel: Kernel,
+    pub estimator: Estimator,
+    pub batch_size: Option<usize>,
+    pub seconds: f64,
+}
+
+fn select(acts: &Activations, names: &Option<Vec<String>>) -> Result<Vec<usize>> {
+    match names {
+        None => Ok((0..acts.layers().len()).collect()),
+        Some(names) => names
+            .iter()
+            .map(|n| acts.layer_index(n).map_err(Into::into))
+            .collect(),
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
+
+/// Compute the CKA matrix between the selected layers of A and B.
+pub fn run(args: &CkaArgs) -> Result<CkaResult> {
+    let start = Instant::now();
+    let fa = strata_data::open(&args.a)?;
+    let same = same_file(&args.a, &args.b) && args.layers_a == args.layers_b;
+    let fb_owned = if same {
+        None
+    } else {
+        Some(strata_data::open(&args.b)?)
+    };
+    let fb = fb_owned.as_ref().unwrap_or(&fa);
+    if fa.n() != fb.n() {
+        bail!(
+            "{} has {} examples but {} has {}: CKA compares two representations of the same \
+             examples, in the same order",
+            args.a.display(),
+            fa.n(),
+            args.b.display(),
+            fb.n()
+        );
+    }
+    let ia = select(&fa, &args.layers_a)?;
+    let ib = select(fb, &args.layers_b)?;
+    let names = |f: &Activations, ids: &[usize]| -> Vec<String> {
+        ids.iter().map(|&i| f.layers()[i].name.clone()).collect()
+    };
+    let (layers_a, layers_b) = (names(&fa, &ia), names(fb, &ib));
+    let estimator = match (args.batch_size, args.estimator) {
+        (Some(_), Some(Estimator::Biased)) => bail!(
+            "minibatch CKA averages the unbiased HSIC estimator over batches (Nguyen et al. \
+             2021); use --estimator debiased or drop --batch-size"
+        ),
+        (Some(_), _) => Estimator::Debiased,
+        (None, e) => e.unwrap_or(Estimator::Biased),
+    };
+    let n = fa.n();
+    if n < estimator.min_examples() {
+        bail!(
+            "the {} estimator needs at least {} examples; the files hold {n}",
+            estimator.name(),
+            estimator.min_examples()
+        );
+    }
+    let matrix = match args.batch_size {
+        Some(bs) => {
+            if bs < 4 {
+                bail!("--batch-size must be at least 4 (the unbiased HSIC estimator needs n >= 4)");
+            }
+            minibatch(&fa, fb, &ia, &ib, same, bs, args)?
+        }
+        None => full(&fa, fb, &ia, &ib, same, estimator, args)?,
+    };
+    Ok(CkaResult {
+        a: args.a.clone(),
+        b: args.b.clone(),
+        layers_a,
+        layers_b,
+        matrix,
+        kernel: args.kernel,
+        estimator,
+        batch_size: args.batch_size,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn full(
+    fa: &Activations,
+    fb: &Activations,
+    ia: &[usize],
+    ib: &[usize],
+    same: bool,
+    estimator: Estimator,
+    args: &CkaArgs,
+) -> Result<CkaMatrix> {
+    let n = fa.n();
+    let mut need: u64 = 0;
+    let mut widest = 0u64;
+    for (f, ids) in [(fa, ia), (fb, ib)]
+        .into_iter()
+        .take(if same { 1 } else { 2 })
+    {
+        for &i in ids {
+            let p = f.layers()[i].features;
+            need += prepared_bytes(n, p, args.kernel) as u64;
+            widest = widest.max((n * p * 4) as u64);
+        }
+    }
+    need += widest;
+    if let Some(avail) = crate::available_memory_bytes() {
+        if need > avail * 9 / 10 {
+            bail!(
+                "computing all pairs at once needs about {} but {} is available; use \
+                 --batch-size 1024 (minibatch CKA, memory independent of the number of examples) \
+                 or select fewer layers with --layers-a/--layers-b",
+                crate::human_bytes(need),
+                crate::human_bytes(avail)
+            );
+        }
+    }
+    let read = |f: &Activations, ids: &[usize], label: &str| -> Result<Vec<Array2<f32>>> {
+        let pb = progress::bar(ids.len() as u64, label, "layers", args.quiet);
+        let out = ids
+            .iter()
+            .map(|&i| {
+                let m = f.read_layer(i);
+                pb.inc(1);
+                m
+            })
+            .collect::<strata_data::Result<Vec<_>>>();
+        pb.finish_and_clear();
+        Ok(out?)
+    };
+    let a = read(fa, ia, "reading A")?;
+    let b = if same {
+        None
+    } else {
+        Some(read(fb, ib, "reading B")?)
+    };
+    let pb = progress::bar(0, "CKA", "pairs", args.quiet);
+    let pb2 = pb.clone();
+    let m = cka_all_pairs(a, b, args.kernel, estimator, &move |done, total| {
+        pb2.set_length(total);
+        pb2.set_position(done);
+    })?;
+    pb.finish_and_clear();
+    Ok(m)
+}
+
+fn minibatch(
+    fa: &Activations,
+    fb: &Activations,
+    ia: &[usize],
+    ib: &[usize],
+    same: bool,
+    bs: usize,
+    args: &CkaArgs,
+) -> Result<CkaMatrix> {
+    let mut acc = MinibatchCka::new(ia.len(), ib.len(), args.kernel, same);
+    let mut ra = fa.batches(ia, bs)?;
+    let mut rb = if same {
+        None
+    } else {
+        Some(fb.batches(ib, bs)?)
+    };
+    let pb = progress::bar(fa.n() as u64, "minibatch CKA", "examples", args.quiet);
+    loop {
+        let a = ra.next_batch()?;
+        let b = match rb.as_mut() {
+            Some(r) => r.next_batch()?,
+            None => None,
+        };
+        let Some(a) = a else { break };
+        let rows = a[0].nrows();
+        if !same && b.as_ref().map(|b| b[0].nrows()) != Some(rows) {
+            bail!(
+                "{} and {} ran out of examples at different points",
+                args.a.display(),
+                args.b.display()
+            );
+        }
+        acc.update(a, b)?;
+        pb.inc(rows as u64);
+    }
+    pb.finish_and_clear();
+    if acc.skipped() > 0 {
+        eprintln!(
+            "note: the last {} example(s) formed a batch smaller than 4 and were left out",
+            acc.skipped()
+        );
+    }
+    Ok(acc.finish())
+}
+
+impl CkaResult {
+    /// True when both sides hold one layer: the result is a single number.
+    pub fn is_single(&self) -> bool {
+        self.layers_a.len() == 1 && self.layers_b.len() == 1
+    }
+
+    /// "linear CKA (biased)", "RBF CKA, t = 0.5 (debiased, minibatch of 1024)".
+    pub fn measure_name(&self) -> String {
+        let k = match self.kernel {
+            Kernel::Linear => "linear CKA".to_string(),
+            Kernel::Rbf { threshold } => format!("RBF CKA, t = {threshold}"),
+        };
+        match self.batch_size {
+            Some(bs) => format!("{k} ({}, minibatch of {bs})", self.estimator.name()),
+            None => format!("{k} ({})", self.estimator.name()),
+        }
+    }
+
+    fn common_json(&self) -> serde_json::Value {
+        json!({
+            "n": self.matrix.n,
+            "kernel": self.kernel.name(),
+            "rbf_threshold": match self.kernel { Kernel::Rbf { threshold } => Some(threshold), _ => None },
+            "estimator": self.estimator.name(),
+            "batch_size": self.batch_size,
+            "batches": self.matrix.batches,
+            "a": self.a.display().to_string(),
+            "b": self.b.display().to_string(),
+            "seconds": self.seconds,
+            "notes": self.matrix.notes,
+        })
+    }
+
+    /// The result as one JSON object: `{"cka": x, ...}` for one pair, otherwise
+    /// `{"layers_a": [...], "layers_b": [...], "cka": [[...]], ...}` (undefined values are null).
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = self.common_json();
+        let o = v.as_object_mut().expect("object");
+        if self.is_single() {
+            o.insert("cka".into(), json!(self.matrix.values[0][0]));
+            o.insert("layer_a".into(), json!(self.layers_a[0]));
+            o.insert("layer_b".into(), json!(self.layers_b[0]));
+        } else {
+            o.insert("layers_a".into(), json!(self.layers_a));
+            o.insert("layers_b".into(), json!(self.layers_b));
+            o.insert("cka".into(), json!(self.matrix.values));
+        }
+        v
+    }
+
+    /// The matrix as an aligned text table (rows: layers of A).
+    pub fn table(&self) -> String {
+        let w0 = self
+            .layers_a
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(5)
+            .max(5);
+        let ws: Vec<usize> = self
+            .layers_b
+            .iter()
+            .map(|s| s.chars().count().max(6))
+            .collect();
+        let mut out = format!("{:<w0$}", "A \\ B");
+        for (name, w) in self.layers_b.iter().zip(&ws) {
+            out.push_str(&format!("  {name:>w$}"));
+        }
+        out.push('\n');
+        for (name, row) in self.layers_a.iter().zip(&self.matrix.values) {
+            out.push_str(&format!("{name:<w0$}"));
+            for (v, w) in row.iter().zip(&ws) {
+                let cell = v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+                out.push_str(&format!("  {cell:>w$}"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Write `cka.csv`, `cka.parquet`, `cka.json`, `heatmap.png` and `heatmap.svg` into `dir`.
+    pub fn write_out(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let v = &self.matrix.values;
+        let csv = strata_report::matrix_csv(&self.layers_a, &self.layers_b, v);
+        let paths: Vec<PathBuf> = [
+            "cka.csv",
+            "cka.parquet",
+            "cka.json",
+            "heatmap.png",
+            "heatmap.svg",
+        ]
+        .iter()
+        .map(|f| dir.join(f))
+        .collect();
+        strata_report::write_atomic(&paths[0], csv.as_bytes())?;
+        strata_report::write_matrix_parquet(&paths[1], &self.layers_a, &self.layers_b, v)?;
+        let mut j = self.json();
+        if self.is_single() {
+            // The file form always carries the matrix, so scripts can read every output alike.
+            let o = j.as_object_mut().expect("object");
+            o.insert("layers_a".into(), json!(self.layers_a));
+            o.insert("layers_b".into(), json!(self.layers_b));
+            o.insert("matrix".into(), json!(v));
+        }
+        let text = serde_json::to_string_pretty(&j)?;
+        strata_report::write_atomic(&paths[2], text.as_bytes())?;
+        let file = |p: &Path| {
+            p.file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let hm = strata_report::Heatmap {
+            title: format!(
+                "{}: {} vs {}",
+                self.measure_name(),
+                file(&self.a),
+                file(&self.b)
+            ),
+            rows: &self.layers_a,
+            cols: &self.layers_b,
+            values: v,
+            x_label: format!("layers of {}", file(&self.b)),
+            y_label: format!("layers of {}", file(&self.a)),
+            colorbar_label: format!("{} (n = {})", self.measure_name(), self.matrix.n),
+        };
+        strata_report::heatmap_png(&hm, &paths[3])?;
+        strata_report::heatmap_svg(&hm, &paths[4])?;
+        Ok(paths)
+    }
+}

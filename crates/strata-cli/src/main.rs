@@ -1,0 +1,367 @@
+//! `strata`: what did this network learn, how does its quantized twin differ, what does it leak.
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use strata_cli::{bench, cka_cmd, quickstart};
+use strata_sim::{Estimator, Kernel};
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "Compare, audit and compress neural networks: CKA between layers, from the files PyTorch and NumPy write.",
+    long_about = "strata compares the layers of neural networks with Centered Kernel Alignment (CKA).\n\n\
+        Start with `strata quickstart` (no input needed), then point `strata cka` at your own \
+        activations: .npy, .npz, .safetensors, or strata's Arrow/Parquet activation store.",
+    after_help = "Examples:\n  strata quickstart\n  strata cka float.npz w1a1.npz --out reports/float-vs-w1a1\n  strata cka acts.arrow acts.arrow --kernel rbf --json\n  strata layers acts.safetensors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the default analysis on embedded data: two random-feature networks on the 8x8
+    /// digits, their activations in Arrow stores, and a layer-by-layer CKA heatmap.
+    Quickstart {
+        /// Output folder.
+        #[arg(long, default_value = "reports/quickstart")]
+        out: PathBuf,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// CKA between the layers of two activation files.
+    ///
+    /// Each file holds one or more layers, all over the same examples in the same order
+    /// (first axis = examples; further axes are flattened into features). With one layer on each
+    /// side, prints the CKA value; otherwise the matrix (rows = layers of A).
+    #[command(after_help = "Formats (detected from the file's first bytes):\n  \
+        .npy          one layer, named after the file\n  \
+        .npz          one layer per array (np.savez / np.savez_compressed)\n  \
+        .safetensors  one layer per tensor (F16/F32/F64)\n  \
+        .arrow        strata's activation store, Arrow IPC (see README)\n  \
+        .parquet      strata's activation store, Parquet\n\n\
+        Examples:\n  strata cka a.npy b.npy\n  strata cka float.npz w1a1.npz --out out/ --json\n  \
+        strata cka big.arrow big.arrow --batch-size 1024    # minibatch CKA, bounded memory")]
+    Cka {
+        /// Activations of model A (rows of the matrix).
+        a: PathBuf,
+        /// Activations of model B (columns); may be the same file as A.
+        b: PathBuf,
+        /// Kernel: linear (K = XXᵀ) or rbf (Gaussian, bandwidth from the median distance).
+        #[arg(long, value_enum, default_value = "linear")]
+        kernel: KernelArg,
+        /// RBF bandwidth as a fraction of the median distance (Kornblith et al. use 0.2-0.8).
+        #[arg(
+            long,
+            default_value_t = 0.5,
+            value_name = "T",
+            allow_negative_numbers = true
+        )]
+        rbf_threshold: f64,
+        /// HSIC estimator [default: biased; debiased with --batch-size].
+        #[arg(long, value_enum)]
+        estimator: Option<EstimatorArg>,
+        /// Minibatch CKA (Nguyen et al. 2021) with N examples per batch: memory stays bounded
+        /// however many examples the files hold.
+        #[arg(long, value_name = "N")]
+        batch_size: Option<usize>,
+        /// Only these layers of A (comma-separated names).
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        layers_a: Option<Vec<String>>,
+        /// Only these layers of B (comma-separated names).
+        #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+        layers_b: Option<Vec<String>>,
+        /// Print one JSON object on stdout instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also write cka.csv, cka.parquet, cka.json, heatmap.png and heatmap.svg into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// No progress bars.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List the layers of an activation file: name, shape, features, examples.
+    Layers {
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks, each reported as ratios to a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// All-pairs linear CKA vs the bare GEMMs it needs and vs Kornblith et al.'s NumPy
+    /// reference; minibatch CKA streamed from a large Arrow store, with its peak memory.
+    Cka {
+        /// Examples.
+        #[arg(long, default_value_t = 5000)]
+        n: usize,
+        /// Layer widths of each of the two models.
+        #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
+        widths: Vec<usize>,
+        /// Timed repetitions (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Python with NumPy for the reference timing.
+        #[arg(long, default_value = "python3")]
+        python: String,
+        /// Skip the NumPy reference.
+        #[arg(long)]
+        no_numpy: bool,
+        /// Examples in the streaming test (0 skips it).
+        #[arg(long, default_value_t = 200_000)]
+        stream_n: usize,
+        /// Features per layer in the streaming test.
+        #[arg(long, default_value_t = 1024)]
+        stream_features: usize,
+        /// Minibatch size in the streaming test.
+        #[arg(long, default_value_t = 1024)]
+        stream_batch: usize,
+        /// Folder for the streaming test's temporary store.
+        #[arg(long, default_value_os_t = std::env::temp_dir())]
+        scratch: PathBuf,
+        /// Write bench-cka.json and bench-cka.md into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum KernelArg {
+    Linear,
+    Rbf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EstimatorArg {
+    Biased,
+    Debiased,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Quickstart { out, quiet } => {
+            let q = quickstart::run(&out, quiet)?;
+            println!(
+                "strata quickstart: two random-feature MLPs (widths {:?}, seeds {:?}) on the 8x8 digits (n = {})\n",
+                quickstart::WIDTHS,
+                quickstart::SEEDS,
+                q.cka.matrix.n
+            );
+            println!(
+                "{} between every layer of seed 1 (rows) and seed 2 (columns):\n",
+                q.cka.measure_name()
+            );
+            print!("{}", q.cka.table());
+            println!("\nwrote:");
+            for f in q.files.iter().chain(&q.stores) {
+                println!("  {}", f.display());
+            }
+            Ok(())
+        }
+        Cmd::Cka {
+            a,
+            b,
+            kernel,
+            rbf_threshold,
+            estimator,
+            batch_size,
+            layers_a,
+            layers_b,
+            json,
+            out,
+            quiet,
+        } => {
+            let kernel = match kernel {
+                KernelArg::Linear => Kernel::Linear,
+                KernelArg::Rbf => {
+                    if !(rbf_threshold.is_finite() && rbf_threshold > 0.0) {
+                        bail!("--rbf-threshold must be a positive number, got {rbf_threshold}");
+                    }
+                    Kernel::Rbf {
+                        threshold: rbf_threshold,
+                    }
+                }
+            };
+            let estimator = estimator.map(|e| match e {
+                EstimatorArg::Biased => Estimator::Biased,
+                EstimatorArg::Debiased => Estimator::Debiased,
+            });
+            let res = cka_cmd::run(&cka_cmd::CkaArgs {
+                a,
+                b,
+                kernel,
+                estimator,
+                batch_size,
+                layers_a,
+                layers_b,
+                quiet: quiet || json,
+            })?;
+            for note in &res.matrix.notes {
+                eprintln!("warning: {note}");
+            }
+            if res.is_single() && res.matrix.values[0][0].is_none() {
+                bail!(
+                    "CKA between '{}' and '{}' is undefined: {}",
+                    res.layers_a[0],
+                    res.layers_b[0],
+                    res.matrix.notes.join("; ")
+                );
+            }
+            let written = match &out {
+                Some(dir) => res.write_out(dir)?,
+                None => Vec::new(),
+            };
+            if json {
+                println!("{}", serde_json::to_string(&res.json())?);
+            } else if res.is_single() {
+                let v = res.matrix.values[0][0].unwrap_or(f64::NAN);
+                println!("{v:.6}");
+                eprintln!(
+                    "{} between '{}' and '{}' over n = {} examples",
+                    res.measure_name(),
+                    res.layers_a[0],
+                    res.layers_b[0],
+                    res.matrix.n
+                );
+            } else {
+                println!(
+                    "{} over n = {} examples (rows: {}, columns: {})\n",
+                    res.measure_name(),
+                    res.matrix.n,
+                    res.a.display(),
+                    res.b.display()
+                );
+                print!("{}", res.table());
+            }
+            if !json && !written.is_empty() {
+                eprintln!(
+                    "wrote {}",
+                    written
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            Ok(())
+        }
+        Cmd::Layers { file, json } => {
+            let acts = strata_data::open(&file)?;
+            if json {
+                let layers: Vec<_> = acts
+                    .layers()
+                    .iter()
+                    .map(|l| serde_json::json!({"name": l.name, "shape": l.shape, "features": l.features}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({"file": file.display().to_string(), "format": acts.format().to_string(), "n": acts.n(), "layers": layers})
+                );
+            } else {
+                println!(
+                    "{} ({}, {} examples, {} layers)",
+                    file.display(),
+                    acts.format(),
+                    acts.n(),
+                    acts.layers().len()
+                );
+                let w = acts
+                    .layers()
+                    .iter()
+                    .map(|l| l.name.chars().count())
+                    .max()
+                    .unwrap_or(4)
+                    .max(5);
+                println!("  {:<w$}  {:>14}  {:>9}", "layer", "shape", "features");
+                for l in acts.layers() {
+                    println!(
+                        "  {:<w$}  {:>14}  {:>9}",
+                        l.name,
+                        format!("{:?}", l.shape),
+                        l.features
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Cka {
+                    n,
+                    widths,
+                    repeat,
+                    python,
+                    no_numpy,
+                    stream_n,
+                    stream_features,
+                    stream_batch,
+                    scratch,
+                    out,
+                    json,
+                    quiet,
+                },
+        } => {
+            if n < 2 || widths.is_empty() || widths.contains(&0) || repeat == 0 {
+                bail!("--n must be at least 2, --widths positive, --repeat at least 1");
+            }
+            if stream_n > 0 && stream_batch < 4 {
+                bail!("--stream-batch must be at least 4");
+            }
+            let report = bench::run(&bench::BenchCkaArgs {
+                n,
+                widths,
+                repeat,
+                seed: 2019,
+                python: (!no_numpy).then_some(python),
+                stream_n,
+                stream_features,
+                stream_batch,
+                scratch,
+                quiet: quiet || json,
+            })?;
+            let md = report.markdown();
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir)?;
+                strata_report::write_atomic(
+                    &dir.join("bench-cka.json"),
+                    serde_json::to_string_pretty(&report)?.as_bytes(),
+                )?;
+                strata_report::write_atomic(&dir.join("bench-cka.md"), md.as_bytes())?;
+            }
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                print!("{md}");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,51 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong reading or writing data. Each variant renders as one line that
+/// names the file and says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// The file could not be opened, read or written.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file's first bytes match none of the formats strata reads.
+    #[error("{path}: unknown format (expected .npy, .npz, .safetensors, an Arrow IPC file or a Parquet file)")]
+    UnknownFormat { path: PathBuf },
+    /// The file claims a format but its contents break it (truncated, corrupt, unsupported).
+    #[error("{path}: {msg}")]
+    Corrupt { path: PathBuf, msg: String },
+    /// A layer name that the file does not hold.
+    #[error("{path}: no layer named '{name}' (layers: {available})")]
+    NoSuchLayer {
+        path: PathBuf,
+        name: String,
+        available: String,
+    },
+    /// Data that is well-formed but cannot be used as activations (NaN, empty, wrong shape).
+    #[error("{path}: {msg}")]
+    Invalid { path: PathBuf, msg: String },
+}
+
+impl DataError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
+        DataError::Corrupt {
+            path: path.into(),
+            msg: msg.to_string(),
+        }
+    }
+    pub(crate) fn invalid(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
+        DataError::Invalid {
+            path: path.into(),
+            msg: msg.to_string(),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The NumPy `.npy` format (versions 1-3), read and written without NumPy.
+//!
+//! strata parses the header itself rather than going through a generic array crate so that every
+//! way a file can be wrong (truncated, integer dtype, object arrays, a shape that disagrees with
+//! the byte count) becomes one precise error line instead of a panic or a vague type mismatch.
+
+use half::f16;
+use std::io::Write;
+
+/// Element types strata accepts as activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DType {
+    F16,
+    F32,
+    F64,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F16 => 2,
+            DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+}
+
+/// A parsed `.npy` header.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NpyHeader {
+    pub dtype: DType,
+    pub big_endian: bool,
+    pub fortran_order: bool,
+    pub shape: Vec<usize>,
+    /// Offset of the first data byte from the start of the file.
+    pub data_offset: usize,
+}
+
+impl NpyHeader {
+    /// Number of elements the shape describes.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True when the shape holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of data the header promises.
+    pub fn data_len(&self) -> usize {
+        self.len() * self.dtype.size()
+    }
+}
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// True if `bytes` start like a `.npy` file.
+pub fn is_npy(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Parse the header at the start of `bytes`. Errors are plain messages; callers add the path.
+pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, String> {
+    if !is_npy(bytes) {
+        return Err("not a .npy file (bad magic)".into());
+    }
+    if bytes.len() < 10 {
+        return Err("truncated .npy header".into());
+    }
+    let major = bytes[6];
+    let (len_size, header_len) = match major {
+        1 => (2, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err("truncated .npy header".into());
+            }
+            (
+                4,
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            )
+        }
+        v => return Err(format!("unsupported .npy format version {v}")),
+    };
+    let start: usize = 8 + len_size;
+    let end = start
+        .checked_add(header_len)
+        .ok_or("corrupt .npy header length")?;
+    if bytes.len() < end {
+        return Err("truncated .npy header".into());
+    }
+    let text = std::str::from_utf8(&bytes[start..end]).map_err(|_| "non-UTF-8 .npy header")?;
+    let descr = dict_value(text, "descr").ok_or("header has no 'descr'")?;
+    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
+    let fortran = dict_value(text, "fortran_order").ok_or("header has no 'fortran_order'")?;
+    let fortran_order = match fortran.trim() {
+        "True" => true,
+        "False" => false,
+        other => return Err(format!("bad fortran_order '{other}'")),
+    };
+    let shape_text = dict_value(text, "shape").ok_or("header has no 'shape'")?;
+    let shape = parse_shape(shape_text)?;
+    let (big_endian, kind) = match descr.as_bytes().first() {
+        Some(b'<') | Some(b'|') | Some(b'=') => (false, &descr[1..]),
+        Some(b'>') => (true, &descr[1..]),
+        _ => (false, descr),
+    };
+    let dtype = match kind {
+        "f2" => DType::F16,
+        "f4" => DType::F32,
+        "f8" => DType::F64,
+        _ => {
+            return Err(format!(
+                "dtype '{descr}' is not a float array; strata reads float16, float32 and float64 \
+                 (convert with arr.astype(np.float32))"
+            ))
+        }
+    };
+    let header = NpyHeader {
+        dtype,
+        big_endian,
+        fortran_order,
+        shape,
+        data_offset: end,
+    };
+    header
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|n| n.checked_mul(dtype.size()))
+        .ok_or("shape too large")?;
+    Ok(header)
+}
+
+/// The text of a value in NumPy's header dict, up to the next top-level comma or the closing
+/// brace. Tuples are kept whole.
+fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let pos = text
+        .find(&format!("'{key}'"))
+        .or_else(|| text.find(&format!("\"{key}\"")))?;
+    let rest = &text[pos + key.len() + 2..];
+    let rest = rest.trim_start().strip_prefix(':')?;
+    let mut depth = 0i32;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' | '}' if depth == 0 => return Some(&rest[..i]),
+            _ => {}
+        }
+    }
+    Some(rest)
+}
+
+fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
+    let inner = text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|t| t.strip_suffix(')'))
+        .ok_or_else(|| format!("bad shape '{}'", text.trim()))?;
+    inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| format!("bad shape '{}'", text.trim()))
+        })
+        .collect()
+}
+
+/// Convert raw little- or big-endian float bytes to f32. `bytes.len()` must be a multiple of the
+/// element size.
+pub fn to_f32(bytes: &[u8], dtype: DType, big_endian: bool) -> Vec<f32> {
+    match (dtype, big_endian) {
+        (DType::F32, false) => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        (DType::F32, true) => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        (DType::F64, be) => bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let a: [u8; 8] = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
+                (if be {
+                    f64::from_be_bytes(a)
+                } else {
+                    f64::from_le_bytes(a)
+                }) as f32
+            })
+            .collect(),
+        (DType::F16, be) => bytes
+            .chunks_exact(2)
+            .map(|c| {
+                let bits = if be {
+                    u16::from_be_bytes([c[0], c[1]])
+                } else {
+                    u16::from_le_bytes([c[0], c[1]])
+                };
+                f16::from_bits(bits).to_f32()
+            })
+            .collect(),
+    }
+}
+
+/// Serialize a C-order f32 array as a version-1 `.npy` file into `out`.
+pub fn write_f32(mut out: impl Write, shape: &[usize], data: &[f32]) -> std::io::Result<()> {
+    write_header(&mut out, "<f4", shape)?;
+    for v in data {
+        out.write_all(&v.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// Serialize a C-order f64 array as a version-1 `.npy` file into `out`.
+pub fn write_f64(mut out: impl Write, shape: &[usize], data: &[f64]) -> std::io::Result<()> {
+    write_header(&mut out, "<f8", shape)?;
+    for v in data {
+        out.write_all(&v.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+fn write_header(out: &mut impl Write, descr: &str, shape: &[usize]) -> std::io::Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    // NumPy pads the header with spaces so that the data starts on a 64-byte boundary.
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat((64 - total % 64) % 64));
+    header.push('\n');
+    out.write_all(MAGIC)?;
+    out.write_all(&[1, 0])?;
+    out.write_all(&(header.len() as u16).to_le_bytes())?;
+    out.write_all(header.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_alignment() {
+        let mut buf = Vec::new();
+        write_f32(&mut buf, &[3, 2, 2], &[0.0; 12]).unwrap();
+        let h = parse_header(&buf).unwrap();
+        assert_eq!(h.shape, vec![3, 2, 2]);
+        assert_eq!(h.dtype, DType::F32);
+        assert!(!h.fortran_order);
+        assert_eq!(h.data_offset % 64, 0);
+        assert_eq!(buf.len(), h.data_offset + 48);
+    }
+
+    #[test]
+    fn numpy_style_headers() {
+        let mk = |dict: &str| {
+            let mut v = MAGIC.to_vec();
+            v.extend_from_slice(&[1, 0]);
+            v.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+            v.extend_from_slice(dict.as_bytes());
+            v
+        };
+        let h = parse_header(&mk(
+            "{'descr': '>f8', 'fortran_order': True, 'shape': (5, 7), }\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            (h.dtype, h.big_endian, h.fortran_order, h.shape),
+            (DType::F64, true, true, vec![5, 7])
+        );
+        let h = parse_header(&mk(
+            "{'descr': '<f2', 'fortran_order': False, 'shape': (4,), }",
+        ))
+        .unwrap();
+        assert_eq!(h.shape, vec![4]);
+        let e = parse_header(&mk(
+            "{'descr': '<i8', 'fortran_order': False, 'shape': (4, 2), }",
+        ))
+        .unwrap_err();
+        assert!(e.contains("not a float array"), "{e}");
+        assert!(parse_header(&mk(
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (4, x), }"
+        ))
+        .is_err());
+        assert!(parse_header(&MAGIC[..5]).is_err());
+        assert!(parse_header(
+            &mk("{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2), }")[..15]
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn conversions_match_direct_casts() {
+        let vals = [1.5f64, -2.25, 1e-3, 65504.0];
+        let le: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let be: Vec<u8> = vals.iter().flat_map(|v| v.to_be_bytes()).collect();
+        let want: Vec<f32> = vals.iter().map(|&v| v as f32).collect();
+        assert_eq!(to_f32(&le, DType::F64, false), want);
+        assert_eq!(to_f32(&be, DType::F64, true), want);
+        let h: Vec<u8> = vals
+            .iter()
+            .flat_map(|&v| f16::from_f64(v).to_bits().to_le_bytes())
+            .collect();
+        let got = to_f32(&h, DType::F16, false);
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g - w).abs() <= w.abs() * 1e-3, "{g} vs {w}");
+        }
+    }
+}

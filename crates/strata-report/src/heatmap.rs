@@ -1,0 +1,234 @@
+//! The CKA heatmap: layers of A down the side, layers of B along the bottom, viridis over
+//! [0, 1] with a colorbar, the value printed in each cell when cells are large enough to read.
+
+use crate::{write_atomic, ReportError};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::colors::colormaps::ViridisRGB;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+use std::sync::Once;
+
+static FONT: &[u8] = include_bytes!("../../../fixtures/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The font is compiled in and valid; a failure here would only mean text-less figures.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// What a heatmap shows.
+pub struct Heatmap<'a> {
+    /// Title line above the grid (name both inputs and the measure).
+    pub title: String,
+    /// Row labels, top to bottom (layers of A).
+    pub rows: &'a [String],
+    /// Column labels, left to right (layers of B).
+    pub cols: &'a [String],
+    /// `values[i][j]` for row `i`, column `j`; `None` is drawn grey and marked n/a.
+    pub values: &'a [Vec<Option<f64>>],
+    /// Axis titles.
+    pub x_label: String,
+    pub y_label: String,
+    /// What the colour encodes, printed beside the colorbar.
+    pub colorbar_label: String,
+}
+
+struct Geometry {
+    cell: i32,
+    font: f64,
+    left: i32,
+    top: i32,
+    bottom: i32,
+    right: i32,
+}
+
+impl Heatmap<'_> {
+    fn geometry(&self) -> Geometry {
+        let k = self.rows.len().max(self.cols.len()).max(1) as i32;
+        let cell = (640 / k).clamp(16, 72);
+        let font = (cell as f64 * 0.42).clamp(11.0, 15.0);
+        let chars = |v: &[String]| v.iter().map(|s| s.chars().count()).max().unwrap_or(1) as f64;
+        let left = (chars(self.rows) * font * 0.62) as i32 + 56;
+        let bottom = (chars(self.cols) * font * 0.62) as i32 + 56;
+        Geometry {
+            cell,
+            font,
+            left,
+            top: 64,
+            bottom,
+            right: 140,
+        }
+    }
+
+    /// Pixel size of the figure.
+    pub fn size(&self) -> (u32, u32) {
+        let g = self.geometry();
+        let w = g.left + g.cell * self.cols.len() as i32 + g.right;
+        let h = g.top + g.cell * self.rows.len() as i32 + g.bottom;
+        let title_w = (self.title.chars().count() as f64 * 17.0 * 0.6) as i32 + 40;
+        (w.max(title_w).max(360) as u32, h.max(300) as u32)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
+        let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+        let g = self.geometry();
+        let (w, _) = self.size();
+        area.fill(&WHITE).map_err(e)?;
+        let font = |size: f64| ("sans-serif", size).into_font();
+        let anchored = |size: f64, h: HPos, v: VPos| font(size).color(&BLACK).pos(Pos::new(h, v));
+        area.draw_text(
+            &self.title,
+            &anchored(17.0, HPos::Center, VPos::Center),
+            (w as i32 / 2, g.top / 2),
+        )
+        .map_err(e)?;
+        let (nr, nc) = (self.rows.len() as i32, self.cols.len() as i32);
+        let (x0, y0, c) = (g.left, g.top, g.cell);
+        for (i, row) in self.values.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                let (x, y) = (x0 + j as i32 * c, y0 + i as i32 * c);
+                let fill = match v {
+                    Some(v) => ViridisRGB::get_color(v.clamp(0.0, 1.0)),
+                    None => RGBColor(200, 200, 200),
+                };
+                area.draw(&Rectangle::new([(x, y), (x + c, y + c)], fill.filled()))
+                    .map_err(e)?;
+                if c >= 34 {
+                    let (text, ink) = match v {
+                        Some(v) => (format!("{v:.2}"), if *v < 0.55 { WHITE } else { BLACK }),
+                        None => ("n/a".to_string(), BLACK),
+                    };
+                    let style = font(g.font * 0.9)
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center));
+                    area.draw_text(&text, &style, (x + c / 2, y + c / 2))
+                        .map_err(e)?;
+                }
+            }
+        }
+        area.draw(&Rectangle::new(
+            [(x0, y0), (x0 + nc * c, y0 + nr * c)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(e)?;
+        for (i, name) in self.rows.iter().enumerate() {
+            let y = y0 + i as i32 * c + c / 2;
+            area.draw_text(
+                name,
+                &anchored(g.font, HPos::Right, VPos::Center),
+                (x0 - 6, y),
+            )
+            .map_err(e)?;
+        }
+        for (j, name) in self.cols.iter().enumerate() {
+            let x = x0 + j as i32 * c + c / 2;
+            let style = font(g.font)
+                .transform(FontTransform::Rotate270)
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Right, VPos::Center));
+            area.draw_text(name, &style, (x, y0 + nr * c + 6))
+                .map_err(e)?;
+        }
+        area.draw_text(
+            &self.x_label,
+            &anchored(14.0, HPos::Center, VPos::Bottom),
+            (x0 + nc * c / 2, g.top + nr * c + g.bottom - 8),
+        )
+        .map_err(e)?;
+        let ylab = font(14.0)
+            .transform(FontTransform::Rotate270)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        area.draw_text(&self.y_label, &ylab, (8, y0 + nr * c / 2))
+            .map_err(e)?;
+
+        // Colorbar over [0, 1].
+        let bx = x0 + nc * c + 28;
+        let bh = (nr * c).max(160);
+        let steps = 128;
+        for s in 0..steps {
+            let v0 = s as f64 / steps as f64;
+            let ya = y0 + bh - ((s + 1) * bh) / steps;
+            let yb = y0 + bh - (s * bh) / steps;
+            area.draw(&Rectangle::new(
+                [(bx, ya), (bx + 18, yb)],
+                ViridisRGB::get_color(v0 + 0.5 / steps as f64).filled(),
+            ))
+            .map_err(e)?;
+        }
+        area.draw(&Rectangle::new(
+            [(bx, y0), (bx + 18, y0 + bh)],
+            BLACK.stroke_width(1),
+        ))
+        .map_err(e)?;
+        for t in 0..=4 {
+            let v = t as f64 / 4.0;
+            let y = y0 + bh - (v * bh as f64) as i32;
+            area.draw(&PathElement::new(vec![(bx + 18, y), (bx + 23, y)], BLACK))
+                .map_err(e)?;
+            area.draw_text(
+                &format!("{v:.2}"),
+                &anchored(11.0, HPos::Left, VPos::Center),
+                (bx + 26, y),
+            )
+            .map_err(e)?;
+        }
+        let cb = font(12.0)
+            .transform(FontTransform::Rotate270)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top));
+        area.draw_text(&self.colorbar_label, &cb, (bx + 66, y0 + bh / 2))
+            .map_err(e)?;
+        Ok(())
+    }
+}
+
+/// Render as PNG at `path` (atomically: drawn to a temporary `.png` beside it, then renamed).
+pub fn heatmap_png(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
+    register_font();
+    let size = h.size();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // The encoder picks the format from the extension, so the temporary name keeps `.png`.
+    let tmp = path.with_file_name(format!(".{stem}.{}.tmp.png", std::process::id()));
+    let drawn = (|| {
+        let area = BitMapBackend::new(&tmp, size).into_drawing_area();
+        h.draw(&area)?;
+        area.present().map_err(|e| e.to_string())
+    })();
+    if let Err(msg) = drawn {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(ReportError::Draw {
+            what: format!("heatmap {}", path.display()),
+            msg,
+        });
+    }
+    std::fs::rename(&tmp, path).map_err(|source| ReportError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Render as SVG at `path` (atomically).
+pub fn heatmap_svg(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
+    register_font();
+    let size = h.size();
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        h.draw(&area).map_err(|msg| ReportError::Draw {
+            what: "heatmap".into(),
+            msg,
+        })?;
+        area.present().map_err(|e| ReportError::Draw {
+            what: "heatmap".into(),
+            msg: e.to_string(),
+        })?;
+    }
+    write_atomic(path, svg.as_bytes())
+}

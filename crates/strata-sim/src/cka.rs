@@ -1,0 +1,321 @@
+//! CKA from HSIC: one pair, all pairs of two models, and minibatch accumulation.
+
+use crate::{Estimator, Kernel, Prepared, SimError};
+use ndarray::Array2;
+use serde::Serialize;
+
+/// CKA between every layer of model A (rows) and every layer of model B (columns).
+#[derive(Clone, Debug, Serialize)]
+pub struct CkaMatrix {
+    /// `values[i][j]` = CKA(A_i, B_j); `None` where it is undefined (see `notes`).
+    pub values: Vec<Vec<Option<f64>>>,
+    /// HSIC(A_i, B_j) as estimated (averaged over batches in minibatch mode).
+    pub hsic: Vec<Vec<f64>>,
+    /// HSIC(A_i, A_i).
+    pub self_a: Vec<f64>,
+    /// HSIC(B_j, B_j).
+    pub self_b: Vec<f64>,
+    /// Examples the estimate is based on.
+    pub n: usize,
+    /// Minibatches accumulated (1 for a full-data estimate).
+    pub batches: usize,
+    /// Why some values are undefined, one line per layer.
+    pub notes: Vec<String>,
+}
+
+impl CkaMatrix {
+    fn from_hsic(
+        hsic: Vec<Vec<f64>>,
+        self_a: Vec<f64>,
+        self_b: Vec<f64>,
+        bad_a: &[Option<String>],
+        bad_b: &[Option<String>],
+        n: usize,
+        batches: usize,
+    ) -> Self {
+        let mut notes = Vec::new();
+        let check =
+            |h: f64, why: &Option<String>, side: &str, i: usize, notes: &mut Vec<String>| {
+                if let Some(w) = why {
+                    notes.push(format!("{side} layer {i}: {w}"));
+                    false
+                } else if !(h > 0.0 && h.is_finite()) {
+                    notes.push(format!(
+                    "{side} layer {i}: self-HSIC is {h:.3e} (a constant representation, or too \
+                     few examples for the debiased estimator), so its CKA is undefined"
+                ));
+                    false
+                } else {
+                    true
+                }
+            };
+        let ok_a: Vec<bool> = (0..self_a.len())
+            .map(|i| check(self_a[i], &bad_a[i], "A", i, &mut notes))
+            .collect();
+        let ok_b: Vec<bool> = (0..self_b.len())
+            .map(|j| check(self_b[j], &bad_b[j], "B", j, &mut notes))
+            .collect();
+        let values = hsic
+            .iter()
+            .enumerate()
+            .map(|(i, row)| {
+                row.iter()
+                    .enumerate()
+                    .map(|(j, &h)| (ok_a[i] && ok_b[j]).then(|| h / (self_a[i] * self_b[j]).sqrt()))
+                    .collect()
+            })
+            .collect();
+        CkaMatrix {
+            values,
+            hsic,
+            self_a,
+            self_b,
+            n,
+            batches,
+            notes,
+        }
+    }
+}
+
+/// Progress reports: `(pairs done, pairs total)`.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+/// Prepared layers (`None` where degenerate) and, beside each, why it is degenerate.
+type PreparedLayers = (Vec<Option<Prepared>>, Vec<Option<String>>);
+
+/// Prepare every layer once. Degenerate layers (e.g. an RBF bandwidth of 0) are kept as notes
+/// so the rest of the matrix is still computed; too few examples is an error for all.
+fn prepare_all(
+    layers: Vec<Array2<f32>>,
+    kernel: Kernel,
+    estimator: Estimator,
+) -> Result<PreparedLayers, SimError> {
+    let mut preps = Vec::with_capacity(layers.len());
+    let mut bad = Vec::with_capacity(layers.len());
+    for l in layers {
+        match Prepared::new(l, kernel, estimator) {
+            Ok(p) => {
+                preps.push(Some(p));
+                bad.push(None);
+            }
+            Err(SimError::Undefined(why)) => {
+                preps.push(None);
+                bad.push(Some(why));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((preps, bad))
+}
+
+fn check_rows(a: &[Array2<f32>], b: Option<&[Array2<f32>]>) -> Result<usize, SimError> {
+    let n = a.first().map(|x| x.nrows()).unwrap_or(0);
+    for x in a.iter().chain(b.into_iter().flatten()) {
+        if x.nrows() != n {
+            return Err(SimError::MismatchedExamples { a: n, b: x.nrows() });
+        }
+    }
+    Ok(n)
+}
+
+/// Raw HSIC sums of one batch: cross (`na x nb`), self A, self B.
+type BatchHsic = (
+    Vec<Vec<f64>>,
+    Vec<f64>,
+    Vec<f64>,
+    Vec<Option<String>>,
+    Vec<Option<String>>,
+);
+
+fn hsic_all(
+    a: Vec<Array2<f32>>,
+    b: Option<Vec<Array2<f32>>>,
+    kernel: Kernel,
+    estimator: Estimator,
+    progress: Progress,
+) -> Result<BatchHsic, SimError> {
+    let same = b.is_none();
+    let (pa, bad_a) = prepare_all(a, kernel, estimator)?;
+    let (pb_owned, bad_b) = match b {
+        Some(b) => {
+            let (p, bad) = prepare_all(b, kernel, estimator)?;
+            (Some(p), bad)
+        }
+        None => (None, bad_a.clone()),
+    };
+    let pb = pb_owned.as_ref().unwrap_or(&pa);
+    let (na, nb) = (pa.len(), pb.len());
+    let total = if same {
+        (na * (na + 1) / 2) as u64
+    } else {
+        (na * nb + na + nb) as u64
+    };
+    let mut done = 0u64;
+    let tick = |done: &mut u64| {
+        *done += 1;
+        progress(*done, total);
+    };
+    let self_a: Vec<f64> = pa
+        .iter()
+        .map(|p| {
+            let h = p.as_ref().map_or(f64::NAN, Prepared::self_hsic);
+            if !same {
+                tick(&mut done);
+            }
+            h
+        })
+        .collect();
+    let self_b: Vec<f64> = if same {
+        self_a.clone()
+    } else {
+        pb.iter()
+            .map(|p| {
+                let h = p.as_ref().map_or(f64::NAN, Prepared::self_hsic);
+                tick(&mut done);
+                h
+            })
+            .collect()
+    };
+    let mut hsic = vec![vec![f64::NAN; nb]; na];
+    for i in 0..na {
+        for j in 0..nb {
+            if same && j < i {
+                hsic[i][j] = hsic[j][i];
+                continue;
+            }
+            hsic[i][j] = if same && i == j {
+                self_a[i]
+            } else {
+                match (&pa[i], &pb[j]) {
+                    (Some(x), Some(y)) => x.hsic(y),
+                    _ => f64::NAN,
+                }
+            };
+            tick(&mut done);
+        }
+    }
+    Ok((hsic, self_a, self_b, bad_a, bad_b))
+}
+
+/// CKA between all layers of A and all layers of B (`b = None`: A with itself, computing only
+/// one triangle). Each layer is prepared once; layers are consumed to center them in place.
+pub fn cka_all_pairs(
+    a: Vec<Array2<f32>>,
+    b: Option<Vec<Array2<f32>>>,
+    kernel: Kernel,
+    estimator: Estimator,
+    progress: Progress,
+) -> Result<CkaMatrix, SimError> {
+    let n = check_rows(&a, b.as_deref())?;
+    let (hsic, sa, sb, bad_a, bad_b) = hsic_all(a, b, kernel, estimator, progress)?;
+    Ok(CkaMatrix::from_hsic(hsic, sa, sb, &bad_a, &bad_b, n, 1))
+}
+
+/// CKA between two representations of the same examples.
+pub fn cka(
+    x: Array2<f32>,
+    y: Array2<f32>,
+    kernel: Kernel,
+    estimator: Estimator,
+) -> Result<f64, SimError> {
+    let m = cka_all_pairs(vec![x], Some(vec![y]), kernel, estimator, &|_, _| {})?;
+    m.values[0][0].ok_or_else(|| SimError::Undefined(m.notes.join("; ")))
+}
+
+/// Minibatch CKA (Nguyen, Raghu & Kornblith 2021): the unbiased HSIC of every layer pair is
+/// averaged over minibatches and the ratio taken once at the end, so the estimate converges to
+/// CKA of the population while memory holds only one batch.
+///
+/// Every batch counts equally. A batch with fewer than 4 examples (the unbiased estimator's
+/// minimum) is skipped and counted in [`MinibatchCka::skipped`].
+pub struct MinibatchCka {
+    kernel: Kernel,
+    same: bool,
+    sum: Vec<Vec<f64>>,
+    sum_a: Vec<f64>,
+    sum_b: Vec<f64>,
+    bad_a: Vec<Option<String>>,
+    bad_b: Vec<Option<String>>,
+    batches: usize,
+    examples: usize,
+    skipped: usize,
+}
+
+impl MinibatchCka {
+    /// Accumulator for `na` layers of A against `nb` layers of B (`same`: B is A).
+    pub fn new(na: usize, nb: usize, kernel: Kernel, same: bool) -> Self {
+        MinibatchCka {
+            kernel,
+            same,
+            sum: vec![vec![0.0; nb]; na],
+            sum_a: vec![0.0; na],
+            sum_b: vec![0.0; nb],
+            bad_a: vec![None; na],
+            bad_b: vec![None; nb],
+            batches: 0,
+            examples: 0,
+            skipped: 0,
+        }
+    }
+
+    /// Add one minibatch: the same rows of every layer of A (and of B unless `same`).
+    pub fn update(
+        &mut self,
+        a: Vec<Array2<f32>>,
+        b: Option<Vec<Array2<f32>>>,
+    ) -> Result<(), SimError> {
+        let rows = check_rows(&a, b.as_deref())?;
+        if rows < Estimator::Debiased.min_examples() {
+            self.skipped += rows;
+            return Ok(());
+        }
+        let b = if self.same { None } else { b };
+        let (h, sa, sb, bad_a, bad_b) =
+            hsic_all(a, b, self.kernel, Estimator::Debiased, &|_, _| {})?;
+        for (acc, row) in self.sum.iter_mut().zip(&h) {
+            acc.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+        }
+        self.sum_a.iter_mut().zip(&sa).for_each(|(s, v)| *s += v);
+        self.sum_b.iter_mut().zip(&sb).for_each(|(s, v)| *s += v);
+        for (acc, new) in self
+            .bad_a
+            .iter_mut()
+            .zip(bad_a)
+            .chain(self.bad_b.iter_mut().zip(bad_b))
+        {
+            if acc.is_none() {
+                *acc = new.map(|w| format!("in batch {}: {w}", self.batches));
+            }
+        }
+        self.batches += 1;
+        self.examples += rows;
+        Ok(())
+    }
+
+    /// Examples dropped because their batch was smaller than 4.
+    pub fn skipped(&self) -> usize {
+        self.skipped
+    }
+
+    /// The CKA matrix from the batches so far.
+    pub fn finish(&self) -> CkaMatrix {
+        let k = self.batches.max(1) as f64;
+        let mean = |v: &[f64]| v.iter().map(|x| x / k).collect::<Vec<_>>();
+        let hsic = self.sum.iter().map(|r| mean(r)).collect();
+        let mut m = CkaMatrix::from_hsic(
+            hsic,
+            mean(&self.sum_a),
+            mean(&self.sum_b),
+            &self.bad_a,
+            &self.bad_b,
+            self.examples,
+            self.batches,
+        );
+        if self.batches == 0 {
+            m.notes
+                .push("no batch had the 4 examples the unbiased estimator needs".into());
+            m.values.iter_mut().flatten().for_each(|v| *v = None);
+        }
+        m
+    }
+}

@@ -1,0 +1,77 @@
+//! Similarity between neural network representations.
+//!
+//! A representation is an `n x p` matrix: `n` examples (rows, the same examples for every
+//! representation compared), `p` features. This crate implements the Hilbert-Schmidt
+//! Independence Criterion (HSIC) and Centered Kernel Alignment (CKA, Kornblith et al. 2019):
+//!
+//! * kernels: linear (`K = X Xᵀ`) and RBF with the bandwidth set from the median distance;
+//! * estimators: biased (the centered Gram `tr(KHLH)/(n-1)²`) and debiased (the unbiased HSIC
+//!   estimator of Song et al. 2012, U-centering in the terms of Székely & Rizzo);
+//! * minibatch CKA (Nguyen, Raghu & Kornblith 2021): unbiased HSIC averaged over minibatches
+//!   for all layer pairs at once, normalized once at the end, so memory does not grow with `n`;
+//! * all pairs of layers of two models: each layer is centered (or turned into its Gram matrix)
+//!   once, not once per pair.
+//!
+//! The linear kernel is computed in feature space (`‖YᵀX‖²_F`, `p² n` work) when a layer has
+//! fewer features than examples, and through its `n x n` Gram matrix otherwise.
+
+mod cka;
+mod error;
+pub mod gemm;
+mod prepared;
+
+pub use cka::{cka, cka_all_pairs, CkaMatrix, MinibatchCka};
+pub use error::SimError;
+pub use prepared::{prepared_bytes, Prepared};
+
+use serde::Serialize;
+
+/// The kernel applied to each representation before comparing.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub enum Kernel {
+    /// `K = X Xᵀ`.
+    Linear,
+    /// `K_ij = exp(-‖x_i - x_j‖² / (2 t² m))` with `m` the median of all `n²` squared distances
+    /// (diagonal included, as in Kornblith et al.'s code) and `t` the threshold. The paper's
+    /// default is `t = 0.5`; `0.2`, `0.4` and `0.8` appear in its Table 2.
+    Rbf { threshold: f64 },
+}
+
+impl Kernel {
+    /// Short name for tables and JSON: `linear` or `rbf`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Kernel::Linear => "linear",
+            Kernel::Rbf { .. } => "rbf",
+        }
+    }
+}
+
+/// How HSIC is estimated from a finite sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub enum Estimator {
+    /// `tr(K H L H) / (n-1)²`: the estimator of Gretton et al. 2005, biased by `O(1/n)`; its CKA
+    /// is the one in Kornblith et al. 2019.
+    Biased,
+    /// The unbiased HSIC estimator (Song et al. 2012); needs `n >= 4`. Its CKA is "debiased CKA"
+    /// and the building block of minibatch CKA.
+    Debiased,
+}
+
+impl Estimator {
+    /// Short name for tables and JSON: `biased` or `debiased`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Estimator::Biased => "biased",
+            Estimator::Debiased => "debiased",
+        }
+    }
+
+    /// Fewest examples the estimator is defined for.
+    pub fn min_examples(&self) -> usize {
+        match self {
+            Estimator::Biased => 2,
+            Estimator::Debiased => 4,
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! A representation turned, once, into what every pair involving it needs.
+
+use crate::{gemm, Estimator, Kernel, SimError};
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+/// One layer ready for HSIC: centered features or a (centered / zero-diagonal) Gram matrix,
+/// plus the row sums the debiased estimator needs.
+///
+/// With `K̃` the kernel matrix with its diagonal set to zero, the unbiased estimator is
+/// `[tr(K̃L̃) + (1ᵀK̃1)(1ᵀL̃1)/((n-1)(n-2)) - 2/(n-2) (K̃1)ᵀ(L̃1)] / (n(n-3))`, so each side keeps
+/// `r = K̃1` and `s = 1ᵀK̃1`; only `tr(K̃L̃)` couples the two sides.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub(crate) n: usize,
+    pub(crate) form: Form,
+    pub(crate) estimator: Estimator,
+    /// `r = K̃1` (debiased only).
+    pub(crate) r: Vec<f64>,
+    /// `s = 1ᵀK̃1` (debiased only).
+    pub(crate) s: f64,
+    /// The layer is stored divided by its RMS `c` so that f32 products neither overflow nor
+    /// underflow; linear HSIC is bilinear in `c²`, so estimates are multiplied back by `c²` in
+    /// f64. 1 for the RBF kernel, which the median heuristic makes scale-free.
+    pub(crate) scale2: f64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Form {
+    /// Column-centered features `Xc` (linear kernel, `p < n`) and the squared row norms, which
+    /// are the diagonal of `K = Xc Xcᵀ`.
+    Features { x: Array2<f32>, diag: Vec<f64> },
+    /// Biased: the doubly centered `HKH`. Debiased: `K̃` (zero diagonal).
+    Gram { k: Array2<f32> },
+}
+
+/// Bytes a prepared layer of `p` features over `n` examples holds: what the caller must budget
+/// before preparing many layers at once.
+pub fn prepared_bytes(n: usize, p: usize, kernel: Kernel) -> usize {
+    let gram = matches!(kernel, Kernel::Rbf { .. }) || p >= n;
+    if gram {
+        n * n * 4
+    } else {
+        n * p * 4
+    }
+}
+
+/// Subtract the column means (accumulated in f64) in place.
+pub(crate) fn center_columns(x: &mut Array2<f32>) {
+    let n = x.nrows();
+    let p = x.ncols();
+    let sums = x
+        .axis_chunks_iter(Axis(0), 1024)
+        .into_par_iter()
+        .map(|chunk| {
+            let mut s = vec![0f64; p];
+            for row in chunk.rows() {
+                for (acc, &v) in s.iter_mut().zip(row.iter()) {
+                    *acc += v as f64;
+                }
+            }
+            s
+        })
+        .reduce(
+            || vec![0f64; p],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let means: Vec<f32> = sums.iter().map(|s| (s / n as f64) as f32).collect();
+    x.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .for_each(|mut row| {
+            row.iter_mut().zip(&means).for_each(|(v, m)| *v -= m);
+        });
+}
+
+fn row_sq_norms(x: ArrayView2<f32>) -> Vec<f64> {
+    x.axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum())
+        .collect()
+}
+
+/// Median of the values, as NumPy defines it (mean of the two middle values for even counts).
+pub(crate) fn median(mut v: Vec<f32>) -> f64 {
+    let len = v.len();
+    if len == 0 {
+        return f64::NAN;
+    }
+    let mid = len / 2;
+    let (lower, m, _) = v.select_nth_unstable_by(mid, |a, b| a.total_cmp(b));
+    let hi = *m as f64;
+    if len % 2 == 1 {
+        return hi;
+    }
+    let lo = lower.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    (lo + hi) / 2.0
+}
+
+impl Prepared {
+    /// Prepare `x` (`n x p`, consumed and centered in place) for `kernel` and `estimator`.
+    pub fn new(mut x: Array2<f32>, kernel: Kernel, estimator: Estimator) -> Result<Self, SimError> {
+        let (n, p) = x.dim();
+        if p == 0 {
+            return Err(SimError::NoFeatures);
+        }
+        if n < estimator.min_examples() {
+            return Err(SimError::TooFewExamples {
+                n,
+                need: estimator.min_examples(),
+                estimator: estimator.name(),
+            });
+        }
+        if !x.is_standard_layout() {
+            x = x.as_standard_layout().into_owned();
+        }
+        if let Some(bad) = x.iter().position(|v| !v.is_finite()) {
+            return Err(SimError::NonFinite {
+                example: bad / p,
+                feature: bad % p,
+            });
+        }
+        center_columns(&mut x);
+        let ms = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / (n * p) as f64;
+        let rms = ms.sqrt();
+        let mut scale2 = 1.0;
+        if rms > 0.0 && rms.is_finite() {
+            let inv = (1.0 / rms) as f32;
+            x.par_mapv_inplace(|v| v * inv);
+            if kernel == Kernel::Linear {
+                scale2 = ms;
+            }
+        }
+        let form = match kernel {
+            Kernel::Linear if p < n => {
+                let diag = row_sq_norms(x.view());
+                Form::Features { x, diag }
+            }
+            Kernel::Linear => Form::Gram {
+                k: gemm::gram(x.view()),
+            },
+            Kernel::Rbf { threshold } => Form::Gram {
+                k: rbf_gram(x.view(), threshold)?,
+            },
+        };
+        let mut prep = Prepared {
+            n,
+            form,
+            estimator,
+            r: Vec::new(),
+            s: 0.0,
+            scale2,
+        };
+        match estimator {
+            Estimator::Biased => {
+                if let Form::Gram { k } = &mut prep.form {
+                    if matches!(kernel, Kernel::Rbf { .. }) {
+                        double_center(k);
+                    }
+                }
+            }
+            Estimator::Debiased => prep.fill_row_sums(),
+        }
+        Ok(prep)
+    }
+
+    /// Number of examples.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    fn fill_row_sums(&mut self) {
+        match &mut self.form {
+            Form::Features { x, diag } => {
+                // K̃1 = X (Xᵀ1) - diag(K); Xᵀ1 is zero up to rounding after centering, but the
+                // estimator is exact for any X, so keep the term.
+                let col_sums: Vec<f64> =
+                    x.axis_iter(Axis(0))
+                        .fold(vec![0f64; x.ncols()], |mut s, row| {
+                            s.iter_mut()
+                                .zip(row.iter())
+                                .for_each(|(a, &v)| *a += v as f64);
+                            s
+                        });
+                self.r = x
+                    .axis_iter(Axis(0))
+                    .into_par_iter()
+                    .zip(diag.par_iter())
+                    .map(|(row, &d)| {
+                        row.iter()
+                            .zip(&col_sums)
+                            .map(|(&v, s)| v as f64 * s)
+                            .sum::<f64>()
+                            - d
+                    })
+                    .collect();
+            }
+            Form::Gram { k } => {
+                let n = k.nrows();
+                for i in 0..n {
+                    k[[i, i]] = 0.0;
+                }
+                self.r = k
+                    .axis_iter(Axis(0))
+                    .into_par_iter()
+                    .map(|row| row.iter().map(|&v| v as f64).sum())
+                    .collect();
+            }
+        }
+        self.s = self.r.iter().sum();
+    }
+
+    /// The estimator's HSIC of this representation with `other` (same examples, same estimator).
+    pub fn hsic(&self, other: &Prepared) -> f64 {
+        let t = match (&self.form, &other.form) {
+            (Form::Features { x: a, diag: da }, Form::Features { x: b, diag: db }) => {
+                let core = gemm::frob2(gemm::xt_y(a.view(), b.view()).view());
+                match self.estimator {
+                    Estimator::Biased => core,
+                    Estimator::Debiased => {
+                        core - da.iter().zip(db).map(|(u, v)| u * v).sum::<f64>()
+                    }
+                }
+            }
+            (Form::Gram { k }, Form::Features { x, .. })
+            | (Form::Features { x, .. }, Form::Gram { k }) => {
+                // ⟨K, X Xᵀ⟩ = ⟨K X, X⟩: n²p work instead of forming the second Gram matrix.
+                gemm::dot(gemm::k_x(k.view(), x.view()).view(), x.view())
+            }
+            (Form::Gram { k: a }, Form::Gram { k: b }) => gemm::dot(a.view(), b.view()),
+        };
+        self.finish(t, other)
+    }
+
+    /// HSIC of this representation with itself.
+    pub fn self_hsic(&self) -> f64 {
+        let t = match &self.form {
+            Form::Features { x, diag } => {
+                let core = gemm::xtx_frob2(x.view());
+                match self.estimator {
+                    Estimator::Biased => core,
+                    Estimator::Debiased => core - diag.iter().map(|d| d * d).sum::<f64>(),
+                }
+            }
+            Form::Gram { k } => gemm::frob2(k.view()),
+        };
+        self.finish(t, self)
+    }
+
+    /// Turn `t = tr(K̃L̃)` (debiased) or `tr(KcLc)` (biased) into the estimate.
+    fn finish(&self, t: f64, other: &Prepared) -> f64 {
+        let n = self.n as f64;
+        let scale = self.scale2 * other.scale2;
+        scale
+            * match self.estimator {
+                Estimator::Biased => t / ((n - 1.0) * (n - 1.0)),
+                Estimator::Debiased => {
+                    let rr: f64 = self.r.iter().zip(&other.r).map(|(a, b)| a * b).sum();
+                    (t + self.s * other.s / ((n - 1.0) * (n - 2.0)) - 2.0 / (n - 2.0) * rr)
+                        / (n * (n - 3.0))
+                }
+            }
+    }
+}
+
+/// `HKH` in place, with the row, column and grand means taken in f64.
+fn double_center(k: &mut Array2<f32>) {
+    let n = k.nrows();
+    let row_means: Vec<f64> = k
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|r| r.iter().map(|&v| v as f64).sum::<f64>() / n as f64)
+        .collect();
+    // K is symmetric, so column means equal row means.
+    let grand = row_means.iter().sum::<f64>() / n as f64;
+    k.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut row)| {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v as f64 - row_means[i] - row_means[j] + grand) as f32;
+            }
+        });
+}
+
+/// RBF Gram matrix with the median heuristic of Kornblith et al. (`x` already centered, which
+/// leaves distances unchanged and keeps `‖x‖² + ‖y‖² - 2x·y` accurate).
+fn rbf_gram(x: ArrayView2<f32>, threshold: f64) -> Result<Array2<f32>, SimError> {
+    if !(threshold.is_finite() && threshold > 0.0) {
+        return Err(SimError::Undefined(format!(
+            "the RBF threshold must be a positive number, got {threshold}"
+        )));
+    }
+    let norms = row_sq_norms(x);
+    let mut k = gemm::gram(x);
+    k.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut row)| {
+            for (j, v) in row.iter_mut().enumerate() {
+                let d = if i == j {
+                    0.0
+                } else {
+                    (norms[i] + norms[j] - 2.0 * *v as f64).max(0.0)
+                };
+                *v = d as f32;
+            }
+        });
+    let m = median(k.as_slice().expect("fresh").to_vec());
+    if m.is_nan() || m <= 0.0 {
+        return Err(SimError::Undefined(
+            "the median squared distance between examples is 0 (more than half of the pairs \
+             coincide), so the RBF bandwidth is 0"
+                .into(),
+        ));
+    }
+    let scale = -1.0 / (2.0 * threshold * threshold * m);
+    k.par_mapv_inplace(|d| (d as f64 * scale).exp() as f32);
+    Ok(k)
+}

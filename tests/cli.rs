@@ -1,0 +1,342 @@
+//! End-to-end tests of the `strata` binary: what a user types, what they get back.
+#![allow(clippy::needless_range_loop)] // reference code indexes like the formulas it transcribes
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use strata_data::npy;
+use strata_data::rng::Rng;
+
+fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("the strata binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strata-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) {
+    let mut v = Vec::new();
+    npy::write_f32(&mut v, &[rows, cols], data).unwrap();
+    std::fs::write(path, v).unwrap();
+}
+
+fn write_npz(path: &Path, arrays: &[(&str, usize, usize, Vec<f32>)]) {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    for (name, r, c, data) in arrays {
+        z.start_file(
+            format!("{name}.npy"),
+            zip::write::SimpleFileOptions::default(),
+        )
+        .unwrap();
+        let mut v = Vec::new();
+        npy::write_f32(&mut v, &[*r, *c], data).unwrap();
+        z.write_all(&v).unwrap();
+    }
+    z.finish().unwrap();
+}
+
+/// Linear CKA, biased, from the definition in f64 (feature space, explicit centering).
+fn reference_linear_cka(x: &[f32], y: &[f32], n: usize) -> f64 {
+    let center = |m: &[f32]| -> Vec<Vec<f64>> {
+        let p = m.len() / n;
+        let rows: Vec<Vec<f64>> = (0..n)
+            .map(|i| (0..p).map(|j| m[i * p + j] as f64).collect())
+            .collect();
+        let means: Vec<f64> = (0..p)
+            .map(|j| rows.iter().map(|r| r[j]).sum::<f64>() / n as f64)
+            .collect();
+        rows.into_iter()
+            .map(|r| r.iter().zip(&means).map(|(v, mu)| v - mu).collect())
+            .collect()
+    };
+    let (x, y) = (center(x), center(y));
+    let cross = |a: &Vec<Vec<f64>>, b: &Vec<Vec<f64>>| -> f64 {
+        let (pa, pb) = (a[0].len(), b[0].len());
+        let mut s = 0.0;
+        for i in 0..pa {
+            for j in 0..pb {
+                let d: f64 = (0..n).map(|k| a[k][i] * b[k][j]).sum();
+                s += d * d;
+            }
+        }
+        s
+    };
+    cross(&x, &y) / (cross(&x, &x) * cross(&y, &y)).sqrt()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn single_pair_prints_the_value_and_json() {
+    let d = scratch("single");
+    let mut r = Rng::new(5);
+    let (n, px, py) = (64, 9, 13);
+    let x: Vec<f32> = (0..n * px).map(|_| r.normal() as f32).collect();
+    let y: Vec<f32> = (0..n * py)
+        .map(|i| x[(i / py) * px + i % px.min(py)] + r.normal() as f32)
+        .collect();
+    write_npy(&d.join("x.npy"), n, px, &x);
+    write_npy(&d.join("y.npy"), n, py, &y);
+    let want = reference_linear_cka(&x, &y, n);
+    let o = strata(&[
+        "cka",
+        d.join("x.npy").to_str().unwrap(),
+        d.join("y.npy").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got: f64 = stdout(&o)
+        .trim()
+        .parse()
+        .expect("stdout is the value alone");
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+
+    let o = strata(&[
+        "cka",
+        d.join("x.npy").to_str().unwrap(),
+        d.join("y.npy").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!((v["cka"].as_f64().unwrap() - want).abs() < 1e-5);
+    assert_eq!(v["n"], 64);
+    assert_eq!(v["kernel"], "linear");
+    assert_eq!(v["estimator"], "biased");
+}
+
+#[test]
+fn matrix_json_out_dir_and_inputs_untouched() {
+    let d = scratch("matrix");
+    let mut r = Rng::new(6);
+    let n = 40;
+    let mk = |r: &mut Rng, p: usize| (0..n * p).map(|_| r.normal() as f32).collect::<Vec<f32>>();
+    let a = [
+        ("conv1", n, 5, mk(&mut r, 5)),
+        ("fc", n, 50, mk(&mut r, 50)),
+        ("logits", n, 3, mk(&mut r, 3)),
+    ];
+    let b = [("h1", n, 7, mk(&mut r, 7)), ("h2", n, 4, mk(&mut r, 4))];
+    write_npz(&d.join("a.npz"), &a);
+    write_npz(&d.join("b.npz"), &b);
+    let before = std::fs::read(d.join("a.npz")).unwrap();
+    let out = d.join("out");
+    let o = strata(&[
+        "cka",
+        d.join("a.npz").to_str().unwrap(),
+        d.join("b.npz").to_str().unwrap(),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["layers_a"], serde_json::json!(["conv1", "fc", "logits"]));
+    assert_eq!(v["layers_b"], serde_json::json!(["h1", "h2"]));
+    let m = v["cka"].as_array().unwrap();
+    assert_eq!(m.len(), 3);
+    for (i, row) in m.iter().enumerate() {
+        for (j, c) in row.as_array().unwrap().iter().enumerate() {
+            let want = reference_linear_cka(&a[i].3, &b[j].3, n);
+            assert!((c.as_f64().unwrap() - want).abs() < 1e-5, "({i},{j})");
+        }
+    }
+    for f in [
+        "cka.csv",
+        "cka.parquet",
+        "cka.json",
+        "heatmap.png",
+        "heatmap.svg",
+    ] {
+        let len = std::fs::metadata(out.join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(len > 100, "{f} missing or tiny");
+    }
+    assert!(std::fs::read(out.join("heatmap.png"))
+        .unwrap()
+        .starts_with(b"\x89PNG"));
+    let svg = std::fs::read_to_string(out.join("heatmap.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("conv1") && svg.contains("h2"));
+    let csv = std::fs::read_to_string(out.join("cka.csv")).unwrap();
+    assert!(csv.starts_with("layer,h1,h2\nconv1,"), "{csv}");
+    assert_eq!(
+        std::fs::read(d.join("a.npz")).unwrap(),
+        before,
+        "input modified"
+    );
+    // No temporary files left behind.
+    assert!(std::fs::read_dir(&out).unwrap().all(|e| !e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with('.')));
+}
+
+#[test]
+fn quickstart_writes_stores_heatmap_and_manifest() {
+    let d = scratch("quick");
+    let o = strata(&["quickstart", "--out", d.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(text.contains("fc4"), "{text}");
+    for f in [
+        "heatmap.png",
+        "heatmap.svg",
+        "cka.csv",
+        "cka.parquet",
+        "manifest.json",
+        "activations-seed1.arrow",
+        "activations-seed2.arrow",
+    ] {
+        assert!(d.join(f).exists(), "{f}");
+    }
+    // Both networks see the same input layer: its CKA with itself across the stores is 1.
+    let o = strata(&[
+        "cka",
+        d.join("activations-seed1.arrow").to_str().unwrap(),
+        d.join("activations-seed2.arrow").to_str().unwrap(),
+        "--layers-a",
+        "input",
+        "--layers-b",
+        "input",
+    ]);
+    let v: f64 = stdout(&o).trim().parse().unwrap();
+    assert!((v - 1.0).abs() < 1e-6, "{v}");
+    let o = strata(&[
+        "layers",
+        d.join("activations-seed1.arrow").to_str().unwrap(),
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["n"], 1797);
+    assert_eq!(v["layers"][0]["shape"], serde_json::json!([8, 8]));
+}
+
+#[test]
+fn minibatch_with_one_batch_equals_full_debiased() {
+    let d = scratch("mb");
+    let o = strata(&["quickstart", "--out", d.to_str().unwrap(), "--quiet"]);
+    assert!(o.status.success());
+    let (a, b) = (
+        d.join("activations-seed1.arrow"),
+        d.join("activations-seed2.arrow"),
+    );
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["cka", a.to_str().unwrap(), b.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        let o = strata(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(stdout(&o).trim()).unwrap()
+    };
+    let full = run(&["--estimator", "debiased"]);
+    let one = run(&["--batch-size", "5000"]);
+    let many = run(&["--batch-size", "300"]);
+    assert_eq!(one["estimator"], "debiased");
+    assert_eq!(many["batches"], 6);
+    for i in 0..5 {
+        for j in 0..5 {
+            let f = full["cka"][i][j].as_f64().unwrap();
+            let o = one["cka"][i][j].as_f64().unwrap();
+            assert!((f - o).abs() < 1e-9, "({i},{j}): {f} vs {o}");
+            // Six batches of 300 estimate the same population quantity.
+            assert!((f - many["cka"][i][j].as_f64().unwrap()).abs() < 0.1);
+        }
+    }
+    let bad = strata(&[
+        "cka",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--batch-size",
+        "100",
+        "--estimator",
+        "biased",
+    ]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("unbiased"));
+}
+
+#[test]
+fn bad_inputs_fail_with_one_line_and_no_output() {
+    let d = scratch("bad");
+    let mut r = Rng::new(8);
+    let x: Vec<f32> = (0..30 * 4).map(|_| r.normal() as f32).collect();
+    write_npy(&d.join("n30.npy"), 30, 4, &x);
+    write_npy(&d.join("n29.npy"), 29, 4, &x[..29 * 4]);
+    let mut nan = x.clone();
+    nan[13] = f32::NAN;
+    write_npy(&d.join("nan.npy"), 30, 4, &nan);
+    write_npy(&d.join("const.npy"), 30, 4, &[2.5; 120]);
+    write_npy(&d.join("n3.npy"), 3, 4, &x[..12]);
+    std::fs::write(d.join("empty.npy"), b"").unwrap();
+    std::fs::write(d.join("notes.txt"), b"these are not activations").unwrap();
+    let p = |f: &str| d.join(f).to_str().unwrap().to_string();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec![p("n30.npy"), p("n29.npy")], "examples"),
+        (vec![p("n30.npy"), p("nan.npy")], "non-finite"),
+        (vec![p("n30.npy"), p("const.npy")], "undefined"),
+        (
+            vec![
+                p("n3.npy"),
+                p("n3.npy"),
+                "--estimator".into(),
+                "debiased".into(),
+            ],
+            "at least 4",
+        ),
+        (vec![p("n30.npy"), p("empty.npy")], "empty"),
+        (vec![p("n30.npy"), p("notes.txt")], "unknown format"),
+        (vec![p("n30.npy"), p("missing.npy")], "missing.npy"),
+        (
+            vec![
+                p("n30.npy"),
+                p("n30.npy"),
+                "--layers-a".into(),
+                "nope".into(),
+            ],
+            "no layer named",
+        ),
+        (
+            vec![
+                p("n30.npy"),
+                p("n30.npy"),
+                "--kernel".into(),
+                "rbf".into(),
+                "--rbf-threshold".into(),
+                "-1".into(),
+            ],
+            "positive",
+        ),
+    ];
+    let out = d.join("out");
+    for (args, want) in cases {
+        let mut full = vec!["cka".to_string()];
+        full.extend(args.clone());
+        full.extend(["--out".to_string(), out.to_str().unwrap().to_string()]);
+        let refs: Vec<&str> = full.iter().map(|s| s.as_str()).collect();
+        let o = strata(&refs);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{args:?}: {err}"
+        );
+        assert!(
+            !o.stderr.windows(9).any(|w| w == b"panicked"),
+            "{args:?}: {err}"
+        );
+        assert!(!out.exists(), "{args:?} wrote output");
+    }
+}
