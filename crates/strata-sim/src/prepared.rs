@@ -135,7 +135,11 @@ impl Prepared {
         }
         let form = match kernel {
             Kernel::Linear if p < n => {
-                let diag = row_sq_norms(x.view());
+                // diag(K) enters only the debiased estimator.
+                let diag = match estimator {
+                    Estimator::Debiased => row_sq_norms(x.view()),
+                    Estimator::Biased => Vec::new(),
+                };
                 Form::Features { x, diag }
             }
             Kernel::Linear => Form::Gram {

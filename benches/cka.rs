@@ -1,0 +1,28 @@
+//! `cargo bench -p strata-cli`: the same measurements as `strata bench cka`, with its defaults.
+//!
+//! Set STRATA_BENCH_QUICK=1 for a small run (n = 1000, no streaming test) while iterating.
+
+use strata_cli::bench::{run, BenchCkaArgs};
+
+fn main() {
+    let quick = std::env::var_os("STRATA_BENCH_QUICK").is_some();
+    let args = BenchCkaArgs {
+        n: if quick { 1000 } else { 5000 },
+        widths: vec![256, 512, 1024, 2048],
+        repeat: 3,
+        seed: 2019,
+        python: Some("python3".into()),
+        stream_n: if quick { 0 } else { 200_000 },
+        stream_features: 1024,
+        stream_batch: 1024,
+        scratch: std::env::temp_dir(),
+        quiet: false,
+    };
+    match run(&args) {
+        Ok(report) => print!("{}", report.markdown()),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
