@@ -231,6 +231,28 @@ fn minibatch(
 }
 
 impl CkaResult {
+    /// One warning per layer whose CKA is undefined, naming the layer and its file (a layer on
+    /// both sides of a self-comparison is named once).
+    pub fn warnings(&self) -> Vec<String> {
+        let m = &self.matrix;
+        let sides = [
+            (&self.a, &self.layers_a, &m.undefined_a),
+            (&self.b, &self.layers_b, &m.undefined_b),
+        ];
+        let mut out: Vec<String> = Vec::new();
+        for (file, names, reasons) in sides {
+            for (name, r) in names.iter().zip(reasons) {
+                if let Some(r) = r {
+                    let w = format!("layer '{name}' of {}: {r}", file.display());
+                    if !out.contains(&w) {
+                        out.push(w);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// True when both sides hold one layer: the result is a single number.
     pub fn is_single(&self) -> bool {
         self.layers_a.len() == 1 && self.layers_b.len() == 1
@@ -259,7 +281,7 @@ impl CkaResult {
             "a": self.a.display().to_string(),
             "b": self.b.display().to_string(),
             "seconds": self.seconds,
-            "notes": self.matrix.notes,
+            "notes": self.warnings(),
         })
     }
 

@@ -224,16 +224,11 @@ fn run(cli: Cli) -> Result<()> {
                 layers_b,
                 quiet: quiet || json,
             })?;
-            for note in &res.matrix.notes {
-                eprintln!("warning: {note}");
-            }
             if res.is_single() && res.matrix.values[0][0].is_none() {
-                bail!(
-                    "CKA between '{}' and '{}' is undefined: {}",
-                    res.layers_a[0],
-                    res.layers_b[0],
-                    res.matrix.notes.join("; ")
-                );
+                bail!("CKA is undefined: {}", res.warnings().join("; "));
+            }
+            for w in res.warnings() {
+                eprintln!("warning: {w}");
             }
             let written = match &out {
                 Some(dir) => res.write_out(dir)?,

@@ -63,19 +63,27 @@ impl Heatmap<'_> {
         }
     }
 
+    /// Width of the grid with its labels and colorbar, before any centering.
+    fn content_width(&self, g: &Geometry) -> i32 {
+        g.left + g.cell * self.cols.len() as i32 + g.right
+    }
+
     /// Pixel size of the figure.
     pub fn size(&self) -> (u32, u32) {
         let g = self.geometry();
-        let w = g.left + g.cell * self.cols.len() as i32 + g.right;
+        let w = self.content_width(&g);
         let h = g.top + g.cell * self.rows.len() as i32 + g.bottom;
-        let title_w = (self.title.chars().count() as f64 * 17.0 * 0.6) as i32 + 40;
+        let title_w = (self.title.chars().count() as f64 * 17.0 * 0.58) as i32 + 40;
         (w.max(title_w).max(360) as u32, h.max(300) as u32)
     }
 
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<(), String> {
         let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
-        let g = self.geometry();
+        let mut g = self.geometry();
         let (w, _) = self.size();
+        // A title wider than the grid widens the figure; keep the grid centered under it.
+        let shift = (w as i32 - self.content_width(&g)) / 2;
+        g.left += shift;
         area.fill(&WHITE).map_err(e)?;
         let font = |size: f64| ("sans-serif", size).into_font();
         let anchored = |size: f64, h: HPos, v: VPos| font(size).color(&BLACK).pos(Pos::new(h, v));
@@ -142,7 +150,7 @@ impl Heatmap<'_> {
             .transform(FontTransform::Rotate270)
             .color(&BLACK)
             .pos(Pos::new(HPos::Center, VPos::Top));
-        area.draw_text(&self.y_label, &ylab, (8, y0 + nr * c / 2))
+        area.draw_text(&self.y_label, &ylab, (8 + shift, y0 + nr * c / 2))
             .map_err(e)?;
 
         // Colorbar over [0, 1].

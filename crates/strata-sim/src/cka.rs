@@ -21,6 +21,10 @@ pub struct CkaMatrix {
     pub batches: usize,
     /// Why some values are undefined, one line per layer.
     pub notes: Vec<String>,
+    /// For each layer of A, why its CKA is undefined (`None`: defined).
+    pub undefined_a: Vec<Option<String>>,
+    /// For each layer of B, why its CKA is undefined (`None`: defined).
+    pub undefined_b: Vec<Option<String>>,
 }
 
 impl CkaMatrix {
@@ -33,28 +37,36 @@ impl CkaMatrix {
         n: usize,
         batches: usize,
     ) -> Self {
+        let reason = |h: f64, why: &Option<String>| -> Option<String> {
+            match why {
+                Some(w) => Some(w.clone()),
+                None if h > 0.0 && h.is_finite() => None,
+                None => Some(format!(
+                    "self-HSIC is {h:.3e} (a constant representation, or too few examples for \
+                     the debiased estimator), so its CKA is undefined"
+                )),
+            }
+        };
+        let undefined_a: Vec<Option<String>> = self_a
+            .iter()
+            .zip(bad_a)
+            .map(|(&h, w)| reason(h, w))
+            .collect();
+        let undefined_b: Vec<Option<String>> = self_b
+            .iter()
+            .zip(bad_b)
+            .map(|(&h, w)| reason(h, w))
+            .collect();
         let mut notes = Vec::new();
-        let check =
-            |h: f64, why: &Option<String>, side: &str, i: usize, notes: &mut Vec<String>| {
-                if let Some(w) = why {
-                    notes.push(format!("{side} layer {i}: {w}"));
-                    false
-                } else if !(h > 0.0 && h.is_finite()) {
-                    notes.push(format!(
-                    "{side} layer {i}: self-HSIC is {h:.3e} (a constant representation, or too \
-                     few examples for the debiased estimator), so its CKA is undefined"
-                ));
-                    false
-                } else {
-                    true
+        for (side, list) in [("A", &undefined_a), ("B", &undefined_b)] {
+            for (i, r) in list.iter().enumerate() {
+                if let Some(r) = r {
+                    notes.push(format!("{side} layer {i}: {r}"));
                 }
-            };
-        let ok_a: Vec<bool> = (0..self_a.len())
-            .map(|i| check(self_a[i], &bad_a[i], "A", i, &mut notes))
-            .collect();
-        let ok_b: Vec<bool> = (0..self_b.len())
-            .map(|j| check(self_b[j], &bad_b[j], "B", j, &mut notes))
-            .collect();
+            }
+        }
+        let ok_a: Vec<bool> = undefined_a.iter().map(Option::is_none).collect();
+        let ok_b: Vec<bool> = undefined_b.iter().map(Option::is_none).collect();
         let values = hsic
             .iter()
             .enumerate()
@@ -73,6 +85,8 @@ impl CkaMatrix {
             n,
             batches,
             notes,
+            undefined_a,
+            undefined_b,
         }
     }
 }
