@@ -129,6 +129,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, String> {
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .and_then(|n| n.checked_mul(dtype.size()))
+        .and_then(|bytes| bytes.checked_add(end))
         .ok_or("shape too large")?;
     Ok(header)
 }

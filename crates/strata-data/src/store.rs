@@ -237,30 +237,36 @@ impl StoreWriter {
         self.rows
     }
 
-    /// Write the footer and move the file into place. Returns the number of rows written.
+    /// Write the footer and move the file into place. Returns the number of rows written. On
+    /// failure the temporary file is removed and nothing appears under the final name.
     pub fn finish(mut self) -> Result<usize> {
-        match self.sink.take() {
+        let sink = self.sink.take();
+        let result = Self::close(sink, &self.tmp).and_then(|_| {
+            std::fs::rename(&self.tmp, &self.dest).map_err(|e| DataError::io(&self.dest, e))
+        });
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result.map(|_| self.rows)
+    }
+
+    fn close(sink: Option<Sink>, tmp: &Path) -> Result<()> {
+        match sink {
             Some(Sink::Ipc(mut w)) => {
-                w.finish().map_err(|e| DataError::corrupt(&self.tmp, e))?;
-                let inner = w
-                    .into_inner()
-                    .map_err(|e| DataError::corrupt(&self.tmp, e))?;
+                w.finish().map_err(|e| DataError::corrupt(tmp, e))?;
+                let inner = w.into_inner().map_err(|e| DataError::corrupt(tmp, e))?;
                 inner
                     .into_inner()
-                    .map_err(|e| DataError::io(&self.tmp, e.into_error()))?
+                    .map_err(|e| DataError::io(tmp, e.into_error()))?
                     .sync_all()
-                    .map_err(|e| DataError::io(&self.tmp, e))?;
+                    .map_err(|e| DataError::io(tmp, e))
             }
             Some(Sink::Parquet(w)) => {
-                let f = w
-                    .into_inner()
-                    .map_err(|e| DataError::corrupt(&self.tmp, e))?;
-                f.sync_all().map_err(|e| DataError::io(&self.tmp, e))?;
+                let f = w.into_inner().map_err(|e| DataError::corrupt(tmp, e))?;
+                f.sync_all().map_err(|e| DataError::io(tmp, e))
             }
-            None => {}
+            None => Err(DataError::invalid(tmp, "store already finished")),
         }
-        std::fs::rename(&self.tmp, &self.dest).map_err(|e| DataError::io(&self.dest, e))?;
-        Ok(self.rows)
     }
 }
 
