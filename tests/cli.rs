@@ -340,3 +340,110 @@ fn bad_inputs_fail_with_one_line_and_no_output() {
         assert!(!out.exists(), "{args:?} wrote output");
     }
 }
+
+#[test]
+fn train_eval_collect_and_compare_float_with_binary() {
+    let d = scratch("train");
+    let m = |p: &str| d.join(p).to_str().unwrap().to_string();
+    let mut stores = Vec::new();
+    for precision in ["float", "w1a1"] {
+        let model = m(&format!("mlp-{precision}"));
+        let o = strata(&[
+            "train",
+            "--data",
+            "mnist-small",
+            "--precision",
+            precision,
+            "--widths",
+            "96,80",
+            "--epochs",
+            "1",
+            "--lr",
+            "0.01",
+            "--limit",
+            "2000",
+            "--out",
+            &model,
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let last = stdout(&o).lines().last().unwrap_or("").to_string();
+        let v: serde_json::Value = serde_json::from_str(&last).expect("last line is JSON");
+        let (tr, te) = (
+            v["train_accuracy"].as_f64().unwrap(),
+            v["test_accuracy"].as_f64().unwrap(),
+        );
+        assert!(te > 0.5 && tr > 0.5, "{precision}: train {tr} test {te}");
+        assert!(d.join(format!("mlp-{precision}.safetensors")).exists());
+
+        let o = strata(&["eval", "--model", &model, "--data", "mnist-small", "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let e: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert!(
+            (e["accuracy"].as_f64().unwrap() - te).abs() < 1e-12,
+            "eval agrees with training"
+        );
+        if precision == "w1a1" {
+            let o = strata(&[
+                "eval",
+                "--model",
+                &model,
+                "--data",
+                "mnist-small",
+                "--engine",
+                "packed",
+                "--json",
+            ]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let p: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+            assert_eq!(
+                p["accuracy"], e["accuracy"],
+                "packed and float simulation agree"
+            );
+        } else {
+            let o = strata(&["eval", "--model", &model, "--engine", "packed"]);
+            assert!(!o.status.success() && stderr(&o).contains("w1a1"));
+        }
+        let store = m(&format!("acts-{precision}.arrow"));
+        let o = strata(&[
+            "collect",
+            "--model",
+            &model,
+            "--data",
+            "mnist-small",
+            "--split",
+            "test",
+            "--limit",
+            "300",
+            "--out",
+            &store,
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stores.push(store);
+    }
+    let out = d.join("heat");
+    let o = strata(&[
+        "cka",
+        &stores[0],
+        &stores[1],
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["layers_a"], serde_json::json!(["fc1", "fc2", "logits"]));
+    assert_eq!(v["n"], 300);
+    assert!(out.join("heatmap.png").exists());
+    // Bad flags and files: one line, non-zero.
+    for args in [
+        vec!["train", "--precision", "w3a3", "--out", "x"],
+        vec!["eval", "--model", "/nonexistent/model"],
+        vec!["train", "--data", "nosuch", "--out", "x"],
+    ] {
+        let o = strata(&args);
+        assert!(!o.status.success(), "{args:?}");
+        assert!(!stderr(&o).contains("panicked"), "{args:?}");
+    }
+}

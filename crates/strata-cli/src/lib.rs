@@ -5,6 +5,7 @@ pub mod bench;
 pub mod cka_cmd;
 pub mod progress;
 pub mod quickstart;
+pub mod train_cmd;
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {

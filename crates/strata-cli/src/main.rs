@@ -4,7 +4,9 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_cli::{bench, cka_cmd, quickstart};
+use strata_cli::{bench, cka_cmd, quickstart, train_cmd};
+use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
+use strata_nn::Precision;
 use strata_sim::{Estimator, Kernel};
 
 #[derive(Parser)]
@@ -93,6 +95,95 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Train a float or quantized MLP and save it (NAME.safetensors + NAME.json).
+    ///
+    /// Quantized precisions train with straight-through estimators as in Hubara et al.:
+    /// w1a1 = binary weights and activations (BinaryNet), w1a2, w2a2, w4a4, w8a8.
+    #[command(
+        after_help = "Data sets:\n  mnist        full MNIST from $STRATA_MNIST, ../shared/datasets/mnist or data/mnist\n  \
+        mnist:DIR    MNIST IDX files in DIR\n  mnist-small  embedded subset (6,000 train / 1,000 test)\n  \
+        digits       embedded 8x8 digits (1,438 / 359)\n\n\
+        Example:\n  strata train --data mnist --precision w1a1 --epochs 10 --out models/mlp-w1a1"
+    )]
+    Train {
+        /// Data set (see below).
+        #[arg(long, default_value = "mnist-small")]
+        data: String,
+        /// Architecture (mlp; the CNNs are not implemented yet).
+        #[arg(long, value_enum, default_value = "mlp")]
+        model: ModelArg,
+        /// Hidden layer widths.
+        #[arg(long, value_delimiter = ',', default_value = "1024,1024")]
+        widths: Vec<usize>,
+        /// float, w1a1, w1a2, w2a2, w4a4 or w8a8.
+        #[arg(long, default_value = "float", value_parser = parse_precision)]
+        precision: Precision,
+        #[arg(long, default_value_t = 10)]
+        epochs: usize,
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
+        /// Base learning rate.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        #[arg(long, value_enum, default_value = "adam")]
+        optimizer: OptArg,
+        /// Momentum for --optimizer sgd.
+        #[arg(long, default_value_t = 0.9)]
+        momentum: f64,
+        /// Weight decay (decoupled for Adam, L2 for SGD).
+        #[arg(long, default_value_t = 0.0)]
+        weight_decay: f64,
+        #[arg(long, value_enum, default_value = "cosine")]
+        schedule: ScheduleArg,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Use only the first N training examples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Where to save the model (PATH.safetensors and PATH.json).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print one JSON object as the last line of stdout.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Accuracy of a saved model; `--engine packed` runs w1a1 layers as XOR/popcount.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "mnist-small")]
+        data: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        #[arg(long)]
+        limit: Option<usize>,
+        #[arg(long, value_enum, default_value = "float")]
+        engine: EngineArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stream every layer's activations of a saved model into an activation store.
+    Collect {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "mnist-small")]
+        data: String,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Only the first N examples.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Record the input of each nonlinearity instead of its output.
+        #[arg(long)]
+        pre: bool,
+        /// The store to write (.arrow or .parquet).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Benchmarks, each reported as ratios to a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -140,6 +231,36 @@ enum BenchCmd {
         #[arg(long, short)]
         quiet: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    Mlp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptArg {
+    Adam,
+    Sgd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScheduleArg {
+    Constant,
+    Cosine,
+    Step,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum EngineArg {
+    Float,
+    Packed,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| {
+        format!("unknown precision '{s}': use float, w1a1, w1a2, w2a2, w4a4 or w8a8")
+    })
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -266,6 +387,116 @@ fn run(cli: Cli) -> Result<()> {
                         .join(", ")
                 );
             }
+            Ok(())
+        }
+        Cmd::Train {
+            data,
+            model: ModelArg::Mlp,
+            widths,
+            precision,
+            epochs,
+            batch_size,
+            lr,
+            optimizer,
+            momentum,
+            weight_decay,
+            schedule,
+            seed,
+            limit,
+            out,
+            json,
+            quiet,
+        } => {
+            if widths.is_empty() || widths.contains(&0) {
+                bail!("--widths needs positive layer widths, e.g. 1024,1024");
+            }
+            if epochs == 0 || batch_size < 2 || !(lr > 0.0 && lr.is_finite()) {
+                bail!("--epochs must be >= 1, --batch-size >= 2 and --lr a positive number");
+            }
+            let cfg = TrainConfig {
+                epochs,
+                batch_size,
+                lr,
+                weight_decay,
+                optimizer: match optimizer {
+                    OptArg::Adam => OptimizerKind::Adam,
+                    OptArg::Sgd => OptimizerKind::Sgd { momentum },
+                },
+                schedule: match schedule {
+                    ScheduleArg::Constant => Schedule::Constant,
+                    ScheduleArg::Cosine => Schedule::Cosine,
+                    ScheduleArg::Step => Schedule::Step {
+                        every: (epochs / 3).max(1),
+                        gamma: 0.1,
+                    },
+                },
+                seed,
+            };
+            let t = train_cmd::train(&train_cmd::TrainArgs {
+                data,
+                widths,
+                precision,
+                train: cfg,
+                limit,
+                out,
+                quiet: quiet || json,
+            })?;
+            let c = &t.card;
+            if !json {
+                println!(
+                    "{} MLP {:?} on {}: train accuracy {:.2}%, test accuracy {:.2}% ({:.1} s, {} threads)",
+                    c.config.precision, c.config.widths, c.data, 100.0 * c.train_accuracy, 100.0 * c.test_accuracy, c.seconds, c.threads
+                );
+                println!("saved {} and {}", t.files.0.display(), t.files.1.display());
+            } else {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "train_accuracy": c.train_accuracy, "test_accuracy": c.test_accuracy,
+                        "precision": c.config.precision.name(), "widths": c.config.widths, "data": c.data,
+                        "epochs": c.train.epochs, "seed": c.train.seed, "seconds": c.seconds,
+                        "model": t.files.0.display().to_string(), "config": t.files.1.display().to_string(),
+                    })
+                );
+            }
+            Ok(())
+        }
+        Cmd::Eval {
+            model,
+            data,
+            split,
+            limit,
+            engine,
+            json,
+        } => {
+            let v = train_cmd::eval(&model, &data, &split, limit, engine == EngineArg::Packed)?;
+            if json {
+                println!("{v}");
+            } else {
+                println!(
+                    "{} ({}) on {} {}: accuracy {:.2}% over {} examples, {:.0} images/s ({} engine)",
+                    model.display(), v["precision"].as_str().unwrap_or("?"), data, split,
+                    100.0 * v["accuracy"].as_f64().unwrap_or(f64::NAN), v["n"], v["images_per_second"].as_f64().unwrap_or(0.0),
+                    v["engine"].as_str().unwrap_or("?")
+                );
+            }
+            Ok(())
+        }
+        Cmd::Collect {
+            model,
+            data,
+            split,
+            limit,
+            pre,
+            out,
+            quiet,
+        } => {
+            let rows = train_cmd::collect(&model, &data, &split, limit, pre, &out, quiet)?;
+            println!(
+                "wrote {} examples of every layer to {}",
+                rows,
+                out.display()
+            );
             Ok(())
         }
         Cmd::Layers { file, json } => {

@@ -7,8 +7,10 @@
 //! without loading the others. [`store::StoreWriter`] writes strata's own store while a network
 //! runs, one batch of examples at a time.
 
+pub mod dataset;
 pub mod digits;
 mod error;
+pub mod mnist;
 pub mod npy;
 pub mod rng;
 mod source;

@@ -1,0 +1,219 @@
+//! `strata train`, `strata eval`, `strata collect`: networks on labelled data.
+
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use strata_data::dataset::{self, Dataset};
+use strata_data::store::{LayerSpec, StoreWriter};
+use strata_nn::file::{self, ModelCard};
+use strata_nn::mlp::{Mlp, MlpConfig};
+use strata_nn::packed::PackedMlp;
+use strata_nn::train::{self, TrainConfig};
+use strata_nn::Precision;
+
+/// Settings of `strata train`.
+#[derive(Clone, Debug)]
+pub struct TrainArgs {
+    pub data: String,
+    pub widths: Vec<usize>,
+    pub precision: Precision,
+    pub train: TrainConfig,
+    pub limit: Option<usize>,
+    pub out: PathBuf,
+    pub quiet: bool,
+}
+
+/// Result of `strata train`.
+pub struct Trained {
+    pub card: ModelCard,
+    pub files: (PathBuf, PathBuf),
+}
+
+fn load_data(name: &str, limit: Option<usize>) -> Result<dataset::Splits> {
+    let mut s = dataset::load(name)?;
+    if let Some(n) = limit {
+        s.train = s.train.head(n);
+    }
+    if s.train.len() < 2 {
+        bail!("data set '{name}' has fewer than 2 training examples");
+    }
+    Ok(s)
+}
+
+/// Train an MLP and save it.
+pub fn train(a: &TrainArgs) -> Result<Trained> {
+    let t = Instant::now();
+    let data = load_data(&a.data, a.limit)?;
+    let config = MlpConfig {
+        input: data.train.x.ncols(),
+        widths: a.widths.clone(),
+        classes: data.train.classes,
+        precision: a.precision,
+    };
+    let mut model = Mlp::new(config.clone(), a.train.seed)?;
+    let bs = a.train.batch_size.max(2);
+    let steps = data.train.len().div_ceil(bs) as u64;
+    let pb = progress::bar(steps * a.train.epochs as u64, "train", "steps", a.quiet);
+    let quiet = a.quiet;
+    let history = train::train(
+        &mut model,
+        &data.train,
+        &data.test,
+        &a.train,
+        &mut |epoch, _b, _n, loss| {
+            pb.inc(1);
+            pb.set_message(format!("epoch {} loss {loss:.3}", epoch + 1));
+        },
+        &mut |s| {
+            if !quiet {
+                pb.suspend(|| {
+                    eprintln!(
+                        "epoch {:>3}  lr {:.2e}  loss {:.4}  train acc {:.2}%  test acc {:.2}%  ({:.1} s)",
+                        s.epoch,
+                        s.lr,
+                        s.loss,
+                        100.0 * s.train_accuracy,
+                        100.0 * s.test_accuracy,
+                        s.seconds
+                    )
+                });
+            }
+        },
+    )?;
+    pb.finish_and_clear();
+    let train_accuracy = train::accuracy(&mut model, &data.train)?;
+    let test_accuracy = train::accuracy(&mut model, &data.test)?;
+    let card = ModelCard {
+        format: "strata-model-1".into(),
+        architecture: "mlp".into(),
+        config,
+        data: a.data.clone(),
+        train: a.train.clone(),
+        train_accuracy,
+        test_accuracy,
+        history,
+        threads: rayon::current_num_threads(),
+        seconds: t.elapsed().as_secs_f64(),
+        strata_version: env!("CARGO_PKG_VERSION").into(),
+    };
+    let files = file::save(&a.out, &model, &card)?;
+    Ok(Trained { card, files })
+}
+
+fn split<'a>(s: &'a dataset::Splits, which: &str) -> Result<&'a Dataset> {
+    match which {
+        "train" => Ok(&s.train),
+        "test" => Ok(&s.test),
+        other => bail!("--split must be train or test, got '{other}'"),
+    }
+}
+
+/// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount.
+pub fn eval(
+    model: &Path,
+    data: &str,
+    which: &str,
+    limit: Option<usize>,
+    packed: bool,
+) -> Result<serde_json::Value> {
+    let (mut m, card) = file::load(model)?;
+    let s = dataset::load(data)?;
+    let d = split(&s, which)?;
+    let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
+    if d.x.ncols() != card.config.input {
+        bail!(
+            "{} has {} features per example, the model expects {}",
+            data,
+            d.x.ncols(),
+            card.config.input
+        );
+    }
+    let t = Instant::now();
+    let pred = if packed {
+        let p = PackedMlp::from_mlp(&m).context("--engine packed")?;
+        p.predict(d.x.view())
+    } else {
+        train::predict(&mut m, &d)?
+    };
+    let secs = t.elapsed().as_secs_f64();
+    let right = pred
+        .iter()
+        .zip(&d.y)
+        .filter(|(p, y)| **p == **y as usize)
+        .count();
+    Ok(json!({
+        "model": model.display().to_string(),
+        "precision": card.config.precision.name(),
+        "data": data,
+        "split": which,
+        "engine": if packed { "packed" } else { "float" },
+        "n": d.len(),
+        "accuracy": right as f64 / d.len().max(1) as f64,
+        "seconds": secs,
+        "images_per_second": d.len() as f64 / secs.max(1e-9),
+    }))
+}
+
+/// Stream every layer's activations of a saved model into an activation store.
+pub fn collect(
+    model: &Path,
+    data: &str,
+    which: &str,
+    limit: Option<usize>,
+    pre: bool,
+    out: &Path,
+    quiet: bool,
+) -> Result<usize> {
+    let (mut m, card) = file::load(model)?;
+    let s = dataset::load(data)?;
+    let d = split(&s, which)?;
+    let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
+    if d.x.ncols() != card.config.input {
+        bail!(
+            "{} has {} features per example, the model expects {}",
+            data,
+            d.x.ncols(),
+            card.config.input
+        );
+    }
+    let specs: Vec<LayerSpec> = m
+        .layer_names()
+        .into_iter()
+        .zip(m.layer_widths())
+        .map(|(n, w)| LayerSpec::new(n, &[w]))
+        .collect();
+    let meta = json!({
+        "model": model.display().to_string(),
+        "precision": card.config.precision.name(),
+        "widths": card.config.widths,
+        "seed": card.train.seed,
+        "data": data,
+        "split": which,
+        "activations": if pre { "pre" } else { "post" },
+        "labels": "row order of the split",
+    });
+    let mut w = StoreWriter::create(out, &specs, &meta)?;
+    let pb = progress::bar(d.len() as u64, "collect", "examples", quiet);
+    let all: Vec<usize> = (0..d.len()).collect();
+    for chunk in all.chunks(500) {
+        let (x, _) = train::batch(&d, chunk)?;
+        let f = m.forward(&x, false)?;
+        let layers: &[Tensor] = if pre { &f.pre } else { &f.post };
+        let arrays = layers
+            .iter()
+            .map(|t| {
+                let (r, c) = t.dims2()?;
+                let v = t.flatten_all()?.to_vec1::<f32>()?;
+                Ok(ndarray::Array2::from_shape_vec((r, c), v)?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let views: Vec<_> = arrays.iter().map(|a| a.view()).collect();
+        w.write_batch(&views)?;
+        pb.inc(chunk.len() as u64);
+    }
+    pb.finish_and_clear();
+    Ok(w.finish()?)
+}

@@ -1,0 +1,248 @@
+//! Training and evaluation of classifiers.
+
+use crate::mlp::Mlp;
+use candle_core::{backprop::GradStore, Device, Result, Tensor, Var};
+use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use serde::{Deserialize, Serialize};
+use strata_data::dataset::Dataset;
+use strata_data::rng::Rng;
+
+/// Which optimizer.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum OptimizerKind {
+    /// Adam with decoupled weight decay (AdamW).
+    Adam,
+    /// SGD with momentum; weight decay added to the gradient (L2).
+    Sgd { momentum: f64 },
+}
+
+/// Learning-rate schedule over epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Schedule {
+    Constant,
+    /// Cosine decay from the base rate to 1% of it at the last epoch.
+    Cosine,
+    /// Multiply by `gamma` every `every` epochs.
+    Step {
+        every: usize,
+        gamma: f64,
+    },
+}
+
+/// Everything that fixes a training run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub optimizer: OptimizerKind,
+    pub schedule: Schedule,
+    pub seed: u64,
+}
+
+impl TrainConfig {
+    /// The learning rate for `epoch` (0-based).
+    pub fn lr_at(&self, epoch: usize) -> f64 {
+        match self.schedule {
+            Schedule::Constant => self.lr,
+            Schedule::Cosine => {
+                let t = if self.epochs > 1 {
+                    epoch as f64 / (self.epochs - 1) as f64
+                } else {
+                    0.0
+                };
+                let min = self.lr * 0.01;
+                min + 0.5 * (self.lr - min) * (1.0 + (std::f64::consts::PI * t).cos())
+            }
+            Schedule::Step { every, gamma } => self.lr * gamma.powi((epoch / every.max(1)) as i32),
+        }
+    }
+}
+
+/// One epoch's figures.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochStats {
+    pub epoch: usize,
+    pub lr: f64,
+    pub loss: f64,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    pub seconds: f64,
+}
+
+enum Opt {
+    Adam(AdamW),
+    Sgd {
+        vars: Vec<Var>,
+        velocity: Vec<Tensor>,
+        momentum: f64,
+        weight_decay: f64,
+        lr: f64,
+    },
+}
+
+impl Opt {
+    fn new(vars: Vec<Var>, cfg: &TrainConfig) -> Result<Self> {
+        Ok(match cfg.optimizer {
+            OptimizerKind::Adam => Opt::Adam(AdamW::new(
+                vars,
+                ParamsAdamW {
+                    lr: cfg.lr,
+                    weight_decay: cfg.weight_decay,
+                    ..Default::default()
+                },
+            )?),
+            OptimizerKind::Sgd { momentum } => Opt::Sgd {
+                velocity: vars
+                    .iter()
+                    .map(|v| v.as_tensor().zeros_like())
+                    .collect::<Result<_>>()?,
+                vars,
+                momentum,
+                weight_decay: cfg.weight_decay,
+                lr: cfg.lr,
+            },
+        })
+    }
+
+    fn set_lr(&mut self, lr: f64) {
+        match self {
+            Opt::Adam(a) => a.set_learning_rate(lr),
+            Opt::Sgd { lr: l, .. } => *l = lr,
+        }
+    }
+
+    fn step(&mut self, grads: &GradStore) -> Result<()> {
+        match self {
+            Opt::Adam(a) => a.step(grads),
+            Opt::Sgd {
+                vars,
+                velocity,
+                momentum,
+                weight_decay,
+                lr,
+            } => {
+                for (v, vel) in vars.iter().zip(velocity.iter_mut()) {
+                    let Some(g) = grads.get(v.as_tensor()) else {
+                        continue;
+                    };
+                    let g = (g + (v.as_tensor() * *weight_decay)?)?;
+                    *vel = ((&*vel * *momentum)? + g)?;
+                    v.set(&(v.as_tensor() - (&*vel * *lr)?)?)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A batch of rows of `d` as tensors.
+pub fn batch(d: &Dataset, idx: &[usize]) -> Result<(Tensor, Tensor)> {
+    let p = d.x.ncols();
+    let mut xs: Vec<f32> = Vec::with_capacity(idx.len() * p);
+    for &i in idx {
+        xs.extend(d.x.row(i).iter());
+    }
+    let ys: Vec<u32> = idx.iter().map(|&i| d.y[i]).collect();
+    let dev = Device::Cpu;
+    Ok((
+        Tensor::from_vec(xs, (idx.len(), p), &dev)?,
+        Tensor::from_vec(ys, idx.len(), &dev)?,
+    ))
+}
+
+/// Index of the largest value (the first one on ties).
+pub fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Predicted classes for every example, in evaluation mode, in batches of 1000.
+pub fn predict(model: &mut Mlp, d: &Dataset) -> Result<Vec<usize>> {
+    let mut out = Vec::with_capacity(d.len());
+    let all: Vec<usize> = (0..d.len()).collect();
+    for chunk in all.chunks(1000) {
+        let (x, _) = batch(d, chunk)?;
+        let logits = model.forward(&x, false)?.logits.to_vec2::<f32>()?;
+        out.extend(logits.iter().map(|r| argmax(r)));
+    }
+    Ok(out)
+}
+
+/// Fraction of examples classified correctly.
+pub fn accuracy(model: &mut Mlp, d: &Dataset) -> Result<f64> {
+    if d.is_empty() {
+        return Ok(f64::NAN);
+    }
+    let pred = predict(model, d)?;
+    let right = pred
+        .iter()
+        .zip(&d.y)
+        .filter(|(p, y)| **p == **y as usize)
+        .count();
+    Ok(right as f64 / d.len() as f64)
+}
+
+/// Train `model` on `train`, evaluating on `test` after every epoch. `on_step(epoch, batch,
+/// batches, loss)` reports progress; `on_epoch` receives each epoch's figures.
+pub fn train(
+    model: &mut Mlp,
+    train: &Dataset,
+    test: &Dataset,
+    cfg: &TrainConfig,
+    on_step: &mut dyn FnMut(usize, usize, usize, f64),
+    on_epoch: &mut dyn FnMut(&EpochStats),
+) -> Result<Vec<EpochStats>> {
+    let mut opt = Opt::new(model.vars(), cfg)?;
+    let mut rng = Rng::new(cfg.seed ^ 0x005e_ed0f_da7a);
+    let mut history = Vec::new();
+    let n = train.len();
+    let bs = cfg.batch_size.max(2);
+    for epoch in 0..cfg.epochs {
+        let t = std::time::Instant::now();
+        let lr = cfg.lr_at(epoch);
+        opt.set_lr(lr);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        // Drop a last batch of one example: batch norm needs two.
+        let batches: Vec<&[usize]> = order.chunks(bs).filter(|c| c.len() > 1).collect();
+        let (mut loss_sum, mut seen, mut right) = (0.0, 0usize, 0usize);
+        for (b, idx) in batches.iter().enumerate() {
+            let (x, y) = batch(train, idx)?;
+            let fwd = model.forward(&x, true)?;
+            let loss = candle_nn::loss::cross_entropy(&fwd.logits, &y)?;
+            let grads = loss.backward()?;
+            opt.step(&grads)?;
+            model.clip_weights()?;
+            let l = loss.to_scalar::<f32>()? as f64;
+            let pred = fwd.logits.argmax(1)?.to_vec1::<u32>()?;
+            right += pred
+                .iter()
+                .zip(idx.iter())
+                .filter(|(p, &i)| **p == train.y[i])
+                .count();
+            loss_sum += l * idx.len() as f64;
+            seen += idx.len();
+            on_step(epoch, b + 1, batches.len(), l);
+        }
+        let stats = EpochStats {
+            epoch: epoch + 1,
+            lr,
+            loss: loss_sum / seen.max(1) as f64,
+            train_accuracy: right as f64 / seen.max(1) as f64,
+            test_accuracy: accuracy(model, test)?,
+            seconds: t.elapsed().as_secs_f64(),
+        };
+        on_epoch(&stats);
+        history.push(stats);
+    }
+    Ok(history)
+}

@@ -1,0 +1,153 @@
+//! Training, model files and bit-packed inference, on real data.
+
+use candle_core::Tensor;
+use std::path::PathBuf;
+use strata_data::dataset::{self, Dataset};
+use strata_nn::file::{self, ModelCard};
+use strata_nn::mlp::{Mlp, MlpConfig};
+use strata_nn::packed::PackedMlp;
+use strata_nn::train::{self, OptimizerKind, Schedule, TrainConfig};
+use strata_nn::Precision;
+
+fn cfg(epochs: usize, seed: u64) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        batch_size: 100,
+        lr: 1e-2,
+        weight_decay: 0.0,
+        optimizer: OptimizerKind::Adam,
+        schedule: Schedule::Cosine,
+        seed,
+    }
+}
+
+fn fit(
+    precision: Precision,
+    widths: &[usize],
+    data: &dataset::Splits,
+    epochs: usize,
+    seed: u64,
+) -> Mlp {
+    let config = MlpConfig {
+        input: data.train.x.ncols(),
+        widths: widths.to_vec(),
+        classes: 10,
+        precision,
+    };
+    let mut m = Mlp::new(config, seed).unwrap();
+    train::train(
+        &mut m,
+        &data.train,
+        &data.test,
+        &cfg(epochs, seed),
+        &mut |_, _, _, _| {},
+        &mut |_| {},
+    )
+    .unwrap();
+    m
+}
+
+fn tensor(d: &Dataset) -> Tensor {
+    let all: Vec<usize> = (0..d.len()).collect();
+    train::batch(d, &all).unwrap().0
+}
+
+/// Full MNIST's test set when the shared data sets are beside the repository, else the
+/// embedded subset's.
+fn mnist_test() -> Dataset {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets/mnist");
+    if dir.is_dir() {
+        dataset::load(&format!("mnist:{}", dir.display()))
+            .unwrap()
+            .test
+    } else {
+        eprintln!(
+            "note: full MNIST not found at {}; using the embedded subset",
+            dir.display()
+        );
+        dataset::load("mnist-small").unwrap().test
+    }
+}
+
+#[test]
+fn packed_w1a1_equals_the_float_simulation_exactly() {
+    let data = dataset::load("mnist-small").unwrap();
+    // Widths that are not multiples of 64, so padding bits are exercised.
+    let mut m = fit(Precision::W1A1, &[200, 100], &data, 1, 3);
+    let p = PackedMlp::from_mlp(&m).unwrap();
+    let test = mnist_test();
+    for chunk in (0..test.len()).collect::<Vec<_>>().chunks(2500) {
+        let d = test.select(chunk);
+        let z_float = m.dense_outputs(&tensor(&d)).unwrap();
+        let (z_packed, _) = p.run(d.x.view());
+        assert_eq!(z_float.len(), z_packed.len());
+        for (zf, zp) in z_float.iter().zip(&z_packed) {
+            let zf = zf.to_vec2::<f32>().unwrap();
+            for (rf, rp) in zf.iter().zip(zp.rows()) {
+                for (a, b) in rf.iter().zip(rp.iter()) {
+                    assert_eq!(a.fract(), 0.0, "float simulation gave a non-integer sum");
+                    assert_eq!(*a as i32, *b);
+                }
+            }
+        }
+        assert_eq!(train::predict(&mut m, &d).unwrap(), p.predict(d.x.view()));
+    }
+}
+
+#[test]
+fn same_seed_same_model_and_files_round_trip() {
+    let data = dataset::load("digits").unwrap();
+    let mut a = fit(Precision::W2A2, &[48, 40], &data, 2, 11);
+    let b = fit(Precision::W2A2, &[48, 40], &data, 2, 11);
+    let c = fit(Precision::W2A2, &[48, 40], &data, 2, 12);
+    let w = |m: &Mlp| {
+        m.layers[1]
+            .w
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    assert_eq!(w(&a), w(&b));
+    assert_ne!(w(&a), w(&c));
+
+    let dir = std::env::temp_dir().join(format!("strata-nn-{}", std::process::id()));
+    let card = ModelCard {
+        format: "strata-model-1".into(),
+        architecture: "mlp".into(),
+        config: a.config.clone(),
+        data: "digits".into(),
+        train: cfg(2, 11),
+        train_accuracy: train::accuracy(&mut a, &data.train).unwrap(),
+        test_accuracy: train::accuracy(&mut a, &data.test).unwrap(),
+        history: vec![],
+        threads: 2,
+        seconds: 0.0,
+        strata_version: "test".into(),
+    };
+    let (wp, jp) = file::save(&dir.join("m"), &a, &card).unwrap();
+    assert!(wp.ends_with("m.safetensors") && jp.ends_with("m.json"));
+    let (mut back, card2) = file::load(&wp).unwrap();
+    assert_eq!(card2.config, a.config);
+    assert_eq!(
+        train::predict(&mut back, &data.test).unwrap(),
+        train::predict(&mut a, &data.test).unwrap()
+    );
+    // A config that disagrees with the weights is refused with a clear message.
+    let mut bad = card.clone();
+    bad.config.widths = vec![48, 41];
+    std::fs::write(&jp, serde_json::to_string(&bad).unwrap()).unwrap();
+    let e = file::load(&wp).err().unwrap().to_string();
+    assert!(e.contains("shape"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn float_mlp_learns_digits() {
+    let data = dataset::load("digits").unwrap();
+    let mut m = fit(Precision::Float, &[64], &data, 8, 1);
+    let acc = train::accuracy(&mut m, &data.test).unwrap();
+    // A linear classifier already reaches about 95% on these digits.
+    assert!(acc > 0.9, "test accuracy {acc}");
+}
