@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::{bench, cka_cmd, quickstart, train_cmd};
+use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
 use strata_sim::{Estimator, Kernel};
@@ -95,7 +96,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// Train a float or quantized MLP and save it (NAME.safetensors + NAME.json).
+    /// Train a float or quantized network (MLP, LeNet-like CNN, Tiny-10) and save it.
     ///
     /// Quantized precisions train with straight-through estimators as in Hubara et al.:
     /// w1a1 = binary weights and activations (BinaryNet), w1a2, w2a2, w4a4, w8a8.
@@ -109,10 +110,10 @@ enum Cmd {
         /// Data set (see below).
         #[arg(long, default_value = "mnist-small")]
         data: String,
-        /// Architecture (mlp; the CNNs are not implemented yet).
+        /// Architecture: mlp, cnn (LeNet-like) or tiny10 (Kornblith et al. 2019, App. E).
         #[arg(long, value_enum, default_value = "mlp")]
         model: ModelArg,
-        /// Hidden layer widths.
+        /// Hidden layer widths (mlp).
         #[arg(long, value_delimiter = ',', default_value = "1024,1024")]
         widths: Vec<usize>,
         /// float, w1a1, w1a2, w2a2, w4a4 or w8a8.
@@ -236,6 +237,8 @@ enum BenchCmd {
 #[derive(Clone, Copy, ValueEnum)]
 enum ModelArg {
     Mlp,
+    Cnn,
+    Tiny10,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -391,7 +394,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Train {
             data,
-            model: ModelArg::Mlp,
+            model,
             widths,
             precision,
             epochs,
@@ -432,20 +435,26 @@ fn run(cli: Cli) -> Result<()> {
                 },
                 seed,
             };
+            let architecture = match model {
+                ModelArg::Mlp => Architecture::Mlp,
+                ModelArg::Cnn => Architecture::Cnn,
+                ModelArg::Tiny10 => Architecture::Tiny10,
+            };
             let t = train_cmd::train(&train_cmd::TrainArgs {
+                architecture,
                 data,
                 widths,
                 precision,
                 train: cfg,
                 limit,
                 out,
-                quiet: quiet || json,
+                quiet,
             })?;
             let c = &t.card;
             if !json {
                 println!(
-                    "{} MLP {:?} on {}: train accuracy {:.2}%, test accuracy {:.2}% ({:.1} s, {} threads)",
-                    c.config.precision, c.config.widths, c.data, 100.0 * c.train_accuracy, 100.0 * c.test_accuracy, c.seconds, c.threads
+                    "{} {} {:?} on {}: train accuracy {:.2}%, test accuracy {:.2}% ({:.1} s, {} threads)",
+                    c.config.precision, c.config.architecture.name(), c.config.widths, c.data, 100.0 * c.train_accuracy, 100.0 * c.test_accuracy, c.seconds, c.threads
                 );
                 println!("saved {} and {}", t.files.0.display(), t.files.1.display());
             } else {
@@ -453,7 +462,8 @@ fn run(cli: Cli) -> Result<()> {
                     "{}",
                     serde_json::json!({
                         "train_accuracy": c.train_accuracy, "test_accuracy": c.test_accuracy,
-                        "precision": c.config.precision.name(), "widths": c.config.widths, "data": c.data,
+                        "architecture": c.config.architecture.name(),
+                    "precision": c.config.precision.name(), "widths": c.config.widths, "data": c.data,
                         "epochs": c.train.epochs, "seed": c.train.seed, "seconds": c.seconds,
                         "model": t.files.0.display().to_string(), "config": t.files.1.display().to_string(),
                     })

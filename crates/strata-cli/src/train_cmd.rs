@@ -9,7 +9,7 @@ use std::time::Instant;
 use strata_data::dataset::{self, Dataset};
 use strata_data::store::{LayerSpec, StoreWriter};
 use strata_nn::file::{self, ModelCard};
-use strata_nn::mlp::{Mlp, MlpConfig};
+use strata_nn::net::{Architecture, Net, NetConfig};
 use strata_nn::packed::PackedMlp;
 use strata_nn::train::{self, TrainConfig};
 use strata_nn::Precision;
@@ -18,6 +18,7 @@ use strata_nn::Precision;
 #[derive(Clone, Debug)]
 pub struct TrainArgs {
     pub data: String,
+    pub architecture: Architecture,
     pub widths: Vec<usize>,
     pub precision: Precision,
     pub train: TrainConfig,
@@ -47,13 +48,18 @@ fn load_data(name: &str, limit: Option<usize>) -> Result<dataset::Splits> {
 pub fn train(a: &TrainArgs) -> Result<Trained> {
     let t = Instant::now();
     let data = load_data(&a.data, a.limit)?;
-    let config = MlpConfig {
-        input: data.train.x.ncols(),
-        widths: a.widths.clone(),
+    let config = NetConfig {
+        architecture: a.architecture,
+        input_shape: data.train.shape.clone(),
+        widths: if a.architecture == Architecture::Mlp {
+            a.widths.clone()
+        } else {
+            Vec::new()
+        },
         classes: data.train.classes,
         precision: a.precision,
     };
-    let mut model = Mlp::new(config.clone(), a.train.seed)?;
+    let mut model = Net::new(config.clone(), a.train.seed)?;
     let bs = a.train.batch_size.max(2);
     let steps = data.train.len().div_ceil(bs) as u64;
     let pb = progress::bar(steps * a.train.epochs as u64, "train", "steps", a.quiet);
@@ -88,7 +94,6 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     let test_accuracy = train::accuracy(&mut model, &data.test)?;
     let card = ModelCard {
         format: "strata-model-1".into(),
-        architecture: "mlp".into(),
         config,
         data: a.data.clone(),
         train: a.train.clone(),
@@ -123,17 +128,17 @@ pub fn eval(
     let s = dataset::load(data)?;
     let d = split(&s, which)?;
     let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
-    if d.x.ncols() != card.config.input {
+    if d.shape != card.config.input_shape {
         bail!(
-            "{} has {} features per example, the model expects {}",
+            "{} has examples of shape {:?}, the model expects {:?}",
             data,
-            d.x.ncols(),
-            card.config.input
+            d.shape,
+            card.config.input_shape
         );
     }
     let t = Instant::now();
     let pred = if packed {
-        let p = PackedMlp::from_mlp(&m).context("--engine packed")?;
+        let p = PackedMlp::from_net(&m).context("--engine packed")?;
         p.predict(d.x.view())
     } else {
         train::predict(&mut m, &d)?
@@ -171,22 +176,23 @@ pub fn collect(
     let s = dataset::load(data)?;
     let d = split(&s, which)?;
     let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
-    if d.x.ncols() != card.config.input {
+    if d.shape != card.config.input_shape {
         bail!(
-            "{} has {} features per example, the model expects {}",
+            "{} has examples of shape {:?}, the model expects {:?}",
             data,
-            d.x.ncols(),
-            card.config.input
+            d.shape,
+            card.config.input_shape
         );
     }
     let specs: Vec<LayerSpec> = m
         .layer_names()
         .into_iter()
-        .zip(m.layer_widths())
-        .map(|(n, w)| LayerSpec::new(n, &[w]))
+        .zip(m.layer_shapes())
+        .map(|(n, s)| LayerSpec::new(n, &s))
         .collect();
     let meta = json!({
         "model": model.display().to_string(),
+        "architecture": card.config.architecture.name(),
         "precision": card.config.precision.name(),
         "widths": card.config.widths,
         "seed": card.train.seed,
@@ -205,8 +211,9 @@ pub fn collect(
         let arrays = layers
             .iter()
             .map(|t| {
-                let (r, c) = t.dims2()?;
+                let r = t.dim(0)?;
                 let v = t.flatten_all()?.to_vec1::<f32>()?;
+                let c = v.len() / r.max(1);
                 Ok(ndarray::Array2::from_shape_vec((r, c), v)?)
             })
             .collect::<Result<Vec<_>>>()?;

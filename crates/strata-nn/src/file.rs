@@ -1,7 +1,7 @@
 //! Model files: weights in safetensors (`NAME.safetensors`) beside a JSON config (`NAME.json`)
 //! holding the architecture, precision, data, seed, training settings and accuracies.
 
-use crate::mlp::{Mlp, MlpConfig};
+use crate::net::{Net, NetConfig};
 use crate::train::{EpochStats, TrainConfig};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 pub struct ModelCard {
     /// `strata-model-1`.
     pub format: String,
-    pub architecture: String,
-    pub config: MlpConfig,
+    pub config: NetConfig,
     pub data: String,
     pub train: TrainConfig,
     pub train_accuracy: f64,
@@ -55,9 +54,9 @@ pub fn paths(path: &Path) -> (PathBuf, PathBuf) {
     )
 }
 
-fn tensors(model: &Mlp) -> candle_core::Result<HashMap<String, Tensor>> {
+fn tensors(model: &Net) -> candle_core::Result<HashMap<String, Tensor>> {
     let mut m = HashMap::new();
-    for l in &model.layers {
+    for l in &model.blocks {
         m.insert(format!("{}.weight", l.name), l.w.as_tensor().clone());
         m.insert(
             format!("{}.bn.gamma", l.name),
@@ -79,7 +78,7 @@ fn tensors(model: &Mlp) -> candle_core::Result<HashMap<String, Tensor>> {
 /// Write both files atomically (temporary names, then renames).
 pub fn save(
     path: &Path,
-    model: &Mlp,
+    model: &Net,
     card: &ModelCard,
 ) -> Result<(PathBuf, PathBuf), ModelFileError> {
     let (wp, jp) = paths(path);
@@ -104,29 +103,26 @@ pub fn save(
 }
 
 /// Load a model saved by [`save`], checking every tensor's presence and shape.
-pub fn load(path: &Path) -> Result<(Mlp, ModelCard), ModelFileError> {
+pub fn load(path: &Path) -> Result<(Net, ModelCard), ModelFileError> {
     let (wp, jp) = paths(path);
     let text = std::fs::read_to_string(&jp)
         .map_err(|e| bad(&jp, format!("cannot read the model's JSON config: {e}")))?;
     let card: ModelCard = serde_json::from_str(&text)
         .map_err(|e| bad(&jp, format!("not a strata model config: {e}")))?;
-    if card.architecture != "mlp" {
-        return Err(bad(
-            &jp,
-            format!("architecture '{}' is not supported yet", card.architecture),
-        ));
-    }
     let c = &card.config;
-    if c.input == 0 || c.classes == 0 || c.widths.contains(&0) || c.widths.len() > 64 {
+    if c.classes == 0
+        || c.widths.contains(&0)
+        || c.widths.len() > 64
+        || c.input_shape.iter().product::<usize>() == 0
+    {
         return Err(bad(&jp, "config has a zero-sized layer"));
     }
-    let mut model = Mlp::new(c.clone(), 0).map_err(|e| bad(&jp, e))?;
+    let mut model = Net::new(c.clone(), 0).map_err(|e| bad(&jp, e))?;
     let mut ts = candle_core::safetensors::load(&wp, &Device::Cpu)
         .map_err(|e| bad(&wp, format!("cannot read weights: {e}")))?;
-    let mut dims = vec![c.input];
-    dims.extend(&c.widths);
-    dims.push(c.classes);
-    for (l, pair) in model.layers.iter_mut().zip(dims.windows(2)) {
+    for l in model.blocks.iter_mut() {
+        let wshape = l.w.as_tensor().dims().to_vec();
+        let out = l.bn.gamma.as_tensor().dims()[0];
         let mut take = |key: &str, shape: &[usize]| -> Result<Tensor, ModelFileError> {
             let name = format!("{}.{key}", l.name);
             let t = ts
@@ -143,16 +139,16 @@ pub fn load(path: &Path) -> Result<(Mlp, ModelCard), ModelFileError> {
             }
             t.to_dtype(candle_core::DType::F32).map_err(|e| bad(&wp, e))
         };
-        let w = take("weight", &[pair[0], pair[1]])?;
+        let w = take("weight", &wshape)?;
         l.w.set(&w).map_err(|e| bad(&wp, e))?;
         l.bn.gamma
-            .set(&take("bn.gamma", &[pair[1]])?)
+            .set(&take("bn.gamma", &[out])?)
             .map_err(|e| bad(&wp, e))?;
         l.bn.beta
-            .set(&take("bn.beta", &[pair[1]])?)
+            .set(&take("bn.beta", &[out])?)
             .map_err(|e| bad(&wp, e))?;
-        l.bn.running_mean = take("bn.running_mean", &[pair[1]])?;
-        l.bn.running_var = take("bn.running_var", &[pair[1]])?;
+        l.bn.running_mean = take("bn.running_mean", &[out])?;
+        l.bn.running_var = take("bn.running_var", &[out])?;
     }
     Ok((model, card))
 }

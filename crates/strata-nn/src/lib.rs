@@ -1,10 +1,10 @@
-//! Networks whose activations strata studies: float and quantized MLPs trained with
+//! Networks whose activations strata studies: float and quantized MLPs and CNNs trained with
 //! straight-through estimators (Hubara et al., "Quantized Neural Networks"), their model files,
 //! bit-packed inference for binary (`w1a1`) networks, and the fixed random-feature MLP of the
 //! quickstart.
 
 pub mod file;
-pub mod mlp;
+pub mod net;
 pub mod packed;
 pub mod precision;
 mod random_features;

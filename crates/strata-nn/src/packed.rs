@@ -7,7 +7,7 @@
 //! below 2^24). Batch norm uses the float network's own evaluation parameters and the same f32
 //! operations, so the packed engine reproduces the float simulation exactly.
 
-use crate::mlp::Mlp;
+use crate::net::Net;
 use crate::precision::Precision;
 use ndarray::{Array2, ArrayView2};
 
@@ -51,7 +51,7 @@ fn pack_row(v: impl Iterator<Item = f32>, k: usize, out: &mut Vec<u64>) {
 
 impl PackedMlp {
     /// Build from a trained `w1a1` network.
-    pub fn from_mlp(m: &Mlp) -> candle_core::Result<Self> {
+    pub fn from_net(m: &Net) -> candle_core::Result<Self> {
         if m.config.precision != Precision::W1A1 {
             candle_core::bail!(
                 "packed inference needs a w1a1 network, this one is {}",
@@ -61,7 +61,7 @@ impl PackedMlp {
         let mut norms = Vec::new();
         let mut first = None;
         let mut layers = Vec::new();
-        for (i, l) in m.layers.iter().enumerate() {
+        for (i, l) in m.blocks.iter().enumerate() {
             let w = l.w.as_tensor().to_vec2::<f32>()?;
             let (k, out) = (w.len(), w.first().map_or(0, |r| r.len()));
             if i == 0 {

@@ -1,6 +1,6 @@
 //! Training and evaluation of classifiers.
 
-use crate::mlp::Mlp;
+use crate::net::Net;
 use candle_core::{backprop::GradStore, Device, Result, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
 use serde::{Deserialize, Serialize};
@@ -164,7 +164,7 @@ pub fn argmax(row: &[f32]) -> usize {
 }
 
 /// Predicted classes for every example, in evaluation mode, in batches of 1000.
-pub fn predict(model: &mut Mlp, d: &Dataset) -> Result<Vec<usize>> {
+pub fn predict(model: &mut Net, d: &Dataset) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(d.len());
     let all: Vec<usize> = (0..d.len()).collect();
     for chunk in all.chunks(1000) {
@@ -176,7 +176,7 @@ pub fn predict(model: &mut Mlp, d: &Dataset) -> Result<Vec<usize>> {
 }
 
 /// Fraction of examples classified correctly.
-pub fn accuracy(model: &mut Mlp, d: &Dataset) -> Result<f64> {
+pub fn accuracy(model: &mut Net, d: &Dataset) -> Result<f64> {
     if d.is_empty() {
         return Ok(f64::NAN);
     }
@@ -192,7 +192,7 @@ pub fn accuracy(model: &mut Mlp, d: &Dataset) -> Result<f64> {
 /// Train `model` on `train`, evaluating on `test` after every epoch. `on_step(epoch, batch,
 /// batches, loss)` reports progress; `on_epoch` receives each epoch's figures.
 pub fn train(
-    model: &mut Mlp,
+    model: &mut Net,
     train: &Dataset,
     test: &Dataset,
     cfg: &TrainConfig,

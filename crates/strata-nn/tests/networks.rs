@@ -4,7 +4,7 @@ use candle_core::Tensor;
 use std::path::PathBuf;
 use strata_data::dataset::{self, Dataset};
 use strata_nn::file::{self, ModelCard};
-use strata_nn::mlp::{Mlp, MlpConfig};
+use strata_nn::net::{Architecture, Net, NetConfig};
 use strata_nn::packed::PackedMlp;
 use strata_nn::train::{self, OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -27,14 +27,26 @@ fn fit(
     data: &dataset::Splits,
     epochs: usize,
     seed: u64,
-) -> Mlp {
-    let config = MlpConfig {
-        input: data.train.x.ncols(),
+) -> Net {
+    fit_arch(Architecture::Mlp, precision, widths, data, epochs, seed)
+}
+
+fn fit_arch(
+    architecture: Architecture,
+    precision: Precision,
+    widths: &[usize],
+    data: &dataset::Splits,
+    epochs: usize,
+    seed: u64,
+) -> Net {
+    let config = NetConfig {
+        architecture,
+        input_shape: data.train.shape.clone(),
         widths: widths.to_vec(),
         classes: 10,
         precision,
     };
-    let mut m = Mlp::new(config, seed).unwrap();
+    let mut m = Net::new(config, seed).unwrap();
     train::train(
         &mut m,
         &data.train,
@@ -74,7 +86,7 @@ fn packed_w1a1_equals_the_float_simulation_exactly() {
     let data = dataset::load("mnist-small").unwrap();
     // Widths that are not multiples of 64, so padding bits are exercised.
     let mut m = fit(Precision::W1A1, &[200, 100], &data, 1, 3);
-    let p = PackedMlp::from_mlp(&m).unwrap();
+    let p = PackedMlp::from_net(&m).unwrap();
     let test = mnist_test();
     for chunk in (0..test.len()).collect::<Vec<_>>().chunks(2500) {
         let d = test.select(chunk);
@@ -100,8 +112,8 @@ fn same_seed_same_model_and_files_round_trip() {
     let mut a = fit(Precision::W2A2, &[48, 40], &data, 2, 11);
     let b = fit(Precision::W2A2, &[48, 40], &data, 2, 11);
     let c = fit(Precision::W2A2, &[48, 40], &data, 2, 12);
-    let w = |m: &Mlp| {
-        m.layers[1]
+    let w = |m: &Net| {
+        m.blocks[1]
             .w
             .as_tensor()
             .flatten_all()
@@ -115,7 +127,6 @@ fn same_seed_same_model_and_files_round_trip() {
     let dir = std::env::temp_dir().join(format!("strata-nn-{}", std::process::id()));
     let card = ModelCard {
         format: "strata-model-1".into(),
-        architecture: "mlp".into(),
         config: a.config.clone(),
         data: "digits".into(),
         train: cfg(2, 11),
@@ -150,4 +161,39 @@ fn float_mlp_learns_digits() {
     let acc = train::accuracy(&mut m, &data.test).unwrap();
     // A linear classifier already reaches about 95% on these digits.
     assert!(acc > 0.9, "test accuracy {acc}");
+}
+
+#[test]
+fn cnn_and_tiny10_train_on_mnist_and_digits_and_round_trip() {
+    let mnist = dataset::load("mnist-small").unwrap();
+    let small = dataset::Splits {
+        name: "mnist-small-2000".into(),
+        train: mnist.train.head(2000),
+        test: mnist.test.clone(),
+    };
+    let mut cnn = fit_arch(Architecture::Cnn, Precision::Float, &[], &small, 1, 2);
+    let acc = train::accuracy(&mut cnn, &small.test).unwrap();
+    assert!(
+        acc > 0.8,
+        "LeNet-like CNN after one epoch on 2,000 images: {acc}"
+    );
+    assert_eq!(cnn.layer_shapes()[0], vec![6, 14, 14]);
+    assert_eq!(cnn.layer_shapes()[1], vec![16, 5, 5]);
+    // Tiny-10 on 28x28 and on 8x8 inputs; quantized too.
+    let t = fit_arch(Architecture::Tiny10, Precision::W1A1, &[], &small, 1, 3);
+    assert_eq!(t.layer_shapes()[6], vec![64, 5, 5]);
+    // 8x8 digits are too small for Tiny-10's valid 3x3 convolution: a clear error, no panic.
+    let digits = dataset::load("digits").unwrap();
+    let cfg8 = NetConfig {
+        architecture: Architecture::Tiny10,
+        input_shape: digits.train.shape.clone(),
+        widths: vec![],
+        classes: 10,
+        precision: Precision::Float,
+    };
+    let e = Net::new(cfg8, 0)
+        .err()
+        .expect("8x8 is too small")
+        .to_string();
+    assert!(e.contains("too small"), "{e}");
 }

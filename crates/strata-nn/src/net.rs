@@ -1,0 +1,413 @@
+//! Float and quantized networks: an MLP, a LeNet-like CNN and Tiny-10 (Kornblith et al. 2019,
+//! Appendix E), each a chain of `dense|conv -> batch norm -> activation [-> max pool]` blocks
+//! ending in a `dense -> batch norm` block that gives the logits (as in BinaryNet).
+//!
+//! Choices for quantized precisions (after Hubara et al.): every layer's weights are quantized,
+//! the first and the last included; the first layer reads the image as 8-bit fixed point
+//! (`round(255 x)`, integers 0-255) rather than binarized pixels; hidden activations are
+//! quantized; the logits stay real (batch norm output). Float networks read pixels in [0, 1] and
+//! use ReLU.
+
+use crate::precision::{quantize_activations, quantize_weights, Precision};
+use candle_core::{DType, Device, Result, Tensor, Var};
+use serde::{Deserialize, Serialize};
+use strata_data::rng::Rng;
+
+/// Which network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Architecture {
+    /// Fully connected layers of the given widths.
+    Mlp,
+    /// LeNet-like: conv 5x5 x6 (same padding), pool 2, conv 5x5 x16, pool 2, dense 120, dense 84.
+    Cnn,
+    /// Tiny-10: 3x3 convs 16, 16, 32/2, 32, 32, 64/2, 64 (valid), 1x1 conv 64, global average
+    /// pooling, logits.
+    Tiny10,
+}
+
+impl Architecture {
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Mlp => "mlp",
+            Architecture::Cnn => "cnn",
+            Architecture::Tiny10 => "tiny10",
+        }
+    }
+}
+
+/// What a network is: enough to rebuild it before loading its weights.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NetConfig {
+    pub architecture: Architecture,
+    /// Shape of one example: `[channels, height, width]`.
+    pub input_shape: Vec<usize>,
+    /// Hidden widths (MLP only).
+    pub widths: Vec<usize>,
+    pub classes: usize,
+    pub precision: Precision,
+}
+
+/// Batch normalization over every axis but the channel axis (1), with running statistics.
+pub struct BatchNorm {
+    pub gamma: Var,
+    pub beta: Var,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+/// `(N, C)` stays; `(N, C, H, W)` becomes `(N*H*W, C)` for statistics.
+fn to_rows(z: &Tensor) -> Result<Tensor> {
+    match z.rank() {
+        4 => {
+            let (n, c, h, w) = z.dims4()?;
+            z.permute((0, 2, 3, 1))?.reshape((n * h * w, c))
+        }
+        _ => Ok(z.clone()),
+    }
+}
+
+fn from_rows(y: &Tensor, like: &Tensor) -> Result<Tensor> {
+    match like.rank() {
+        4 => {
+            let (n, c, h, w) = like.dims4()?;
+            y.reshape((n, h, w, c))?.permute((0, 3, 1, 2))?.contiguous()
+        }
+        _ => Ok(y.clone()),
+    }
+}
+
+impl BatchNorm {
+    fn new(n: usize, dev: &Device) -> Result<Self> {
+        Ok(BatchNorm {
+            gamma: Var::ones(n, DType::F32, dev)?,
+            beta: Var::zeros(n, DType::F32, dev)?,
+            running_mean: Tensor::zeros(n, DType::F32, dev)?,
+            running_var: Tensor::ones(n, DType::F32, dev)?,
+            momentum: 0.1,
+            eps: 1e-5,
+        })
+    }
+
+    /// Evaluation-mode affine map `y = (z - mean) * scale + beta`, with
+    /// `scale = gamma / sqrt(running_var + eps)`: the exact f32 operations the bit-packed
+    /// engine repeats, so both give identical outputs.
+    pub fn eval_params(&self) -> Result<(Tensor, Tensor, Tensor)> {
+        let scale = (self.gamma.as_tensor() / (&self.running_var + self.eps)?.sqrt()?)?;
+        Ok((
+            self.running_mean.clone(),
+            scale,
+            self.beta.as_tensor().clone(),
+        ))
+    }
+
+    fn forward(&mut self, z: &Tensor, train: bool) -> Result<Tensor> {
+        let rows = to_rows(z)?;
+        let y = if train {
+            let n = rows.dim(0)? as f64;
+            let mean = rows.mean_keepdim(0)?;
+            let centered = rows.broadcast_sub(&mean)?;
+            let var = centered.sqr()?.mean_keepdim(0)?;
+            let m = self.momentum;
+            let unbiased = (var.detach() * (n / (n - 1.0).max(1.0)))?.squeeze(0)?;
+            self.running_mean =
+                ((&self.running_mean * (1.0 - m))? + (mean.detach().squeeze(0)? * m)?)?;
+            self.running_var = ((&self.running_var * (1.0 - m))? + (unbiased * m)?)?;
+            centered
+                .broadcast_div(&(var + self.eps)?.sqrt()?)?
+                .broadcast_mul(self.gamma.as_tensor())?
+                .broadcast_add(self.beta.as_tensor())?
+        } else {
+            let (mean, scale, beta) = self.eval_params()?;
+            rows.broadcast_sub(&mean)?
+                .broadcast_mul(&scale)?
+                .broadcast_add(&beta)?
+        };
+        from_rows(&y, z)
+    }
+}
+
+/// How a block transforms its input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Dense layer; a 4-D input is flattened, or averaged over space when `gap`.
+    Dense { gap: bool },
+    /// 2-D convolution, square kernel.
+    Conv { k: usize, stride: usize, pad: usize },
+}
+
+/// One `op -> batch norm -> activation [-> max pool]` block. Weights are `in x out` for dense
+/// layers and `out x in x k x k` for convolutions.
+pub struct Block {
+    pub name: String,
+    pub op: Op,
+    pub w: Var,
+    pub bn: BatchNorm,
+    /// Max pooling window after the activation (1 = none).
+    pub pool: usize,
+    /// Shape of one example's output `[C, H, W]` or `[F]` (after pooling).
+    pub out_shape: Vec<usize>,
+}
+
+/// A network with its parameters.
+pub struct Net {
+    pub config: NetConfig,
+    pub blocks: Vec<Block>,
+}
+
+/// What one forward pass produced: logits and, per block, the input of its nonlinearity
+/// (`pre`) and its output after pooling (`post`; the logits for the last block).
+pub struct Forward {
+    pub logits: Tensor,
+    pub pre: Vec<Tensor>,
+    pub post: Vec<Tensor>,
+}
+
+struct Spec {
+    name: String,
+    op: Op,
+    out: usize,
+    pool: usize,
+}
+
+fn conv(name: &str, out: usize, k: usize, stride: usize, pad: usize, pool: usize) -> Spec {
+    Spec {
+        name: name.into(),
+        op: Op::Conv { k, stride, pad },
+        out,
+        pool,
+    }
+}
+
+fn dense(name: &str, out: usize, gap: bool) -> Spec {
+    Spec {
+        name: name.into(),
+        op: Op::Dense { gap },
+        out,
+        pool: 1,
+    }
+}
+
+fn specs(c: &NetConfig) -> Vec<Spec> {
+    let mut v = Vec::new();
+    match c.architecture {
+        Architecture::Mlp => {
+            for (i, &w) in c.widths.iter().enumerate() {
+                v.push(dense(&format!("fc{}", i + 1), w, false));
+            }
+            v.push(dense("logits", c.classes, false));
+        }
+        Architecture::Cnn => {
+            v.push(conv("conv1", 6, 5, 1, 2, 2));
+            v.push(conv("conv2", 16, 5, 1, 0, 2));
+            v.push(dense("fc1", 120, false));
+            v.push(dense("fc2", 84, false));
+            v.push(dense("logits", c.classes, false));
+        }
+        Architecture::Tiny10 => {
+            v.push(conv("conv1", 16, 3, 1, 1, 1));
+            v.push(conv("conv2", 16, 3, 1, 1, 1));
+            v.push(conv("conv3", 32, 3, 2, 1, 1));
+            v.push(conv("conv4", 32, 3, 1, 1, 1));
+            v.push(conv("conv5", 32, 3, 1, 1, 1));
+            v.push(conv("conv6", 64, 3, 2, 1, 1));
+            v.push(conv("conv7", 64, 3, 1, 0, 1));
+            v.push(conv("conv8", 64, 1, 1, 0, 1));
+            v.push(dense("logits", c.classes, true));
+        }
+    }
+    v
+}
+
+impl Net {
+    /// A freshly initialized network: He-normal weights for float, Glorot-uniform for quantized
+    /// weights (as BinaryNet); drawn from strata's RNG so `seed` fixes them.
+    pub fn new(config: NetConfig, seed: u64) -> Result<Self> {
+        let dev = Device::Cpu;
+        let mut rng = Rng::new(seed);
+        if config.input_shape.len() != 3 || config.input_shape.contains(&0) {
+            candle_core::bail!(
+                "input shape must be [channels, height, width], got {:?}",
+                config.input_shape
+            );
+        }
+        let mut shape = config.input_shape.clone();
+        let mut blocks = Vec::new();
+        for s in specs(&config) {
+            let (fan_in, fan_out, wshape, out_shape) = match s.op {
+                Op::Dense { gap } => {
+                    let fin = if gap && shape.len() == 3 {
+                        shape[0]
+                    } else {
+                        shape.iter().product()
+                    };
+                    (fin, s.out, vec![fin, s.out], vec![s.out])
+                }
+                Op::Conv { k, stride, pad } => {
+                    if shape.len() != 3 {
+                        candle_core::bail!("a convolution cannot follow a dense layer");
+                    }
+                    let (cin, h, w) = (shape[0], shape[1], shape[2]);
+                    if h + 2 * pad < k || w + 2 * pad < k {
+                        candle_core::bail!("input {h}x{w} is too small for {}", s.name);
+                    }
+                    let oh = (h + 2 * pad - k) / stride + 1;
+                    let ow = (w + 2 * pad - k) / stride + 1;
+                    if oh / s.pool == 0 || ow / s.pool == 0 {
+                        candle_core::bail!("input {h}x{w} is too small for {}", s.name);
+                    }
+                    (
+                        cin * k * k,
+                        s.out * k * k,
+                        vec![s.out, cin, k, k],
+                        vec![s.out, oh / s.pool, ow / s.pool],
+                    )
+                }
+            };
+            let numel: usize = wshape.iter().product();
+            let vals: Vec<f32> = match config.precision {
+                Precision::Float => {
+                    let std = (2.0 / fan_in as f64).sqrt();
+                    (0..numel).map(|_| (rng.normal() * std) as f32).collect()
+                }
+                // Glorot-uniform, as BinaryNet: small real weights whose signs flip readily.
+                _ => {
+                    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                    (0..numel)
+                        .map(|_| ((rng.uniform() * 2.0 - 1.0) * a) as f32)
+                        .collect()
+                }
+            };
+            blocks.push(Block {
+                name: s.name,
+                op: s.op,
+                w: Var::from_tensor(&Tensor::from_vec(vals, wshape, &dev)?)?,
+                bn: BatchNorm::new(s.out, &dev)?,
+                pool: s.pool,
+                out_shape: out_shape.clone(),
+            });
+            shape = out_shape;
+        }
+        Ok(Net { config, blocks })
+    }
+
+    /// Block names in depth order (e.g. `fc1`, ..., `logits`).
+    pub fn layer_names(&self) -> Vec<String> {
+        self.blocks.iter().map(|b| b.name.clone()).collect()
+    }
+
+    /// Per-example output shape of every block.
+    pub fn layer_shapes(&self) -> Vec<Vec<usize>> {
+        self.blocks.iter().map(|b| b.out_shape.clone()).collect()
+    }
+
+    /// True for an MLP (every block dense, input flattened).
+    pub fn is_mlp(&self) -> bool {
+        self.config.architecture == Architecture::Mlp
+    }
+
+    /// The trainable parameters.
+    pub fn vars(&self) -> Vec<Var> {
+        self.blocks
+            .iter()
+            .flat_map(|l| [l.w.clone(), l.bn.gamma.clone(), l.bn.beta.clone()])
+            .collect()
+    }
+
+    /// The input the network actually reads, as `(N, C, H, W)`: pixels in [0, 1] for float,
+    /// 8-bit integers 0-255 for quantized precisions. `x` is `(N, C*H*W)`.
+    pub fn prepare_input(&self, x: &Tensor) -> Result<Tensor> {
+        let s = &self.config.input_shape;
+        let x = x.reshape((x.dim(0)?, s[0], s[1], s[2]))?;
+        match self.config.precision {
+            Precision::Float => Ok(x),
+            _ => (x * 255.0)?.round(),
+        }
+    }
+
+    fn apply_op(&self, b: &Block, h: &Tensor) -> Result<Tensor> {
+        let w = quantize_weights(b.w.as_tensor(), self.config.precision.weight_bits())?;
+        match b.op {
+            Op::Dense { gap } => {
+                let h = if h.rank() == 4 {
+                    if gap {
+                        h.mean(3)?.mean(2)?
+                    } else {
+                        h.flatten_from(1)?
+                    }
+                } else {
+                    h.clone()
+                };
+                h.matmul(&w)
+            }
+            Op::Conv { stride, pad, .. } => h.conv2d(&w, pad, stride, 1, 1),
+        }
+    }
+
+    /// Forward pass on a batch (`rows x features`); `train` uses batch statistics and updates
+    /// the running ones.
+    pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Forward> {
+        let bits = self.config.precision.activation_bits();
+        let mut h = self.prepare_input(x)?;
+        let (mut pre, mut post) = (Vec::new(), Vec::new());
+        let last = self.blocks.len() - 1;
+        for i in 0..self.blocks.len() {
+            let z = self.apply_op(&self.blocks[i], &h)?;
+            let b = &mut self.blocks[i];
+            let y = b.bn.forward(&z, train)?;
+            if i == last {
+                pre.push(y.clone());
+                post.push(y.clone());
+                h = y;
+            } else {
+                let mut a = quantize_activations(&y, bits)?;
+                if b.pool > 1 {
+                    a = a.max_pool2d(b.pool)?;
+                }
+                pre.push(y);
+                post.push(a.clone());
+                h = a;
+            }
+        }
+        Ok(Forward {
+            logits: h,
+            pre,
+            post,
+        })
+    }
+
+    /// The pre-batch-norm outputs of every block in evaluation mode: for networks with 1-bit
+    /// weights these are integers, the quantities the bit-packed engine computes.
+    pub fn dense_outputs(&mut self, x: &Tensor) -> Result<Vec<Tensor>> {
+        let bits = self.config.precision.activation_bits();
+        let mut h = self.prepare_input(x)?;
+        let mut out = Vec::new();
+        let last = self.blocks.len() - 1;
+        for i in 0..self.blocks.len() {
+            let z = self.apply_op(&self.blocks[i], &h)?;
+            out.push(z.clone());
+            if i < last {
+                let b = &mut self.blocks[i];
+                let y = b.bn.forward(&z, false)?;
+                h = quantize_activations(&y, bits)?;
+                if b.pool > 1 {
+                    h = h.max_pool2d(b.pool)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// After an optimizer step: keep real-valued weights of quantized layers in [-1, 1]
+    /// (BinaryNet's clipping, which also cancels their gradient outside that range).
+    pub fn clip_weights(&self) -> Result<()> {
+        if self.config.precision.weight_bits().is_some() {
+            for l in &self.blocks {
+                l.w.set(&l.w.as_tensor().clamp(-1f64, 1f64)?)?;
+            }
+        }
+        Ok(())
+    }
+}
