@@ -7,7 +7,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use strata_data::Activations;
-use strata_sim::{cka_all_pairs, prepared_bytes, CkaMatrix, Estimator, Kernel, MinibatchCka};
+use strata_sim::{cka_all_pairs, CkaMatrix, Estimator, Kernel, MinibatchCka};
 
 /// What to compare and how.
 #[derive(Clone, Debug)]
@@ -139,12 +139,22 @@ fn full(
         .take(if same { 1 } else { 2 })
     {
         for &i in ids {
-            let p = f.layers()[i].features;
-            need += prepared_bytes(n, p, args.kernel) as u64;
-            widest = widest.max((n * p * 4) as u64);
+            // Every raw layer is read before any is prepared, so each costs the larger of its
+            // raw and prepared sizes; RBF also copies one n x n matrix to take the median.
+            let p = f.layers()[i].features as u64;
+            let raw = (n as u64).saturating_mul(p).saturating_mul(4);
+            let prep = match args.kernel {
+                Kernel::Rbf { .. } => (n as u64).saturating_mul(n as u64).saturating_mul(4),
+                Kernel::Linear if p >= n as u64 => {
+                    (n as u64).saturating_mul(n as u64).saturating_mul(4)
+                }
+                Kernel::Linear => raw,
+            };
+            need = need.saturating_add(raw.max(prep));
+            widest = widest.max(prep);
         }
     }
-    need += widest;
+    need = need.saturating_add(widest);
     if let Some(avail) = crate::available_memory_bytes() {
         if need > avail * 9 / 10 {
             bail!(
@@ -208,7 +218,16 @@ fn minibatch(
             Some(r) => r.next_batch()?,
             None => None,
         };
-        let Some(a) = a else { break };
+        let Some(a) = a else {
+            if b.is_some() {
+                bail!(
+                    "{} holds fewer examples than {} (its files disagree with their headers)",
+                    args.a.display(),
+                    args.b.display()
+                );
+            }
+            break;
+        };
         let rows = a[0].nrows();
         if !same && b.as_ref().map(|b| b[0].nrows()) != Some(rows) {
             bail!(

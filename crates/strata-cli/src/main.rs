@@ -280,10 +280,23 @@ enum EstimatorArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // Every failure a user can cause is an error value. Should a bug panic anyway (in strata or
+    // a dependency reading a malformed file), report it in one line like any other error.
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(|| run(cli));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unknown cause");
+            eprintln!("error: internal error (a bug in strata; please report it): {msg}");
             ExitCode::FAILURE
         }
     }

@@ -59,7 +59,7 @@ enum Backend {
     },
     /// `.npz`: a zip of `.npy` members; a member is decompressed when its layer is read.
     Npz {
-        members: Vec<(String, NpyHeader)>,
+        members: Vec<(usize, NpyHeader)>,
     },
     Ipc(crate::store::ipc_read::IpcStore),
     Parquet,
@@ -161,12 +161,21 @@ fn split_shape(path: &Path, name: &str, shape: &[usize]) -> Result<(usize, Vec<u
     Ok((shape[0], shape[1..].to_vec()))
 }
 
-fn layer_info(name: &str, shape: Vec<usize>) -> LayerInfo {
-    LayerInfo {
+fn layer_info(path: &Path, name: &str, shape: Vec<usize>) -> Result<LayerInfo> {
+    let features = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| {
+            DataError::corrupt(
+                path,
+                format!("array '{name}': shape {shape:?} is too large"),
+            )
+        })?;
+    Ok(LayerInfo {
         name: name.to_string(),
-        features: shape.iter().product(),
+        features,
         shape,
-    }
+    })
 }
 
 fn common_n(path: &Path, ns: &[(String, usize)]) -> Result<usize> {
@@ -211,7 +220,7 @@ fn open_npy(path: &Path, file: &File) -> Result<Opened> {
     Ok((
         Format::Npy,
         n,
-        vec![layer_info(&name, shape)],
+        vec![layer_info(path, &name, shape)?],
         Backend::Mapped { mmap, raw },
     ))
 }
@@ -240,8 +249,8 @@ fn open_npz(path: &Path, file: File) -> Result<Opened> {
             .map_err(|m| DataError::corrupt(path, format!("array '{name}': {m}")))?;
         let (n, shape) = split_shape(path, &name, &header.shape)?;
         ns.push((name.clone(), n));
-        layers.push(layer_info(&name, shape));
-        members.push((member, header));
+        layers.push(layer_info(path, &name, shape)?);
+        members.push((i, header));
     }
     let n = common_n(path, &ns)?;
     Ok((Format::Npz, n, layers, Backend::Npz { members }))
@@ -297,7 +306,7 @@ fn open_safetensors(path: &Path, file: &File) -> Result<Opened> {
         }
         let (n, shape) = split_shape(path, &name, &info.shape)?;
         ns.push((name.clone(), n));
-        layers.push(layer_info(&name, shape));
+        layers.push(layer_info(path, &name, shape)?);
         raw.push(RawLayer {
             offset: data_start + start,
             dtype,
@@ -357,9 +366,9 @@ impl Activations {
         let info = &self.layers[i];
         let m = match &self.backend {
             Backend::Mapped { mmap, raw } => mapped_rows(mmap, &raw[i], self.n, info, 0, self.n),
-            Backend::Npz { members } => self.read_npz_member(&members[i].0, &members[i].1, info)?,
+            Backend::Npz { members } => self.read_npz_member(members[i].0, &members[i].1, info)?,
             Backend::Ipc(s) => s.read_layer(i)?,
-            Backend::Parquet => store::parquet_read::read_layer(&self.path, info)?,
+            Backend::Parquet => store::parquet_read::read_layer(&self.path, i, info, self.n)?,
         };
         check_finite(&self.path, &info.name, &m, 0)?;
         Ok(m)
@@ -367,17 +376,19 @@ impl Activations {
 
     fn read_npz_member(
         &self,
-        member: &str,
+        member: usize,
         h: &NpyHeader,
         info: &LayerInfo,
     ) -> Result<Array2<f32>> {
         let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
         let mut zip = zip::ZipArchive::new(file).map_err(|e| DataError::corrupt(&self.path, e))?;
-        let mut f = zip
-            .by_name(member)
+        let f = zip
+            .by_index(member)
             .map_err(|e| DataError::corrupt(&self.path, e))?;
+        // Never inflate more than the header promises (a zip bomb stops here).
         let mut bytes = Vec::new();
-        f.read_to_end(&mut bytes)
+        f.take((h.data_offset + h.data_len()) as u64)
+            .read_to_end(&mut bytes)
             .map_err(|e| DataError::corrupt(&self.path, format!("array '{}': {e}", info.name)))?;
         if bytes.len() < h.data_offset + h.data_len() {
             return Err(DataError::corrupt(

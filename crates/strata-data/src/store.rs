@@ -115,8 +115,9 @@ enum Sink {
 
 /// Writes an activation store batch by batch, atomically: the data goes to a temporary file
 /// beside the destination, renamed into place by [`StoreWriter::finish`]. A writer dropped
-/// without `finish` (an error, a panic, Ctrl-C unwinding) removes its temporary file, so a
-/// half-written store never appears under the final name.
+/// without `finish` (an error, a panic) removes its temporary file, so a half-written store
+/// never appears under the final name. (A process killed outright, e.g. by Ctrl-C, can leave a
+/// hidden `.NAME.PID-K.tmp` beside it, never a partial file under the final name.)
 pub struct StoreWriter {
     sink: Option<Sink>,
     tmp: PathBuf,
@@ -153,10 +154,11 @@ impl StoreWriter {
         let tmp = tmp_path(path);
         let file = File::create(&tmp).map_err(|e| DataError::io(&tmp, e))?;
         let sink = match format {
-            StoreFormat::Ipc => Sink::Ipc(Box::new(
+            StoreFormat::Ipc => {
                 arrow_ipc::writer::FileWriter::try_new(BufWriter::new(file), &schema)
-                    .map_err(|e| DataError::corrupt(path, e))?,
-            )),
+                    .map(|w| Sink::Ipc(Box::new(w)))
+                    .map_err(|e| DataError::corrupt(path, e))
+            }
             StoreFormat::Parquet => {
                 let row_bytes: usize = layers.iter().map(|l| l.features() * 4).sum();
                 let rows_per_group = ((64usize << 20) / row_bytes.max(1)).clamp(1, 1 << 20);
@@ -164,12 +166,14 @@ impl StoreWriter {
                     .set_compression(parquet::basic::Compression::SNAPPY)
                     .set_max_row_group_row_count(Some(rows_per_group))
                     .build();
-                Sink::Parquet(Box::new(
-                    parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
-                        .map_err(|e| DataError::corrupt(path, e))?,
-                ))
+                parquet::arrow::ArrowWriter::try_new(file, schema.clone(), Some(props))
+                    .map(|w| Sink::Parquet(Box::new(w)))
+                    .map_err(|e| DataError::corrupt(path, e))
             }
         };
+        let sink = sink.inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })?;
         Ok(StoreWriter {
             sink: Some(sink),
             tmp,
@@ -227,7 +231,13 @@ impl StoreWriter {
             Some(Sink::Parquet(w)) => w.write(&batch).map_err(|e| e.into()),
             None => return Err(DataError::invalid(&self.dest, "store already finished")),
         };
-        res.map_err(|e| DataError::corrupt(&self.tmp, e))?;
+        if let Err(e) = res {
+            // A sink that failed mid-write cannot be trusted: drop it and its file, so a later
+            // `finish` cannot move a partial store into place.
+            self.sink = None;
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(DataError::corrupt(&self.tmp, e));
+        }
         self.rows += rows;
         Ok(())
     }
@@ -285,7 +295,9 @@ pub fn tmp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let k = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    path.with_file_name(format!(".{name}.{}-{k}.tmp", std::process::id()))
 }
 
 pub(crate) mod ipc_read;
@@ -302,12 +314,19 @@ pub(crate) fn layers_of(path: &Path, schema: &Schema) -> Result<Vec<(usize, crat
                     DataType::Float32 | DataType::Float64 | DataType::Float16
                 ) =>
             {
-                let size = *size as usize;
+                let Ok(size) = usize::try_from(*size) else {
+                    return Err(DataError::corrupt(
+                        path,
+                        format!("column '{}' has a negative list size", field.name()),
+                    ));
+                };
                 let shape = field
                     .metadata()
                     .get(SHAPE_KEY)
                     .and_then(|s| serde_json::from_str::<Vec<usize>>(s).ok())
-                    .filter(|s| s.iter().product::<usize>() == size)
+                    .filter(|s| {
+                        s.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) == Some(size)
+                    })
                     .unwrap_or_else(|| vec![size]);
                 out.push((
                     idx,

@@ -127,8 +127,8 @@ impl Prepared {
         let rms = ms.sqrt();
         let mut scale2 = 1.0;
         if rms > 0.0 && rms.is_finite() {
-            let inv = (1.0 / rms) as f32;
-            x.par_mapv_inplace(|v| v * inv);
+            // Divide in f64: 1/rms overflows f32 for rms below ~3e-39.
+            x.par_mapv_inplace(|v| (v as f64 / rms) as f32);
             if kernel == Kernel::Linear {
                 scale2 = ms;
             }

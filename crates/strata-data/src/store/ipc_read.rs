@@ -61,7 +61,7 @@ impl IpcStore {
         let version = footer.version();
         let check = |b: &Block| -> Result<Block> {
             let end = (b.offset() as i128) + b.metaDataLength() as i128 + b.bodyLength() as i128;
-            if b.offset() < 0 || b.metaDataLength() < 8 || end > len as i128 {
+            if b.offset() < 0 || b.metaDataLength() < 8 || b.bodyLength() < 0 || end > len as i128 {
                 return Err(truncated());
             }
             Ok(*b)
@@ -76,11 +76,29 @@ impl IpcStore {
             .map(|v| v.iter().map(check).collect::<Result<Vec<_>>>())
             .transpose()?
             .unwrap_or_default();
+        for b in &dictionaries {
+            batch_rows_or_dictionary(&mmap, b).ok_or_else(truncated)?;
+        }
         let rows = blocks
             .iter()
             .map(|b| batch_rows(&mmap, b).ok_or_else(truncated))
             .collect::<Result<Vec<_>>>()?;
-        let (cols, layers) = layers_of(path, &schema)?.into_iter().unzip();
+        let (cols, layers): (Vec<usize>, Vec<LayerInfo>) =
+            layers_of(path, &schema)?.into_iter().unzip();
+        // Row counts come from headers: they must fit in the bytes actually present (at least
+        // two bytes per value of every layer), which also bounds every allocation made from them.
+        let row_bytes: u64 = layers.iter().map(|l| 2 * l.features as u64).sum();
+        for (b, &r) in blocks.iter().zip(&rows) {
+            if (r as u64)
+                .checked_mul(row_bytes)
+                .is_none_or(|need| need > b.bodyLength() as u64)
+            {
+                return Err(DataError::corrupt(
+                    path,
+                    "a record batch claims more rows than it holds",
+                ));
+            }
+        }
         Ok(IpcStore {
             path: path.to_path_buf(),
             mmap,
@@ -168,17 +186,31 @@ impl IpcStore {
 
 /// Rows of the record batch in block `b`, read from its message header.
 fn batch_rows(mmap: &[u8], b: &Block) -> Option<usize> {
-    let start = b.offset() as usize;
-    let meta = mmap.get(start..start + b.metaDataLength() as usize)?;
+    let start = usize::try_from(b.offset()).ok()?;
+    let meta_len = usize::try_from(b.metaDataLength()).ok()?;
+    let body_len = u64::try_from(b.bodyLength()).ok()?;
+    let meta = mmap.get(start..start.checked_add(meta_len)?)?;
     // Encapsulated message: optional 0xFFFFFFFF continuation marker, i32 length, flatbuffer.
-    let (len_at, fb_at) = if meta.get(..4)? == [0xFF; 4] {
+    let (len_at, fb_at): (usize, usize) = if meta.get(..4)? == [0xFF; 4] {
         (4, 8)
     } else {
         (0, 4)
     };
-    let len = i32::from_le_bytes(meta.get(len_at..len_at + 4)?.try_into().ok()?) as usize;
-    let msg = arrow_ipc::root_as_message(meta.get(fb_at..fb_at + len)?).ok()?;
+    let len = usize::try_from(i32::from_le_bytes(
+        meta.get(len_at..len_at + 4)?.try_into().ok()?,
+    ))
+    .ok()?;
+    let msg = arrow_ipc::root_as_message(meta.get(fb_at..fb_at.checked_add(len)?)?).ok()?;
     let rb = msg.header_as_record_batch()?;
+    // The decoder slices the body by these entries without checking them: check them here, so
+    // a corrupt file is an error rather than a panic.
+    for buf in rb.buffers()?.iter() {
+        let off = u64::try_from(buf.offset()).ok()?;
+        let l = u64::try_from(buf.length()).ok()?;
+        if off.checked_add(l)? > body_len {
+            return None;
+        }
+    }
     usize::try_from(rb.length()).ok()
 }
 
@@ -222,4 +254,31 @@ impl Chunks for IpcChunks<'_> {
             .collect::<Result<Vec<_>>>()
             .map(Some)
     }
+}
+
+/// Check a dictionary block's message and buffer entries like [`batch_rows`] does.
+fn batch_rows_or_dictionary(mmap: &[u8], b: &Block) -> Option<()> {
+    let start = usize::try_from(b.offset()).ok()?;
+    let meta_len = usize::try_from(b.metaDataLength()).ok()?;
+    let body_len = u64::try_from(b.bodyLength()).ok()?;
+    let meta = mmap.get(start..start.checked_add(meta_len)?)?;
+    let (len_at, fb_at): (usize, usize) = if meta.get(..4)? == [0xFF; 4] {
+        (4, 8)
+    } else {
+        (0, 4)
+    };
+    let len = usize::try_from(i32::from_le_bytes(
+        meta.get(len_at..len_at + 4)?.try_into().ok()?,
+    ))
+    .ok()?;
+    let msg = arrow_ipc::root_as_message(meta.get(fb_at..fb_at.checked_add(len)?)?).ok()?;
+    let db = msg.header_as_dictionary_batch()?;
+    for buf in db.data()?.buffers()?.iter() {
+        let off = u64::try_from(buf.offset()).ok()?;
+        let l = u64::try_from(buf.length()).ok()?;
+        if off.checked_add(l)? > body_len {
+            return None;
+        }
+    }
+    Some(())
 }

@@ -26,20 +26,16 @@ pub fn describe(path: &Path) -> Result<(usize, Vec<LayerInfo>)> {
     Ok((n, layers))
 }
 
+/// A reader over the root columns `cols` (indices into the file's schema) and, for each
+/// requested column, its position in the projected batches (which keep file order).
 fn reader(
     path: &Path,
-    names: &[&str],
+    cols: &[usize],
     batch_size: usize,
 ) -> Result<(ParquetRecordBatchReader, Vec<usize>)> {
     let b = builder(path)?;
-    let schema = b.schema().clone();
-    let cols: Vec<usize> = names
-        .iter()
-        .map(|n| schema.index_of(n).map_err(|e| DataError::corrupt(path, e)))
-        .collect::<Result<_>>()?;
     let mask = ProjectionMask::roots(b.parquet_schema(), cols.iter().copied());
-    // Projected batches hold the selected columns in file order.
-    let mut sorted = cols.clone();
+    let mut sorted = cols.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
     let pos = cols
@@ -54,14 +50,33 @@ fn reader(
     Ok((r, pos))
 }
 
-pub fn read_layer(path: &Path, info: &LayerInfo) -> Result<Array2<f32>> {
-    let (r, _) = reader(path, &[&info.name], 8192)?;
+/// Schema column index of each layer (by position, so duplicate names stay distinct).
+fn columns(path: &Path) -> Result<Vec<usize>> {
+    let b = builder(path)?;
+    Ok(layers_of(path, b.schema())?
+        .into_iter()
+        .map(|x| x.0)
+        .collect())
+}
+
+pub fn read_layer(path: &Path, layer: usize, info: &LayerInfo, n: usize) -> Result<Array2<f32>> {
+    let col = columns(path)?[layer];
+    let (r, _) = reader(path, &[col], 8192)?;
     let mut data = Vec::new();
     for batch in r {
         let batch = batch.map_err(|e| DataError::corrupt(path, e))?;
         append_column(path, &info.name, batch.column(0), info.features, &mut data)?;
     }
-    let n = data.len() / info.features;
+    let rows = data.len() / info.features.max(1);
+    if rows != n {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "layer '{}' holds {rows} rows, the footer says {n}",
+                info.name
+            ),
+        ));
+    }
     Array2::from_shape_vec((n, info.features), data)
         .map_err(|_| DataError::corrupt(path, format!("layer '{}': ragged rows", info.name)))
 }
@@ -72,8 +87,9 @@ pub(crate) fn chunks(
     ids: &[usize],
     batch_size: usize,
 ) -> Result<ParquetChunks> {
-    let names: Vec<&str> = ids.iter().map(|&i| layers[i].name.as_str()).collect();
-    let (r, pos) = reader(path, &names, batch_size.clamp(1, 65536))?;
+    let all = columns(path)?;
+    let cols: Vec<usize> = ids.iter().map(|&i| all[i]).collect();
+    let (r, pos) = reader(path, &cols, batch_size.clamp(1, 65536))?;
     Ok(ParquetChunks {
         path: path.to_path_buf(),
         reader: r,
