@@ -10,6 +10,7 @@
 use crate::net::Net;
 use crate::precision::Precision;
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 /// One binary layer: weight bits per output unit, `words` u64 each.
 struct BinLayer {
@@ -113,14 +114,18 @@ impl PackedMlp {
         for (li, layer) in self.layers.iter().enumerate() {
             debug_assert_eq!(layer.k, k);
             let mut z = Array2::<i32>::zeros((n, layer.out));
-            for (r, mut zrow) in z.rows_mut().into_iter().enumerate() {
-                let a = &h[r * layer.words..(r + 1) * layer.words];
-                for (j, zj) in zrow.iter_mut().enumerate() {
-                    let w = &layer.bits[j * layer.words..(j + 1) * layer.words];
-                    let mismatches: u32 = a.iter().zip(w).map(|(x, y)| (x ^ y).count_ones()).sum();
-                    *zj = layer.k as i32 - 2 * mismatches as i32;
-                }
-            }
+            z.axis_iter_mut(ndarray::Axis(0))
+                .into_par_iter()
+                .enumerate()
+                .for_each(|(r, mut zrow)| {
+                    let a = &h[r * layer.words..(r + 1) * layer.words];
+                    for (j, zj) in zrow.iter_mut().enumerate() {
+                        let w = &layer.bits[j * layer.words..(j + 1) * layer.words];
+                        let mismatches: u32 =
+                            a.iter().zip(w).map(|(x, y)| (x ^ y).count_ones()).sum();
+                        *zj = layer.k as i32 - 2 * mismatches as i32;
+                    }
+                });
             k = layer.out;
             if li + 1 < self.layers.len() {
                 h = self.norm_and_binarize(&z, li + 1, &mut bits);
