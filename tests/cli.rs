@@ -447,3 +447,49 @@ fn train_eval_collect_and_compare_float_with_binary() {
         assert!(!stderr(&o).contains("panicked"), "{args:?}");
     }
 }
+
+#[test]
+fn train_on_any_csv_with_a_label_column() {
+    let d = scratch("csv");
+    let mut r = Rng::new(9);
+    let mut text = String::from("height,colour,species\n");
+    for _ in 0..400 {
+        let big = r.below(2) == 1;
+        let h = if big { 3.0 } else { 1.0 } + r.normal() * 0.3;
+        let c = if big { "red" } else { "blue" };
+        text.push_str(&format!(
+            "{h:.3},{c},{}\n",
+            if big { "oak" } else { "fern" }
+        ));
+    }
+    let csv = d.join("plants.csv");
+    std::fs::write(&csv, text).unwrap();
+    let data = format!("csv:{}", csv.display());
+    let out = d.join("m");
+    let o = strata(&[
+        "train",
+        "--data",
+        &data,
+        "--label",
+        "species",
+        "--widths",
+        "16",
+        "--epochs",
+        "5",
+        "--lr",
+        "0.01",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert!(v["test_accuracy"].as_f64().unwrap() > 0.9, "{v}");
+    let o = strata(&["train", "--data", &data, "--out", out.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no column named 'label'"),
+        "{}",
+        stderr(&o)
+    );
+}

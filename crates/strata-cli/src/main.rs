@@ -103,13 +103,17 @@ enum Cmd {
     #[command(
         after_help = "Data sets:\n  mnist        full MNIST from $STRATA_MNIST, ../shared/datasets/mnist or data/mnist\n  \
         mnist:DIR    MNIST IDX files in DIR\n  mnist-small  embedded subset (6,000 train / 1,000 test)\n  \
-        digits       embedded 8x8 digits (1,438 / 359)\n\n\
+        digits       embedded 8x8 digits (1,438 / 359)\n  adult        UCI Adult from $STRATA_ADULT or ../shared/datasets/adult (adult:DIR)\n  \
+        csv:PATH     any CSV with a header; --label names the class column (80/20 split)\n\n\
         Example:\n  strata train --data mnist --precision w1a1 --epochs 10 --out models/mlp-w1a1"
     )]
     Train {
         /// Data set (see below).
         #[arg(long, default_value = "mnist-small")]
         data: String,
+        /// Label column for csv:PATH data.
+        #[arg(long, value_name = "COLUMN")]
+        label: Option<String>,
         /// Architecture: mlp, cnn (LeNet-like) or tiny10 (Kornblith et al. 2019, App. E).
         #[arg(long, value_enum, default_value = "mlp")]
         model: ModelArg,
@@ -156,6 +160,9 @@ enum Cmd {
         model: PathBuf,
         #[arg(long, default_value = "mnist-small")]
         data: String,
+        /// Label column for csv:PATH data.
+        #[arg(long, value_name = "COLUMN")]
+        label: Option<String>,
         #[arg(long, default_value = "test")]
         split: String,
         #[arg(long)]
@@ -171,6 +178,9 @@ enum Cmd {
         model: PathBuf,
         #[arg(long, default_value = "mnist-small")]
         data: String,
+        /// Label column for csv:PATH data.
+        #[arg(long, value_name = "COLUMN")]
+        label: Option<String>,
         #[arg(long, default_value = "test")]
         split: String,
         /// Only the first N examples.
@@ -407,6 +417,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Train {
             data,
+            label,
             model,
             widths,
             precision,
@@ -456,6 +467,7 @@ fn run(cli: Cli) -> Result<()> {
             let t = train_cmd::train(&train_cmd::TrainArgs {
                 architecture,
                 data,
+                label,
                 widths,
                 precision,
                 train: cfg,
@@ -487,12 +499,19 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Eval {
             model,
             data,
+            label,
             split,
             limit,
             engine,
             json,
         } => {
-            let v = train_cmd::eval(&model, &data, &split, limit, engine == EngineArg::Packed)?;
+            let ex = train_cmd::Examples {
+                data: &data,
+                label: label.as_deref(),
+                split: &split,
+                limit,
+            };
+            let v = train_cmd::eval(&model, ex, engine == EngineArg::Packed)?;
             if json {
                 println!("{v}");
             } else {
@@ -508,13 +527,20 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Collect {
             model,
             data,
+            label,
             split,
             limit,
             pre,
             out,
             quiet,
         } => {
-            let rows = train_cmd::collect(&model, &data, &split, limit, pre, &out, quiet)?;
+            let ex = train_cmd::Examples {
+                data: &data,
+                label: label.as_deref(),
+                split: &split,
+                limit,
+            };
+            let rows = train_cmd::collect(&model, ex, pre, &out, quiet)?;
             println!(
                 "wrote {} examples of every layer to {}",
                 rows,

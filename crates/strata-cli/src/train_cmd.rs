@@ -18,6 +18,8 @@ use strata_nn::Precision;
 #[derive(Clone, Debug)]
 pub struct TrainArgs {
     pub data: String,
+    /// Label column for `csv:PATH` data.
+    pub label: Option<String>,
     pub architecture: Architecture,
     pub widths: Vec<usize>,
     pub precision: Precision,
@@ -33,8 +35,8 @@ pub struct Trained {
     pub files: (PathBuf, PathBuf),
 }
 
-fn load_data(name: &str, limit: Option<usize>) -> Result<dataset::Splits> {
-    let mut s = dataset::load(name)?;
+fn load_data(name: &str, label: Option<&str>, limit: Option<usize>) -> Result<dataset::Splits> {
+    let mut s = dataset::load_with_label(name, label)?;
     if let Some(n) = limit {
         s.train = s.train.head(n);
     }
@@ -47,7 +49,7 @@ fn load_data(name: &str, limit: Option<usize>) -> Result<dataset::Splits> {
 /// Train an MLP and save it.
 pub fn train(a: &TrainArgs) -> Result<Trained> {
     let t = Instant::now();
-    let data = load_data(&a.data, a.limit)?;
+    let data = load_data(&a.data, a.label.as_deref(), a.limit)?;
     let config = NetConfig {
         architecture: a.architecture,
         input_shape: data.train.shape.clone(),
@@ -117,15 +119,24 @@ fn split<'a>(s: &'a dataset::Splits, which: &str) -> Result<&'a Dataset> {
 }
 
 /// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount.
-pub fn eval(
-    model: &Path,
-    data: &str,
-    which: &str,
-    limit: Option<usize>,
-    packed: bool,
-) -> Result<serde_json::Value> {
+/// Which examples a command reads: data set, label column (CSV), split, first-N limit.
+#[derive(Clone, Copy, Debug)]
+pub struct Examples<'a> {
+    pub data: &'a str,
+    pub label: Option<&'a str>,
+    pub split: &'a str,
+    pub limit: Option<usize>,
+}
+
+pub fn eval(model: &Path, ex: Examples, packed: bool) -> Result<serde_json::Value> {
+    let Examples {
+        data,
+        label,
+        split: which,
+        limit,
+    } = ex;
     let (mut m, card) = file::load(model)?;
-    let s = dataset::load(data)?;
+    let s = dataset::load_with_label(data, label)?;
     let d = split(&s, which)?;
     let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
     if d.shape != card.config.input_shape {
@@ -163,17 +174,15 @@ pub fn eval(
 }
 
 /// Stream every layer's activations of a saved model into an activation store.
-pub fn collect(
-    model: &Path,
-    data: &str,
-    which: &str,
-    limit: Option<usize>,
-    pre: bool,
-    out: &Path,
-    quiet: bool,
-) -> Result<usize> {
+pub fn collect(model: &Path, ex: Examples, pre: bool, out: &Path, quiet: bool) -> Result<usize> {
+    let Examples {
+        data,
+        label,
+        split: which,
+        limit,
+    } = ex;
     let (mut m, card) = file::load(model)?;
-    let s = dataset::load(data)?;
+    let s = dataset::load_with_label(data, label)?;
     let d = split(&s, which)?;
     let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
     if d.shape != card.config.input_shape {

@@ -95,8 +95,15 @@ pub fn mnist_dirs() -> Vec<PathBuf> {
 /// * `mnist` - full MNIST (60,000 + 10,000) from the first of [`mnist_dirs`] that exists;
 /// * `mnist:DIR` - MNIST from the IDX files in `DIR`;
 /// * `mnist-small` - the embedded subset (6,000 + 1,000), for runs that need no files;
-/// * `digits` - the embedded 8x8 digits, split 1,438 / 359 by a fixed shuffle.
+/// * `digits` - the embedded 8x8 digits, split 1,438 / 359 by a fixed shuffle;
+/// * `adult`, `adult:DIR` - UCI Adult (see [`crate::tabular::adult`]);
+/// * `csv:PATH` - any CSV with a header and a label column (see [`crate::tabular::csv`]).
 pub fn load(name: &str) -> Result<Splits> {
+    load_with_label(name, None)
+}
+
+/// [`load`], naming the label column of a `csv:PATH` data set (default `label`).
+pub fn load_with_label(name: &str, label: Option<&str>) -> Result<Splits> {
     let here = Path::new(name);
     let splits = match name {
         "mnist-small" => {
@@ -128,6 +135,15 @@ pub fn load(name: &str) -> Result<Splits> {
             load_mnist_dir(dir, name)?
         }
         _ if name.starts_with("mnist:") => load_mnist_dir(Path::new(&name[6..]), name)?,
+        "adult" => {
+            let dirs = crate::tabular::adult_dirs();
+            let dir = dirs.iter().find(|d| d.is_dir()).ok_or_else(|| {
+                DataError::invalid(here, "UCI Adult not found; set STRATA_ADULT=DIR or use adult:DIR")
+            })?;
+            crate::tabular::adult(dir)?
+        }
+        _ if name.starts_with("adult:") => crate::tabular::adult(Path::new(&name[6..]))?,
+        _ if name.starts_with("csv:") => crate::tabular::csv(Path::new(&name[4..]), label.unwrap_or("label"))?,
         "digits" => {
             let d = digits::load();
             let n = d.labels.len();
@@ -152,7 +168,7 @@ pub fn load(name: &str) -> Result<Splits> {
         _ => {
             return Err(DataError::invalid(
                 here,
-                "unknown data set; use mnist, mnist:DIR, mnist-small or digits",
+                "unknown data set; use mnist, mnist:DIR, mnist-small, digits, adult, adult:DIR or csv:PATH",
             ))
         }
     };

@@ -5,12 +5,8 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
     /// The file could not be opened, read or written.
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     /// The file's first bytes match none of the formats strata reads.
     #[error("{path}: unknown format (expected .npy, .npz, .safetensors, an Arrow IPC file or a Parquet file)")]
     UnknownFormat { path: PathBuf },
@@ -33,7 +29,7 @@ impl DataError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         DataError::Io {
             path: path.into(),
-            source,
+            err: source,
         }
     }
     pub(crate) fn corrupt(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {

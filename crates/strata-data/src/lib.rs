@@ -15,6 +15,7 @@ pub mod npy;
 pub mod rng;
 mod source;
 pub mod store;
+pub mod tabular;
 
 pub use error::DataError;
 pub use source::{open, Activations, BatchReader, Format, LayerInfo};

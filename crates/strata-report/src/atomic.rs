@@ -7,7 +7,7 @@ use std::path::Path;
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
     let io = |source| ReportError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     };
     let name = path
         .file_name()

@@ -218,7 +218,7 @@ pub fn heatmap_png(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
     }
     std::fs::rename(&tmp, path).map_err(|source| ReportError::Io {
         path: path.to_path_buf(),
-        source,
+        err: source,
     })
 }
 

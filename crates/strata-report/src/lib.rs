@@ -14,11 +14,10 @@ pub use table::{matrix_csv, write_matrix_parquet};
 /// Errors from rendering or writing a report file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {err}")]
     Io {
         path: std::path::PathBuf,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     #[error("could not draw {what}: {msg}")]
     Draw { what: String, msg: String },
