@@ -352,3 +352,103 @@ fn stream_inner(args: &BenchCkaArgs, path: &Path, n: usize, p: usize) -> Result<
         cka: res.matrix.values[0][0],
     })
 }
+
+/// One shape of `strata bench binary-gemm`.
+#[derive(Clone, Debug, Serialize)]
+pub struct BinaryGemmRow {
+    pub label: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub binary_seconds: f64,
+    pub f32_seconds: f64,
+    pub binary_macs_per_s: f64,
+    pub f32_macs_per_s: f64,
+    pub ratio: f64,
+}
+
+/// Packed binary product vs faer's f32 GEMM on the same shapes, same threads, same run.
+pub fn binary_gemm(
+    shapes: &[(String, usize, usize, usize)],
+    repeat: usize,
+    seed: u64,
+) -> Vec<BinaryGemmRow> {
+    use strata_nn::binary_gemm::{binary_gemm, BitMatrix};
+    let mut r = Rng::new(seed);
+    let mut out = Vec::new();
+    for (label, m, n, k) in shapes {
+        let (m, n, k) = (*m, *n, *k);
+        let pm = |rows: usize, r: &mut Rng| -> Vec<f32> {
+            (0..rows * k)
+                .map(|_| if r.below(2) == 1 { 1.0 } else { -1.0 })
+                .collect()
+        };
+        let (av, bv) = (pm(m, &mut r), pm(n, &mut r));
+        let (ab, bb) = (BitMatrix::pack(&av, m, k), BitMatrix::pack(&bv, n, k));
+        let time = |f: &mut dyn FnMut()| -> f64 {
+            let mut best = f64::INFINITY;
+            for _ in 0..repeat.max(1) {
+                let t = Instant::now();
+                f();
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            best
+        };
+        let tb = time(&mut || {
+            std::hint::black_box(binary_gemm(&ab, &bb));
+        });
+        // xt_y computes Xᵀ Y: feed it Aᵀ (k x m) and Bᵀ (k x n), laid out before timing.
+        let at = Array2::from_shape_vec((m, k), av)
+            .expect("sizes")
+            .reversed_axes()
+            .as_standard_layout()
+            .into_owned();
+        let bt = Array2::from_shape_vec((n, k), bv)
+            .expect("sizes")
+            .reversed_axes()
+            .as_standard_layout()
+            .into_owned();
+        let tf = time(&mut || {
+            std::hint::black_box(gemm::xt_y(at.view(), bt.view()));
+        });
+        let macs = (m * n * k) as f64;
+        out.push(BinaryGemmRow {
+            label: label.clone(),
+            m,
+            n,
+            k,
+            binary_seconds: tb,
+            f32_seconds: tf,
+            binary_macs_per_s: macs / tb,
+            f32_macs_per_s: macs / tf,
+            ratio: tf / tb,
+        });
+    }
+    out
+}
+
+/// Markdown table of [`binary_gemm`] rows.
+pub fn binary_gemm_markdown(rows: &[BinaryGemmRow]) -> String {
+    let mut s = format!(
+        "### packed binary GEMM ({} kernel) vs f32 GEMM (faer), {} threads, {}\n\n\
+         | shape (m x n x k) | binary | f32 | binary GMAC/s | f32 GMAC/s | speed-up |\n|---|---:|---:|---:|---:|---:|\n",
+        strata_nn::binary_gemm::kernel_name(),
+        rayon::current_num_threads(),
+        cpu_name()
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} ({} x {} x {}) | {:.4} s | {:.4} s | {:.0} | {:.0} | {:.1}x |\n",
+            r.label,
+            r.m,
+            r.n,
+            r.k,
+            r.binary_seconds,
+            r.f32_seconds,
+            r.binary_macs_per_s / 1e9,
+            r.f32_macs_per_s / 1e9,
+            r.ratio
+        ));
+    }
+    s
+}

@@ -204,6 +204,18 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchCmd {
+    /// Packed binary matrix product (XOR/popcount) vs faer's f32 GEMM on the same shapes:
+    /// 4096^3 and the w1a1 MLP's layers at batch 256.
+    BinaryGemm {
+        /// Timed repetitions (the best is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Write bench-binary-gemm.json and .md into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// All-pairs linear CKA vs the bare GEMMs it needs and vs Kornblith et al.'s NumPy
     /// reference; minibatch CKA streamed from a large Arrow store, with its peak memory.
     Cka {
@@ -584,6 +596,32 @@ fn run(cli: Cli) -> Result<()> {
                         l.features
                     );
                 }
+            }
+            Ok(())
+        }
+        Cmd::Bench {
+            which: BenchCmd::BinaryGemm { repeat, out, json },
+        } => {
+            let shapes = vec![
+                ("square".to_string(), 4096, 4096, 4096),
+                ("MLP fc2, batch 256".to_string(), 256, 1024, 1024),
+                ("MLP fc1 shape, batch 256".to_string(), 256, 1024, 784),
+                ("MLP logits, batch 256".to_string(), 256, 10, 1024),
+            ];
+            let rows = bench::binary_gemm(&shapes, repeat, 7);
+            let md = bench::binary_gemm_markdown(&rows);
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir)?;
+                strata_report::write_atomic(
+                    &dir.join("bench-binary-gemm.json"),
+                    serde_json::to_string_pretty(&rows)?.as_bytes(),
+                )?;
+                strata_report::write_atomic(&dir.join("bench-binary-gemm.md"), md.as_bytes())?;
+            }
+            if json {
+                println!("{}", serde_json::to_string(&rows)?);
+            } else {
+                print!("{md}");
             }
             Ok(())
         }

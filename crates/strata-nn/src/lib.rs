@@ -3,6 +3,7 @@
 //! bit-packed inference for binary (`w1a1`) networks, and the fixed random-feature MLP of the
 //! quickstart.
 
+pub mod binary_gemm;
 pub mod file;
 pub mod net;
 pub mod packed;
