@@ -7,10 +7,10 @@
 //! below 2^24). Batch norm uses the float network's own evaluation parameters and the same f32
 //! operations, so the packed engine reproduces the float simulation exactly.
 
+use crate::binary_gemm::{binary_gemm, BitMatrix};
 use crate::net::Net;
 use crate::precision::Precision;
 use ndarray::{Array2, ArrayView2};
-use rayon::prelude::*;
 
 /// One binary layer: weight bits per output unit, `words` u64 each.
 struct BinLayer {
@@ -113,19 +113,20 @@ impl PackedMlp {
         let mut h = self.norm_and_binarize(&z0.mapv(|v| v as i32), 0, &mut bits);
         for (li, layer) in self.layers.iter().enumerate() {
             debug_assert_eq!(layer.k, k);
-            let mut z = Array2::<i32>::zeros((n, layer.out));
-            z.axis_iter_mut(ndarray::Axis(0))
-                .into_par_iter()
-                .enumerate()
-                .for_each(|(r, mut zrow)| {
-                    let a = &h[r * layer.words..(r + 1) * layer.words];
-                    for (j, zj) in zrow.iter_mut().enumerate() {
-                        let w = &layer.bits[j * layer.words..(j + 1) * layer.words];
-                        let mismatches: u32 =
-                            a.iter().zip(w).map(|(x, y)| (x ^ y).count_ones()).sum();
-                        *zj = layer.k as i32 - 2 * mismatches as i32;
-                    }
-                });
+            let acts = BitMatrix {
+                rows: n,
+                k: layer.k,
+                words: layer.words,
+                bits: std::mem::take(&mut h),
+            };
+            let weights = BitMatrix {
+                rows: layer.out,
+                k: layer.k,
+                words: layer.words,
+                bits: layer.bits.clone(),
+            };
+            let z = Array2::from_shape_vec((n, layer.out), binary_gemm(&acts, &weights))
+                .expect("binary_gemm returns rows x out values");
             k = layer.out;
             if li + 1 < self.layers.len() {
                 h = self.norm_and_binarize(&z, li + 1, &mut bits);
