@@ -118,7 +118,6 @@ fn split<'a>(s: &'a dataset::Splits, which: &str) -> Result<&'a Dataset> {
     }
 }
 
-/// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount.
 /// Which examples a command reads: data set, label column (CSV), split, first-N limit.
 #[derive(Clone, Copy, Debug)]
 pub struct Examples<'a> {
@@ -128,25 +127,27 @@ pub struct Examples<'a> {
     pub limit: Option<usize>,
 }
 
-pub fn eval(model: &Path, ex: Examples, packed: bool) -> Result<serde_json::Value> {
-    let Examples {
-        data,
-        label,
-        split: which,
-        limit,
-    } = ex;
-    let (mut m, card) = file::load(model)?;
-    let s = dataset::load_with_label(data, label)?;
-    let d = split(&s, which)?;
-    let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
+/// A saved model and the examples it will read, checked to have the shape it expects.
+fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
+    let (m, card) = file::load(model)?;
+    let s = dataset::load_with_label(ex.data, ex.label)?;
+    let d = split(&s, ex.split)?;
+    let d = ex.limit.map_or_else(|| d.clone(), |n| d.head(n));
     if d.shape != card.config.input_shape {
         bail!(
             "{} has examples of shape {:?}, the model expects {:?}",
-            data,
+            ex.data,
             d.shape,
             card.config.input_shape
         );
     }
+    Ok((m, card, d))
+}
+
+/// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount.
+pub fn eval(model: &Path, ex: Examples, packed: bool) -> Result<serde_json::Value> {
+    let (mut m, card, d) = load(model, ex)?;
+    let (data, which) = (ex.data, ex.split);
     let t = Instant::now();
     let pred = if packed {
         let p = PackedMlp::from_net(&m).context("--engine packed")?;
@@ -175,24 +176,8 @@ pub fn eval(model: &Path, ex: Examples, packed: bool) -> Result<serde_json::Valu
 
 /// Stream every layer's activations of a saved model into an activation store.
 pub fn collect(model: &Path, ex: Examples, pre: bool, out: &Path, quiet: bool) -> Result<usize> {
-    let Examples {
-        data,
-        label,
-        split: which,
-        limit,
-    } = ex;
-    let (mut m, card) = file::load(model)?;
-    let s = dataset::load_with_label(data, label)?;
-    let d = split(&s, which)?;
-    let d = limit.map_or_else(|| d.clone(), |n| d.head(n));
-    if d.shape != card.config.input_shape {
-        bail!(
-            "{} has examples of shape {:?}, the model expects {:?}",
-            data,
-            d.shape,
-            card.config.input_shape
-        );
-    }
+    let (mut m, card, d) = load(model, ex)?;
+    let (data, which) = (ex.data, ex.split);
     let specs: Vec<LayerSpec> = m
         .layer_names()
         .into_iter()

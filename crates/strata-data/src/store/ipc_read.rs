@@ -184,8 +184,8 @@ impl IpcStore {
     }
 }
 
-/// Rows of the record batch in block `b`, read from its message header.
-fn batch_rows(mmap: &[u8], b: &Block) -> Option<usize> {
+/// The flatbuffer message at the start of block `b`, and the block's body length.
+fn message<'a>(mmap: &'a [u8], b: &Block) -> Option<(arrow_ipc::Message<'a>, u64)> {
     let start = usize::try_from(b.offset()).ok()?;
     let meta_len = usize::try_from(b.metaDataLength()).ok()?;
     let body_len = u64::try_from(b.bodyLength()).ok()?;
@@ -201,9 +201,12 @@ fn batch_rows(mmap: &[u8], b: &Block) -> Option<usize> {
     ))
     .ok()?;
     let msg = arrow_ipc::root_as_message(meta.get(fb_at..fb_at.checked_add(len)?)?).ok()?;
-    let rb = msg.header_as_record_batch()?;
-    // The decoder slices the body by these entries without checking them: check them here, so
-    // a corrupt file is an error rather than a panic.
+    Some((msg, body_len))
+}
+
+/// True when every buffer entry lies inside the body. The decoder slices the body by these
+/// entries without checking them, so a corrupt file must be caught here, not panic there.
+fn buffers_inside(rb: &arrow_ipc::RecordBatch, body_len: u64) -> Option<()> {
     for buf in rb.buffers()?.iter() {
         let off = u64::try_from(buf.offset()).ok()?;
         let l = u64::try_from(buf.length()).ok()?;
@@ -211,6 +214,14 @@ fn batch_rows(mmap: &[u8], b: &Block) -> Option<usize> {
             return None;
         }
     }
+    Some(())
+}
+
+/// Rows of the record batch in block `b`, read from its message header.
+fn batch_rows(mmap: &[u8], b: &Block) -> Option<usize> {
+    let (msg, body_len) = message(mmap, b)?;
+    let rb = msg.header_as_record_batch()?;
+    buffers_inside(&rb, body_len)?;
     usize::try_from(rb.length()).ok()
 }
 
@@ -258,27 +269,6 @@ impl Chunks for IpcChunks<'_> {
 
 /// Check a dictionary block's message and buffer entries like [`batch_rows`] does.
 fn batch_rows_or_dictionary(mmap: &[u8], b: &Block) -> Option<()> {
-    let start = usize::try_from(b.offset()).ok()?;
-    let meta_len = usize::try_from(b.metaDataLength()).ok()?;
-    let body_len = u64::try_from(b.bodyLength()).ok()?;
-    let meta = mmap.get(start..start.checked_add(meta_len)?)?;
-    let (len_at, fb_at): (usize, usize) = if meta.get(..4)? == [0xFF; 4] {
-        (4, 8)
-    } else {
-        (0, 4)
-    };
-    let len = usize::try_from(i32::from_le_bytes(
-        meta.get(len_at..len_at + 4)?.try_into().ok()?,
-    ))
-    .ok()?;
-    let msg = arrow_ipc::root_as_message(meta.get(fb_at..fb_at.checked_add(len)?)?).ok()?;
-    let db = msg.header_as_dictionary_batch()?;
-    for buf in db.data()?.buffers()?.iter() {
-        let off = u64::try_from(buf.offset()).ok()?;
-        let l = u64::try_from(buf.length()).ok()?;
-        if off.checked_add(l)? > body_len {
-            return None;
-        }
-    }
-    Some(())
+    let (msg, body_len) = message(mmap, b)?;
+    buffers_inside(&msg.header_as_dictionary_batch()?.data()?, body_len)
 }
