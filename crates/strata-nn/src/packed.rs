@@ -11,6 +11,7 @@ use crate::binary_gemm::{binary_gemm, BitMatrix};
 use crate::net::Net;
 use crate::precision::Precision;
 use ndarray::{Array2, ArrayView2};
+use rayon::prelude::*;
 
 /// One binary layer: weight bits per output unit, `words` u64 each.
 struct BinLayer {
@@ -106,7 +107,35 @@ impl PackedMlp {
     pub fn run(&self, x: ArrayView2<f32>) -> (Vec<Array2<i32>>, Array2<f32>) {
         let n = x.nrows();
         let pixels = x.mapv(|v| (v * 255.0).round());
-        let z0 = pixels.dot(&self.first);
+        // Integer pixels times ±1 weights: every partial sum is an integer below 2^24, so the
+        // f32 product is exact in any summation order, and faer may block and thread it freely.
+        let mut z0 = Array2::<f32>::zeros((n, self.first.ncols()));
+        {
+            let (r, c) = z0.dim();
+            let dst = faer::MatMut::from_row_major_slice_mut(
+                z0.as_slice_mut().expect("fresh array"),
+                r,
+                c,
+            );
+            let lhs = faer::MatRef::from_row_major_slice(
+                pixels.as_slice().expect("fresh array"),
+                n,
+                pixels.ncols(),
+            );
+            let rhs = faer::MatRef::from_row_major_slice(
+                self.first.as_slice().expect("built row-major"),
+                self.first.nrows(),
+                self.first.ncols(),
+            );
+            faer::linalg::matmul::matmul(
+                dst,
+                faer::Accum::Replace,
+                lhs,
+                rhs,
+                1.0,
+                faer::Par::rayon(0),
+            );
+        }
         let mut zs = vec![z0.mapv(|v| v as i32)];
         let mut bits = Vec::new();
         let mut k = z0.ncols();
@@ -146,17 +175,20 @@ impl PackedMlp {
     fn norm_and_binarize(&self, z: &Array2<i32>, layer: usize, scratch: &mut Vec<u64>) -> Vec<u64> {
         let norm = &self.norms[layer];
         let k = z.ncols();
+        let words = k.div_ceil(64);
         scratch.clear();
-        for row in z.rows() {
-            pack_row(
-                row.iter()
-                    .enumerate()
-                    .map(|(j, &v)| ((v as f32 - norm.mean[j]) * norm.scale[j]) + norm.beta[j]),
-                k,
-                scratch,
-            );
-        }
-        scratch.clone()
+        scratch.resize(z.nrows() * words, 0);
+        scratch
+            .par_chunks_mut(words.max(1))
+            .zip(z.axis_iter(ndarray::Axis(0)).into_par_iter())
+            .for_each(|(out, row)| {
+                for (j, &v) in row.iter().enumerate() {
+                    if ((v as f32 - norm.mean[j]) * norm.scale[j]) + norm.beta[j] >= 0.0 {
+                        out[j / 64] |= 1u64 << (j % 64);
+                    }
+                }
+            });
+        std::mem::take(scratch)
     }
 
     /// Predicted classes.
