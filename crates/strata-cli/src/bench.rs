@@ -367,6 +367,16 @@ pub struct BinaryGemmRow {
     pub ratio: f64,
 }
 
+/// The shapes `strata bench binary-gemm` measures: 4096^3 and the w1a1 MLP's layers at batch 256.
+pub fn binary_gemm_shapes() -> Vec<(String, usize, usize, usize)> {
+    vec![
+        ("square".to_string(), 4096, 4096, 4096),
+        ("MLP fc2, batch 256".to_string(), 256, 1024, 1024),
+        ("MLP fc1 shape, batch 256".to_string(), 256, 1024, 784),
+        ("MLP logits, batch 256".to_string(), 256, 10, 1024),
+    ]
+}
+
 /// Packed binary product vs faer's f32 GEMM on the same shapes, same threads, same run.
 pub fn binary_gemm(
     shapes: &[(String, usize, usize, usize)],

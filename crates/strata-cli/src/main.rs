@@ -324,6 +324,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// A benchmark's results: `NAME.json` and `NAME.md` into `out` if given, then JSON or
+/// Markdown on stdout.
+fn emit_bench(
+    name: &str,
+    out: Option<&std::path::Path>,
+    json: bool,
+    value: &impl serde::Serialize,
+    md: &str,
+) -> Result<()> {
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir)?;
+        strata_report::write_atomic(
+            &dir.join(format!("{name}.json")),
+            serde_json::to_string_pretty(value)?.as_bytes(),
+        )?;
+        strata_report::write_atomic(&dir.join(format!("{name}.md")), md.as_bytes())?;
+    }
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        print!("{md}");
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Cmd::Quickstart { out, quiet } => {
@@ -602,28 +627,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Bench {
             which: BenchCmd::BinaryGemm { repeat, out, json },
         } => {
-            let shapes = vec![
-                ("square".to_string(), 4096, 4096, 4096),
-                ("MLP fc2, batch 256".to_string(), 256, 1024, 1024),
-                ("MLP fc1 shape, batch 256".to_string(), 256, 1024, 784),
-                ("MLP logits, batch 256".to_string(), 256, 10, 1024),
-            ];
+            let shapes = bench::binary_gemm_shapes();
             let rows = bench::binary_gemm(&shapes, repeat, 7);
             let md = bench::binary_gemm_markdown(&rows);
-            if let Some(dir) = &out {
-                std::fs::create_dir_all(dir)?;
-                strata_report::write_atomic(
-                    &dir.join("bench-binary-gemm.json"),
-                    serde_json::to_string_pretty(&rows)?.as_bytes(),
-                )?;
-                strata_report::write_atomic(&dir.join("bench-binary-gemm.md"), md.as_bytes())?;
-            }
-            if json {
-                println!("{}", serde_json::to_string(&rows)?);
-            } else {
-                print!("{md}");
-            }
-            Ok(())
+            emit_bench("bench-binary-gemm", out.as_deref(), json, &rows, &md)
         }
         Cmd::Bench {
             which:
@@ -661,20 +668,7 @@ fn run(cli: Cli) -> Result<()> {
                 quiet: quiet || json,
             })?;
             let md = report.markdown();
-            if let Some(dir) = &out {
-                std::fs::create_dir_all(dir)?;
-                strata_report::write_atomic(
-                    &dir.join("bench-cka.json"),
-                    serde_json::to_string_pretty(&report)?.as_bytes(),
-                )?;
-                strata_report::write_atomic(&dir.join("bench-cka.md"), md.as_bytes())?;
-            }
-            if json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{md}");
-            }
-            Ok(())
+            emit_bench("bench-cka", out.as_deref(), json, &report, &md)
         }
     }
 }

@@ -13,14 +13,6 @@ use crate::precision::Precision;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-/// One binary layer: weight bits per output unit, `words` u64 each.
-struct BinLayer {
-    k: usize,
-    words: usize,
-    bits: Vec<u64>,
-    out: usize,
-}
-
 /// Batch norm as applied at evaluation: `(z - mean) * scale + beta`, per unit, in f32.
 struct Affine {
     mean: Vec<f32>,
@@ -32,23 +24,9 @@ struct Affine {
 pub struct PackedMlp {
     /// First layer weights as ±1 floats (`input x out`), applied to 8-bit pixels.
     first: Array2<f32>,
-    layers: Vec<BinLayer>,
+    /// Binary layers: weight bits per output unit (rows = outputs, `k` = inputs).
+    layers: Vec<BitMatrix>,
     norms: Vec<Affine>,
-}
-
-fn words(k: usize) -> usize {
-    k.div_ceil(64)
-}
-
-/// Pack a row of ±1 values (`>= 0` means +1) into bits.
-fn pack_row(v: impl Iterator<Item = f32>, k: usize, out: &mut Vec<u64>) {
-    let start = out.len();
-    out.resize(start + words(k), 0);
-    for (i, x) in v.enumerate() {
-        if x >= 0.0 {
-            out[start + i / 64] |= 1u64 << (i % 64);
-        }
-    }
 }
 
 impl PackedMlp {
@@ -77,16 +55,9 @@ impl PackedMlp {
                         .map_err(|e| candle_core::Error::Msg(e.to_string()))?,
                 );
             } else {
-                let mut bits = Vec::with_capacity(out * words(k));
-                for j in 0..out {
-                    pack_row(w.iter().map(|r| r[j]), k, &mut bits);
-                }
-                layers.push(BinLayer {
-                    k,
-                    words: words(k),
-                    bits,
-                    out,
-                });
+                // Rows of the packed matrix are output units: pack Wᵀ.
+                let wt: Vec<f32> = (0..out).flat_map(|j| w.iter().map(move |r| r[j])).collect();
+                layers.push(BitMatrix::pack(&wt, out, k));
             }
             let (mean, scale, beta) = l.bn.eval_params()?;
             norms.push(Affine {
@@ -136,33 +107,23 @@ impl PackedMlp {
                 faer::Par::rayon(0),
             );
         }
-        let mut zs = vec![z0.mapv(|v| v as i32)];
-        let mut bits = Vec::new();
-        let mut k = z0.ncols();
-        let mut h = self.norm_and_binarize(&z0.mapv(|v| v as i32), 0, &mut bits);
-        for (li, layer) in self.layers.iter().enumerate() {
-            debug_assert_eq!(layer.k, k);
+        let z0 = z0.mapv(|v| v as i32);
+        let mut h = self.norm_and_binarize(&z0, 0);
+        let mut zs = vec![z0];
+        for (li, weights) in self.layers.iter().enumerate() {
             let acts = BitMatrix {
                 rows: n,
-                k: layer.k,
-                words: layer.words,
+                k: weights.k,
+                words: weights.words,
                 bits: std::mem::take(&mut h),
             };
-            let weights = BitMatrix {
-                rows: layer.out,
-                k: layer.k,
-                words: layer.words,
-                bits: layer.bits.clone(),
-            };
-            let z = Array2::from_shape_vec((n, layer.out), binary_gemm(&acts, &weights))
+            let z = Array2::from_shape_vec((n, weights.rows), binary_gemm(&acts, weights))
                 .expect("binary_gemm returns rows x out values");
-            k = layer.out;
             if li + 1 < self.layers.len() {
-                h = self.norm_and_binarize(&z, li + 1, &mut bits);
+                h = self.norm_and_binarize(&z, li + 1);
             }
             zs.push(z);
         }
-        let _ = k;
         let last = zs.last().expect("at least one layer");
         let norm = self.norms.last().expect("one norm per layer");
         let logits = Array2::from_shape_fn(last.dim(), |(r, j)| {
@@ -172,14 +133,11 @@ impl PackedMlp {
     }
 
     /// Batch norm then sign, packed: bit set where the normalized value is >= 0.
-    fn norm_and_binarize(&self, z: &Array2<i32>, layer: usize, scratch: &mut Vec<u64>) -> Vec<u64> {
+    fn norm_and_binarize(&self, z: &Array2<i32>, layer: usize) -> Vec<u64> {
         let norm = &self.norms[layer];
-        let k = z.ncols();
-        let words = k.div_ceil(64);
-        scratch.clear();
-        scratch.resize(z.nrows() * words, 0);
-        scratch
-            .par_chunks_mut(words.max(1))
+        let words = z.ncols().div_ceil(64).max(1);
+        let mut bits = vec![0u64; z.nrows() * words];
+        bits.par_chunks_mut(words)
             .zip(z.axis_iter(ndarray::Axis(0)).into_par_iter())
             .for_each(|(out, row)| {
                 for (j, &v) in row.iter().enumerate() {
@@ -188,7 +146,7 @@ impl PackedMlp {
                     }
                 }
             });
-        std::mem::take(scratch)
+        bits
     }
 
     /// Predicted classes.
@@ -217,10 +175,13 @@ mod tests {
             let w: Vec<f32> = (0..k)
                 .map(|_| if r.below(2) == 1 { 1.0 } else { -1.0 })
                 .collect();
-            let (mut pa, mut pw) = (Vec::new(), Vec::new());
-            pack_row(a.iter().copied(), k, &mut pa);
-            pack_row(w.iter().copied(), k, &mut pw);
-            let mism: u32 = pa.iter().zip(&pw).map(|(x, y)| (x ^ y).count_ones()).sum();
+            let (pa, pw) = (BitMatrix::pack(&a, 1, k), BitMatrix::pack(&w, 1, k));
+            let mism: u32 = pa
+                .bits
+                .iter()
+                .zip(&pw.bits)
+                .map(|(x, y)| (x ^ y).count_ones())
+                .sum();
             let naive: f32 = a.iter().zip(&w).map(|(x, y)| x * y).sum();
             assert_eq!(k as i32 - 2 * mism as i32, naive as i32, "k = {k}");
         }
