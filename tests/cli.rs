@@ -183,55 +183,223 @@ fn matrix_json_out_dir_and_inputs_untouched() {
         .starts_with('.')));
 }
 
+/// A small analysis on the embedded digits: two families' worth of models in a few seconds.
+const TINY_SPEC: &str = r#"
+title = "tiny"
+[data.digits]
+source = "digits"
+collect_split = "train"
+
+[[model]]
+name = "mlp"
+data = "digits"
+widths = [32, 16]
+precisions = ["float", "w1a1"]
+seeds = [0, 1]
+epochs = 2
+lr = 0.01
+
+[[compare]]
+a = "mlp-float-s0"
+b = "mlp-w1a1-s1"
+
+[twins]
+"#;
+
+fn run_spec(dir: &Path, name: &str, text: &str, extra: &[&str]) -> Output {
+    let spec = dir.join(format!("{name}.toml"));
+    std::fs::write(&spec, text).unwrap();
+    let reports = dir.join("reports");
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    strata(&args)
+}
+
+fn last_json(o: &Output) -> serde_json::Value {
+    let text = stdout(o);
+    let line = text.lines().last().unwrap_or_default().to_string();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
 #[test]
-fn quickstart_writes_stores_heatmap_and_manifest() {
-    let d = scratch("quick");
-    let o = strata(&["quickstart", "--out", d.to_str().unwrap()]);
+fn run_writes_the_report_and_reuses_the_cache() {
+    let d = scratch("run");
+    let o = run_spec(&d, "tiny", TINY_SPEC, &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let text = stdout(&o);
-    assert!(text.contains("fc4"), "{text}");
+    let v = last_json(&o);
+    assert_eq!(
+        (v["trained"].as_u64(), v["cached"].as_u64()),
+        (Some(4), Some(0))
+    );
+    let r = d.join("reports/tiny");
     for f in [
-        "heatmap.png",
-        "heatmap.svg",
-        "cka.csv",
-        "cka.parquet",
+        "index.html",
+        "report.md",
         "manifest.json",
-        "activations-seed1.arrow",
-        "activations-seed2.arrow",
+        "tables/accuracy.csv",
+        "tables/accuracy.parquet",
+        "tables/models.csv",
+        "tables/history.csv",
+        "tables/twin_cka.csv",
+        "tables/twin_cka_summary.parquet",
+        "tables/cka-mlp-float-s0-vs-mlp-w1a1-s1.csv",
+        "figures/accuracy-vs-precision.png",
+        "figures/accuracy-vs-precision.svg",
+        "figures/twin-cka-mlp.png",
+        "figures/training-loss-mlp.svg",
+        "figures/test-accuracy-mlp.png",
+        "figures/cka-mlp-float-s0-vs-mlp-w1a1-s1.png",
+        "figures/cka-mlp-float-s0-vs-mlp-w1a1-s0.png",
     ] {
-        assert!(d.join(f).exists(), "{f}");
+        assert!(r.join(f).is_file(), "{f} missing");
     }
-    // Both networks see the same input layer: its CKA with itself across the stores is 1.
-    let o = strata(&[
-        "cka",
-        d.join("activations-seed1.arrow").to_str().unwrap(),
-        d.join("activations-seed2.arrow").to_str().unwrap(),
-        "--layers-a",
-        "input",
-        "--layers-b",
-        "input",
-    ]);
-    let v: f64 = stdout(&o).trim().parse().unwrap();
-    assert!((v - 1.0).abs() < 1e-6, "{v}");
-    let o = strata(&[
-        "layers",
-        d.join("activations-seed1.arrow").to_str().unwrap(),
-        "--json",
-    ]);
-    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
-    assert_eq!(v["n"], 1797);
-    assert_eq!(v["layers"][0]["shape"], serde_json::json!([8, 8]));
+    // The HTML page stands alone: figures inline, nothing fetched from elsewhere.
+    let html = std::fs::read_to_string(r.join("index.html")).unwrap();
+    assert!(html.contains("data:image/png;base64,"));
+    assert!(
+        !html.contains("src=\"http"),
+        "external resource in index.html"
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["models"].as_array().unwrap().len(), 4);
+    assert_eq!(m["seeds"][1]["seed"], 1);
+    assert!(m["spec_text"].as_str().unwrap().contains("[twins]"));
+    assert!(m["machine"]["logical_cpus"].as_u64().unwrap() >= 1);
+    // Accuracy table: one row per precision; CSV matches the per-model figures.
+    let acc = std::fs::read_to_string(r.join("tables/accuracy.csv")).unwrap();
+    assert_eq!(acc.lines().count(), 3, "{acc}");
+    assert!(
+        acc.starts_with("family,precision,seeds,test_accuracy_mean"),
+        "{acc}"
+    );
+    let tests: Vec<f64> = m["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["precision"] == "float")
+        .map(|x| x["test_accuracy"].as_f64().unwrap())
+        .collect();
+    let mean = (tests[0] + tests[1]) / 2.0;
+    let row: Vec<&str> = acc.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[1], "float");
+    assert!(
+        (row[3].parse::<f64>().unwrap() - mean).abs() < 1e-12,
+        "{acc}"
+    );
+
+    // Re-run: everything from the cache.
+    let o = run_spec(&d, "tiny", TINY_SPEC, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = last_json(&o);
+    assert_eq!(
+        (again["trained"].as_u64(), again["cached"].as_u64()),
+        (Some(0), Some(4))
+    );
+    // Same seeds, same models: the cached accuracies are the ones trained above.
+    for (x, y) in again["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(v["models"].as_array().unwrap())
+    {
+        assert_eq!(x["cached"], true);
+        for k in ["name", "key", "test_accuracy", "train_accuracy"] {
+            assert_eq!(x[k], y[k], "{k}");
+        }
+    }
+
+    // A deleted model (as after an interrupted run) is retrained, and only it.
+    let key = &v["models"][3]["key"].as_str().unwrap()[..16];
+    std::fs::remove_dir_all(d.join("reports/.cache/models").join(key)).unwrap();
+    let o = run_spec(&d, "tiny", TINY_SPEC, &["--json"]);
+    assert_eq!(last_json(&o)["trained"].as_u64(), Some(1), "{}", stderr(&o));
+
+    // Changing one seed retrains that seed's models only (float and w1a1).
+    let changed = TINY_SPEC
+        .replace("seeds = [0, 1]", "seeds = [0, 2]")
+        .replace("w1a1-s1", "w1a1-s2");
+    let o = run_spec(&d, "tiny", &changed, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["trained"].as_u64(), Some(2));
+
+    // A failing run leaves the previous report as it was.
+    let before = std::fs::read(r.join("manifest.json")).unwrap();
+    let broken = changed.replace("source = \"digits\"", "source = \"csv:/nonexistent/x.csv\"");
+    let o = run_spec(&d, "tiny", &broken, &[]);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).trim().lines().count(), 1, "{}", stderr(&o));
+    assert_eq!(std::fs::read(r.join("manifest.json")).unwrap(), before);
+    let leftovers: Vec<_> = std::fs::read_dir(d.join("reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial") || n.contains(".old-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn bad_specs_name_the_key_and_line_and_run_nothing() {
+    let d = scratch("badspec");
+    let cases = [
+        (
+            TINY_SPEC.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1"),
+            "learning_rate",
+            14,
+        ),
+        (TINY_SPEC.replace("\"w1a1\"]", "\"w3a3\"]"), "w3a3", 11),
+        (
+            TINY_SPEC.replace("b = \"mlp-w1a1-s1\"", "b = \"mlp-w1a1-s9\""),
+            "mlp-w1a1-s9",
+            18,
+        ),
+        (
+            TINY_SPEC.replace("source = \"digits\"", "source = \"imagenet\""),
+            "imagenet",
+            4,
+        ),
+        (
+            format!("{TINY_SPEC}\n[privacy]\nattacks = [\"lira\"]\n"),
+            "privacy",
+            22,
+        ),
+    ];
+    for (text, key, line) in cases {
+        let o = run_spec(&d, "bad", &text, &[]);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "{key}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(
+            err.contains(&format!("line {line}:")),
+            "{key} (line {line}): {err}"
+        );
+        assert!(!d.join("reports/bad").exists() && !d.join("reports/.cache").exists());
+    }
 }
 
 #[test]
 fn minibatch_with_one_batch_equals_full_debiased() {
     let d = scratch("mb");
-    let o = strata(&["quickstart", "--out", d.to_str().unwrap(), "--quiet"]);
-    assert!(o.status.success());
-    let (a, b) = (
-        d.join("activations-seed1.arrow"),
-        d.join("activations-seed2.arrow"),
-    );
+    let o = run_spec(&d, "tiny", TINY_SPEC, &["--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("reports/tiny/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let store = |i: usize| {
+        m["models"][i]["activations_file"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (a, b) = (PathBuf::from(store(0)), PathBuf::from(store(3)));
     let run = |extra: &[&str]| -> serde_json::Value {
         let mut args = vec!["cka", a.to_str().unwrap(), b.to_str().unwrap(), "--json"];
         args.extend_from_slice(extra);
@@ -243,9 +411,10 @@ fn minibatch_with_one_batch_equals_full_debiased() {
     let one = run(&["--batch-size", "5000"]);
     let many = run(&["--batch-size", "300"]);
     assert_eq!(one["estimator"], "debiased");
-    assert_eq!(many["batches"], 6);
-    for i in 0..5 {
-        for j in 0..5 {
+    // 1,438 training digits: four batches of 300 and one of 238.
+    assert_eq!(many["batches"], 5);
+    for i in 0..3 {
+        for j in 0..3 {
             let f = full["cka"][i][j].as_f64().unwrap();
             let o = one["cka"][i][j].as_f64().unwrap();
             assert!((f - o).abs() < 1e-9, "({i},{j}): {f} vs {o}");

@@ -1,10 +1,10 @@
 //! The `strata` command line: argument parsing lives in `main.rs`; each command's work lives
 //! here so tests and benchmarks can reach it without spawning the binary.
 
+pub mod analysis;
 pub mod bench;
 pub mod cka_cmd;
 pub mod progress;
-pub mod quickstart;
 pub mod train_cmd;
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.

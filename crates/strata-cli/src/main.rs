@@ -4,7 +4,8 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_cli::{bench, cka_cmd, quickstart, train_cmd};
+use strata_cli::analysis::{self, RunArgs};
+use strata_cli::{bench, cka_cmd, train_cmd};
 use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -15,10 +16,12 @@ use strata_sim::{Estimator, Kernel};
     name = "strata",
     version,
     about = "Compare, audit and compress neural networks: CKA between layers, from the files PyTorch and NumPy write.",
-    long_about = "strata compares the layers of neural networks with Centered Kernel Alignment (CKA).\n\n\
-        Start with `strata quickstart` (no input needed), then point `strata cka` at your own \
-        activations: .npy, .npz, .safetensors, or strata's Arrow/Parquet activation store.",
-    after_help = "Examples:\n  strata quickstart\n  strata cka float.npz w1a1.npz --out reports/float-vs-w1a1\n  strata cka acts.arrow acts.arrow --kernel rbf --json\n  strata layers acts.safetensors"
+    long_about = "strata trains float and quantized networks, compares their layers with Centered \
+        Kernel Alignment (CKA), and writes reports.\n\n\
+        Start with `strata quickstart` (no input needed), describe your own experiments in an \
+        analysis spec for `strata run`, or point `strata cka` at your own activations: .npy, \
+        .npz, .safetensors, or strata's Arrow/Parquet activation store.",
+    after_help = "Examples:\n  strata quickstart\n  strata run analyses/float-vs-quantized.toml\n  strata cka float.npz w1a1.npz --out reports/float-vs-w1a1\n  strata cka acts.arrow acts.arrow --kernel rbf --json\n  strata layers acts.safetensors"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,15 +30,61 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the default analysis on embedded data: two random-feature networks on the 8x8
-    /// digits, their activations in Arrow stores, and a layer-by-layer CKA heatmap.
+    /// Run the default analysis on embedded data: float, binary and low-bit MLPs trained on
+    /// an MNIST subset compiled into the binary, their layers compared, a report written.
+    ///
+    /// The same as `strata run analyses/quickstart.toml`, from a copy of that spec embedded in
+    /// the binary, so it works from any folder.
     Quickstart {
-        /// Output folder.
-        #[arg(long, default_value = "reports/quickstart")]
-        out: PathBuf,
-        /// No progress bars.
+        /// Where the report folder `quickstart/` goes.
+        #[arg(long, default_value = "reports", value_name = "DIR")]
+        reports: PathBuf,
+        /// Cache of trained models and activation stores [default: REPORTS/.cache].
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Models trained at once.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        jobs: usize,
+        /// Ignore the cache: retrain and recollect everything.
+        #[arg(long)]
+        force: bool,
+        /// No progress bars or log lines.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Run an analysis spec: train the models it names (or take them from the cache), collect
+    /// their activations, compare their layers, and write a report in REPORTS/NAME/.
+    ///
+    /// The report holds index.html (self-contained: open it from disk), report.md, figures/
+    /// (PNG, SVG), tables/ (CSV, Parquet) and manifest.json (spec, seeds, versions, git commit,
+    /// timings, machine). Trained models and activation stores are cached by the hash of what
+    /// produced them: a re-run is quick, changing one seed retrains one model, and an interrupted
+    /// run resumes from the models that finished. The spec format is documented in
+    /// analyses/README.md.
+    #[command(after_help = "Examples:\n  strata run analyses/quickstart.toml\n  \
+        strata run analyses/float-vs-quantized.toml --jobs 2\n  \
+        strata run my.toml --force        # retrain everything")]
+    Run {
+        /// The analysis spec (TOML); its file name (without .toml) names the report folder.
+        spec: PathBuf,
+        /// Where the report folder goes.
+        #[arg(long, default_value = "reports", value_name = "DIR")]
+        reports: PathBuf,
+        /// Cache of trained models and activation stores [default: REPORTS/.cache].
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Models trained at once (each also uses every core for its own products).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        jobs: usize,
+        /// Ignore the cache: retrain and recollect everything.
+        #[arg(long)]
+        force: bool,
+        /// No progress bars or log lines.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Print one JSON summary object as the last line of stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// CKA between the layers of two activation files.
     ///
@@ -300,6 +349,11 @@ enum EstimatorArg {
     Debiased,
 }
 
+/// The command line as typed, for manifests.
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Every failure a user can cause is an error value. Should a bug panic anyway (in strata or
@@ -351,22 +405,54 @@ fn emit_bench(
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Quickstart { out, quiet } => {
-            let q = quickstart::run(&out, quiet)?;
-            println!(
-                "strata quickstart: two random-feature MLPs (widths {:?}, seeds {:?}) on the 8x8 digits (n = {})\n",
-                quickstart::WIDTHS,
-                quickstart::SEEDS,
-                q.cka.matrix.n
-            );
-            println!(
-                "{} between every layer of seed 1 (rows) and seed 2 (columns):\n",
-                q.cka.measure_name()
-            );
-            print!("{}", q.cka.table());
-            println!("\nwrote:");
-            for f in q.files.iter().chain(&q.stores) {
-                println!("  {}", f.display());
+        Cmd::Quickstart {
+            reports,
+            cache,
+            jobs,
+            force,
+            quiet,
+        } => {
+            let cache = cache.unwrap_or_else(|| reports.join(".cache"));
+            let args = RunArgs {
+                reports,
+                cache,
+                jobs,
+                force,
+                quiet,
+                command: command_line(),
+            };
+            let (o, dir) = analysis::run_text(
+                analysis::QUICKSTART_SPEC,
+                std::path::Path::new("analyses/quickstart.toml"),
+                "quickstart",
+                args,
+            )?;
+            print!("{}", analysis::summary::text(&o, &dir));
+            Ok(())
+        }
+        Cmd::Run {
+            spec,
+            reports,
+            cache,
+            jobs,
+            force,
+            quiet,
+            json,
+        } => {
+            let cache = cache.unwrap_or_else(|| reports.join(".cache"));
+            let args = RunArgs {
+                reports,
+                cache,
+                jobs,
+                force,
+                quiet: quiet || json,
+                command: command_line(),
+            };
+            let (o, dir) = analysis::run_file(&spec, args)?;
+            if json {
+                println!("{}", analysis::summary::json(&o, &dir));
+            } else {
+                print!("{}", analysis::summary::text(&o, &dir));
             }
             Ok(())
         }

@@ -35,7 +35,7 @@ pub struct Trained {
     pub files: (PathBuf, PathBuf),
 }
 
-fn load_data(name: &str, label: Option<&str>, limit: Option<usize>) -> Result<dataset::Splits> {
+pub fn load_data(name: &str, label: Option<&str>, limit: Option<usize>) -> Result<dataset::Splits> {
     let mut s = dataset::load_with_label(name, label)?;
     if let Some(n) = limit {
         s.train = s.train.head(n);
@@ -46,10 +46,43 @@ fn load_data(name: &str, label: Option<&str>, limit: Option<usize>) -> Result<da
     Ok(s)
 }
 
-/// Train an MLP and save it.
+/// Train a network and save it.
 pub fn train(a: &TrainArgs) -> Result<Trained> {
-    let t = Instant::now();
     let data = load_data(&a.data, a.label.as_deref(), a.limit)?;
+    let pb = progress::bar(0, "train", "steps", a.quiet);
+    let quiet = a.quiet;
+    let pb2 = pb.clone();
+    let t = train_on(a, &data, &pb, &mut |s| {
+        if !quiet {
+            pb2.suspend(|| eprintln!("{}", epoch_line(s)));
+        }
+    })?;
+    pb.finish_and_clear();
+    Ok(t)
+}
+
+/// One epoch's figures as a log line.
+pub fn epoch_line(s: &strata_nn::train::EpochStats) -> String {
+    format!(
+        "epoch {:>3}  lr {:.2e}  loss {:.4}  train acc {:.2}%  test acc {:.2}%  ({:.1} s)",
+        s.epoch,
+        s.lr,
+        s.loss,
+        100.0 * s.train_accuracy,
+        100.0 * s.test_accuracy,
+        s.seconds
+    )
+}
+
+/// Train on already loaded data (`data.train` already limited), advancing `pb` one step per
+/// batch and handing each epoch's figures to `on_epoch`; save to `a.out`.
+pub fn train_on(
+    a: &TrainArgs,
+    data: &dataset::Splits,
+    pb: &indicatif::ProgressBar,
+    on_epoch: &mut dyn FnMut(&strata_nn::train::EpochStats),
+) -> Result<Trained> {
+    let t = Instant::now();
     let config = NetConfig {
         architecture: a.architecture,
         input_shape: data.train.shape.clone(),
@@ -64,8 +97,7 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
     let mut model = Net::new(config.clone(), a.train.seed)?;
     let bs = a.train.batch_size.max(2);
     let steps = data.train.len().div_ceil(bs) as u64;
-    let pb = progress::bar(steps * a.train.epochs as u64, "train", "steps", a.quiet);
-    let quiet = a.quiet;
+    pb.set_length(steps * a.train.epochs as u64);
     let history = train::train(
         &mut model,
         &data.train,
@@ -75,23 +107,8 @@ pub fn train(a: &TrainArgs) -> Result<Trained> {
             pb.inc(1);
             pb.set_message(format!("epoch {} loss {loss:.3}", epoch + 1));
         },
-        &mut |s| {
-            if !quiet {
-                pb.suspend(|| {
-                    eprintln!(
-                        "epoch {:>3}  lr {:.2e}  loss {:.4}  train acc {:.2}%  test acc {:.2}%  ({:.1} s)",
-                        s.epoch,
-                        s.lr,
-                        s.loss,
-                        100.0 * s.train_accuracy,
-                        100.0 * s.test_accuracy,
-                        s.seconds
-                    )
-                });
-            }
-        },
+        on_epoch,
     )?;
-    pb.finish_and_clear();
     let train_accuracy = train::accuracy(&mut model, &data.train)?;
     let test_accuracy = train::accuracy(&mut model, &data.test)?;
     let card = ModelCard {
@@ -177,6 +194,32 @@ pub fn eval(model: &Path, ex: Examples, packed: bool) -> Result<serde_json::Valu
 /// Stream every layer's activations of a saved model into an activation store.
 pub fn collect(model: &Path, ex: Examples, pre: bool, out: &Path, quiet: bool) -> Result<usize> {
     let (mut m, card, d) = load(model, ex)?;
+    let pb = progress::bar(d.len() as u64, "collect", "examples", quiet);
+    let rows = collect_on(&mut m, &card, model, &d, ex, pre, out, &pb)?;
+    pb.finish_and_clear();
+    Ok(rows)
+}
+
+/// [`collect`] for a loaded model and data set (checked to match), advancing `pb` per example.
+#[allow(clippy::too_many_arguments)]
+pub fn collect_on(
+    m: &mut Net,
+    card: &ModelCard,
+    model: &Path,
+    d: &Dataset,
+    ex: Examples,
+    pre: bool,
+    out: &Path,
+    pb: &indicatif::ProgressBar,
+) -> Result<usize> {
+    if d.shape != card.config.input_shape {
+        bail!(
+            "{} has examples of shape {:?}, the model expects {:?}",
+            ex.data,
+            d.shape,
+            card.config.input_shape
+        );
+    }
     let (data, which) = (ex.data, ex.split);
     let specs: Vec<LayerSpec> = m
         .layer_names()
@@ -196,10 +239,10 @@ pub fn collect(model: &Path, ex: Examples, pre: bool, out: &Path, quiet: bool) -
         "labels": "row order of the split",
     });
     let mut w = StoreWriter::create(out, &specs, &meta)?;
-    let pb = progress::bar(d.len() as u64, "collect", "examples", quiet);
+    pb.set_length(d.len() as u64);
     let all: Vec<usize> = (0..d.len()).collect();
     for chunk in all.chunks(500) {
-        let (x, _) = train::batch(&d, chunk)?;
+        let (x, _) = train::batch(d, chunk)?;
         let f = m.forward(&x, false)?;
         let layers: &[Tensor] = if pre { &f.pre } else { &f.post };
         let arrays = layers
@@ -215,6 +258,5 @@ pub fn collect(model: &Path, ex: Examples, pre: bool, out: &Path, quiet: bool) -
         w.write_batch(&views)?;
         pb.inc(chunk.len() as u64);
     }
-    pb.finish_and_clear();
     Ok(w.finish()?)
 }

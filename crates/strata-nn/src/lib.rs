@@ -1,15 +1,12 @@
 //! Networks whose activations strata studies: float and quantized MLPs and CNNs trained with
 //! straight-through estimators (Hubara et al., "Quantized Neural Networks"), their model files,
-//! bit-packed inference for binary (`w1a1`) networks, and the fixed random-feature MLP of the
-//! quickstart.
+//! bit-packed inference for binary (`w1a1`) networks.
 
 pub mod binary_gemm;
 pub mod file;
 pub mod net;
 pub mod packed;
 pub mod precision;
-mod random_features;
 pub mod train;
 
 pub use precision::Precision;
-pub use random_features::{standardize, RandomFeatureMlp};

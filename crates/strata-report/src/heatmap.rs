@@ -12,7 +12,9 @@ use std::sync::Once;
 static FONT: &[u8] = include_bytes!("../../../fixtures/fonts/DejaVuSans.ttf");
 static REGISTER: Once = Once::new();
 
-fn register_font() {
+/// Register the embedded DejaVu Sans as "sans-serif" once per process, so every figure renders
+/// with the same glyphs on machines without system fonts (shared by all figure modules).
+pub(crate) fn register_font() {
     REGISTER.call_once(|| {
         // The font is compiled in and valid; a failure here would only mean text-less figures.
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
@@ -29,8 +31,9 @@ pub struct Heatmap<'a> {
     pub cols: &'a [String],
     /// `values[i][j]` for row `i`, column `j`; `None` is drawn grey and marked n/a.
     pub values: &'a [Vec<Option<f64>>],
-    /// Axis titles.
+    /// Title under the columns (what B is).
     pub x_label: String,
+    /// Title beside the rows (what A is).
     pub y_label: String,
     /// What the colour encodes, printed beside the colorbar.
     pub colorbar_label: String,
@@ -194,49 +197,70 @@ impl Heatmap<'_> {
     }
 }
 
-/// Render as PNG at `path` (atomically: drawn to a temporary `.png` beside it, then renamed).
-pub fn heatmap_png(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
+/// Draw a figure of `size` pixels with `draw` and write it as PNG at `path`, atomically: drawn to a
+/// temporary `.png` beside it (the encoder picks the format from the extension), then renamed, so
+/// a reader never sees half a figure. `what` names the figure in errors. Shared by every figure.
+pub(crate) fn write_png_atomic(
+    path: &Path,
+    size: (u32, u32),
+    what: &str,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
+) -> Result<(), ReportError> {
     register_font();
-    let size = h.size();
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    // The encoder picks the format from the extension, so the temporary name keeps `.png`.
     let tmp = path.with_file_name(format!(".{stem}.{}.tmp.png", std::process::id()));
     let drawn = (|| {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
-        h.draw(&area)?;
+        draw(&area)?;
         area.present().map_err(|e| e.to_string())
     })();
     if let Err(msg) = drawn {
         let _ = std::fs::remove_file(&tmp);
         return Err(ReportError::Draw {
-            what: format!("heatmap {}", path.display()),
+            what: format!("{what} {}", path.display()),
             msg,
         });
     }
-    std::fs::rename(&tmp, path).map_err(|source| ReportError::Io {
-        path: path.to_path_buf(),
-        err: source,
+    std::fs::rename(&tmp, path).map_err(|source| {
+        let _ = std::fs::remove_file(&tmp);
+        ReportError::Io {
+            path: path.to_path_buf(),
+            err: source,
+        }
     })
+}
+
+/// Draw a figure of `size` pixels with `draw` into an SVG string and write it atomically at
+/// `path` (see [`write_atomic`]). `what` names the figure in errors.
+pub(crate) fn write_svg_atomic(
+    path: &Path,
+    size: (u32, u32),
+    what: &str,
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
+) -> Result<(), ReportError> {
+    register_font();
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let err = |msg| ReportError::Draw {
+            what: what.to_string(),
+            msg,
+        };
+        draw(&area).map_err(err)?;
+        area.present().map_err(|e| err(e.to_string()))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}
+
+/// Render as PNG at `path` (atomically: drawn to a temporary `.png` beside it, then renamed).
+pub fn heatmap_png(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
+    write_png_atomic(path, h.size(), "heatmap", |area| h.draw(area))
 }
 
 /// Render as SVG at `path` (atomically).
 pub fn heatmap_svg(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
-    register_font();
-    let size = h.size();
-    let mut svg = String::new();
-    {
-        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        h.draw(&area).map_err(|msg| ReportError::Draw {
-            what: "heatmap".into(),
-            msg,
-        })?;
-        area.present().map_err(|e| ReportError::Draw {
-            what: "heatmap".into(),
-            msg: e.to_string(),
-        })?;
-    }
-    write_atomic(path, svg.as_bytes())
+    write_svg_atomic(path, h.size(), "heatmap", |area| h.draw(area))
 }

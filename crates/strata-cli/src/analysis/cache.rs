@@ -1,0 +1,192 @@
+//! The runner's cache: trained models and activation stores, each filed under the SHA-256 of
+//! what produced it (the data's content, the architecture, the training settings, the seed; for a
+//! store also the model's key and which examples). A re-run finds everything it already made;
+//! changing one seed changes one key, so one model is retrained. Every artifact appears under its
+//! final name only when complete (temporary file + rename), so an interrupted run resumes from the
+//! artifacts that finished.
+//!
+//! Keys cover the inputs, not the code: [`FORMAT`] is bumped when training or collection change
+//! what they produce for the same inputs.
+
+use super::spec::{ActivationPoint, Instance, Split};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use strata_data::dataset::{Dataset, Splits};
+
+/// Version of what the cached artifacts contain; part of every key.
+pub const FORMAT: &str = "strata-cache-1";
+
+/// Lowercase hex of the SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn hex(b: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(DIGITS[(x >> 4) as usize] as char);
+        s.push(DIGITS[(x & 15) as usize] as char);
+    }
+    s
+}
+
+fn hash_dataset(h: &mut Sha256, d: &Dataset) {
+    h.update((d.len() as u64).to_le_bytes());
+    h.update((d.classes as u64).to_le_bytes());
+    for s in &d.shape {
+        h.update((*s as u64).to_le_bytes());
+    }
+    for v in d.x.iter() {
+        h.update(v.to_bits().to_le_bytes());
+    }
+    for y in &d.y {
+        h.update(y.to_le_bytes());
+    }
+}
+
+/// SHA-256 of a data set's content (both splits, after any train limit): the same examples give
+/// the same fingerprint wherever they were read from.
+pub fn data_fingerprint(s: &Splits) -> String {
+    let mut h = Sha256::new();
+    h.update(b"train");
+    hash_dataset(&mut h, &s.train);
+    h.update(b"test");
+    hash_dataset(&mut h, &s.test);
+    hex(&h.finalize())
+}
+
+/// Key of a trained model: the data's content and everything that fixes training. The family
+/// name is not part of it (renaming a family retrains nothing).
+pub fn model_key(inst: &Instance, data_fingerprint: &str) -> String {
+    let v = json!({
+        "format": FORMAT,
+        "kind": "model",
+        "data": data_fingerprint,
+        "architecture": inst.architecture,
+        "widths": inst.widths,
+        "precision": inst.precision,
+        "train": inst.train,
+    });
+    sha256_hex(v.to_string().as_bytes())
+}
+
+/// Key of an activation store: the model, the examples and which activations.
+pub fn store_key(
+    model_key: &str,
+    data_fingerprint: &str,
+    split: Split,
+    limit: Option<usize>,
+    point: ActivationPoint,
+) -> String {
+    let v = json!({
+        "format": FORMAT,
+        "kind": "activations",
+        "model": model_key,
+        "data": data_fingerprint,
+        "split": split,
+        "limit": limit,
+        "activations": point,
+    });
+    sha256_hex(v.to_string().as_bytes())
+}
+
+/// Where cached artifacts live.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    pub root: PathBuf,
+}
+
+impl Cache {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Cache { root: root.into() }
+    }
+
+    /// Model path stem (`.safetensors` and `.json` beside it).
+    pub fn model(&self, key: &str) -> PathBuf {
+        self.root.join("models").join(&key[..16]).join("model")
+    }
+
+    /// True when both halves of the model are there and its card parses.
+    pub fn has_model(&self, key: &str) -> bool {
+        let (w, j) = strata_nn::file::paths(&self.model(key));
+        w.is_file()
+            && std::fs::read_to_string(&j)
+                .ok()
+                .and_then(|t| serde_json::from_str::<strata_nn::file::ModelCard>(&t).ok())
+                .is_some()
+    }
+
+    pub fn store(&self, key: &str) -> PathBuf {
+        self.root
+            .join("activations")
+            .join(format!("{}.arrow", &key[..16]))
+    }
+
+    pub fn has_store(&self, key: &str) -> bool {
+        strata_data::open(&self.store(key)).is_ok()
+    }
+}
+
+/// Remove `path` if it exists (used by `--force`).
+pub fn evict(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_matches_known_vectors() {
+        // FIPS 180-2 examples.
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn keys_change_with_what_produced_them_and_only_that() {
+        let text = r#"
+[data.d]
+source = "digits"
+[[model]]
+name = "m"
+data = "d"
+widths = [8]
+precisions = ["float", "w1a1"]
+seeds = [0, 1]
+"#;
+        let a = super::super::spec::parse(text, "x", "x").unwrap();
+        let k: Vec<String> = a.instances.iter().map(|i| model_key(i, "fp")).collect();
+        for i in 0..k.len() {
+            for j in 0..i {
+                assert_ne!(k[i], k[j]);
+            }
+        }
+        let renamed =
+            super::super::spec::parse(&text.replace("name = \"m\"", "name = \"n\""), "x", "x")
+                .unwrap();
+        assert_eq!(model_key(&renamed.instances[0], "fp"), k[0]);
+        assert_ne!(model_key(&a.instances[0], "other data"), k[0]);
+        let s0 = store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Post);
+        assert_ne!(
+            s0,
+            store_key(&k[0], "fp", Split::Test, Some(10), ActivationPoint::Post)
+        );
+        assert_ne!(
+            s0,
+            store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Pre)
+        );
+        assert_ne!(
+            s0,
+            store_key(&k[1], "fp", Split::Test, None, ActivationPoint::Post)
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! Scripted analyses: `strata run analyses/NAME.toml` reads a spec ([`spec`]), trains and
+//! collects what its cache lacks ([`cache`], [`runner`]), compares layers, and writes a report
+//! ([`report`], [`manifest`]) from the summaries in [`stats`].
+
+pub mod cache;
+pub mod manifest;
+pub mod report;
+pub mod runner;
+pub mod spec;
+pub mod stats;
+
+pub use runner::{run_file, run_text, Outcome, RunArgs};
+pub mod summary;
+
+/// `analyses/quickstart.toml`, compiled in so `strata quickstart` runs from any folder.
+pub const QUICKSTART_SPEC: &str = include_str!("../../../../analyses/quickstart.toml");

@@ -1,0 +1,799 @@
+//! The analysis spec: a TOML file that says which data sets, which models (families expanded over
+//! precisions and seeds), which comparisons and which report. `analyses/README.md` is the
+//! reference for every key.
+//!
+//! Parsing is strict: an unknown key, a value of the wrong type or out of range, or a reference
+//! to a data set or model that does not exist is one error naming the file, the line and the key,
+//! and nothing runs.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use strata_nn::net::Architecture;
+use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
+use strata_nn::Precision;
+use strata_sim::{Estimator, Kernel};
+use toml::Spanned;
+
+/// A spec that could not be read: file, 1-based line, message.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}, line {line}: {msg}")]
+pub struct SpecError {
+    pub file: String,
+    pub line: usize,
+    pub msg: String,
+}
+
+/// Precision as written in a spec (`"w1a1"`), checked while parsing so the error carries the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct PrecisionName(pub Precision);
+
+impl<'de> Deserialize<'de> for PrecisionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Precision::parse(&s).map(PrecisionName).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown precision '{s}': use float, w1a1, w1a2, w2a2, w4a4 or w8a8"
+            ))
+        })
+    }
+}
+
+/// A data set name as `strata train --data` takes it, checked while parsing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct DataSource(pub String);
+
+impl std::ops::Deref for DataSource {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for DataSource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let known = ["mnist", "mnist-small", "digits", "adult"].contains(&s.as_str())
+            || ["mnist:", "adult:", "csv:"]
+                .iter()
+                .any(|p| s.starts_with(p) && s.len() > p.len());
+        if known {
+            Ok(DataSource(s))
+        } else {
+            Err(serde::de::Error::custom(format!(
+                "unknown data source '{s}': use mnist, mnist:DIR, mnist-small, digits, adult, \
+                 adult:DIR or csv:PATH"
+            )))
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    #[default]
+    Test,
+}
+
+impl Split {
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Test => "test",
+        }
+    }
+}
+
+/// `[data.NAME]`: a data set and which of its examples the activations are collected on.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// `mnist`, `mnist:DIR`, `mnist-small`, `digits`, `adult`, `adult:DIR` or `csv:PATH`.
+    pub source: DataSource,
+    /// Label column of a `csv:PATH` source.
+    pub label: Option<String>,
+    /// Train on the first N training examples only.
+    pub train_limit: Option<usize>,
+    /// Split the activations are collected on (and CKA computed over).
+    #[serde(default)]
+    pub collect_split: Split,
+    /// Collect the first N examples of that split only.
+    pub collect_limit: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerName {
+    #[default]
+    Adam,
+    Sgd,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleName {
+    Constant,
+    #[default]
+    Cosine,
+    Step,
+}
+
+fn default_arch() -> Architecture {
+    Architecture::Mlp
+}
+fn default_widths() -> Vec<usize> {
+    vec![1024, 1024]
+}
+fn default_precisions() -> Vec<PrecisionName> {
+    vec![PrecisionName(Precision::Float)]
+}
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+fn default_epochs() -> usize {
+    10
+}
+fn default_batch() -> usize {
+    100
+}
+fn default_lr() -> f64 {
+    1e-3
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+
+/// `[[model]]`: a family of networks, one per (precision, seed).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Family name; instances are named `NAME-PRECISION-sSEED`.
+    pub name: String,
+    /// Key of a `[data.NAME]` table.
+    pub data: Spanned<String>,
+    #[serde(default = "default_arch")]
+    pub architecture: Architecture,
+    /// Hidden widths (MLP only).
+    #[serde(default = "default_widths")]
+    pub widths: Vec<usize>,
+    #[serde(default = "default_precisions")]
+    pub precisions: Vec<PrecisionName>,
+    #[serde(default = "default_seeds")]
+    pub seeds: Vec<u64>,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Base learning rate (float networks, and quantized ones unless `lr_quantized` is set).
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Base learning rate of the quantized precisions.
+    pub lr_quantized: Option<f64>,
+    #[serde(default)]
+    pub optimizer: OptimizerName,
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub schedule: ScheduleName,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelName {
+    #[default]
+    Linear,
+    Rbf,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EstimatorName {
+    #[default]
+    Biased,
+    Debiased,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActivationPoint {
+    /// Output of each block's nonlinearity (the logits block: its batch-norm output).
+    #[default]
+    Post,
+    /// Input of each nonlinearity (batch-norm output).
+    Pre,
+}
+
+fn default_threshold() -> f64 {
+    0.5
+}
+
+/// `[cka]`: how every comparison measures similarity.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CkaSpec {
+    #[serde(default)]
+    pub kernel: KernelName,
+    #[serde(default = "default_threshold")]
+    pub rbf_threshold: f64,
+    #[serde(default)]
+    pub estimator: EstimatorName,
+    #[serde(default)]
+    pub activations: ActivationPoint,
+    /// Minibatch CKA with this many examples per batch (debiased estimator).
+    pub batch_size: Option<usize>,
+}
+
+impl Default for CkaSpec {
+    fn default() -> Self {
+        CkaSpec {
+            kernel: KernelName::Linear,
+            rbf_threshold: default_threshold(),
+            estimator: EstimatorName::Biased,
+            activations: ActivationPoint::Post,
+            batch_size: None,
+        }
+    }
+}
+
+impl CkaSpec {
+    pub fn kernel(&self) -> Kernel {
+        match self.kernel {
+            KernelName::Linear => Kernel::Linear,
+            KernelName::Rbf => Kernel::Rbf {
+                threshold: self.rbf_threshold,
+            },
+        }
+    }
+    pub fn estimator(&self) -> Estimator {
+        match self.estimator {
+            EstimatorName::Biased => Estimator::Biased,
+            EstimatorName::Debiased => Estimator::Debiased,
+        }
+    }
+}
+
+/// `[[compare]]`: one pair of model instances, every layer against every layer (a heatmap).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompareSpec {
+    pub a: Spanned<String>,
+    pub b: Spanned<String>,
+}
+
+/// `[twins]`: each quantized instance against the float instance of the same family and seed,
+/// layer by layer, with the float seed-to-seed variation as the yardstick.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwinsSpec {
+    /// Families to include (default: every family with a float precision and another one).
+    pub models: Option<Vec<Spanned<String>>>,
+    /// Draw a full heatmap against the float twin for the first seed of each precision.
+    #[serde(default = "yes")]
+    pub heatmaps: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The whole file, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    title: Option<String>,
+    description: Option<String>,
+    #[serde(default)]
+    data: BTreeMap<String, Spanned<DataSpec>>,
+    #[serde(default)]
+    model: Vec<Spanned<ModelSpec>>,
+    #[serde(default)]
+    cka: Option<Spanned<CkaSpec>>,
+    #[serde(default)]
+    compare: Vec<Spanned<CompareSpec>>,
+    twins: Option<Spanned<TwinsSpec>>,
+    /// Reserved for membership-inference audits.
+    privacy: Option<Spanned<toml::Table>>,
+    /// Reserved for neural compression.
+    compression: Option<Spanned<toml::Table>>,
+}
+
+/// One network to train: a family at one precision and seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Instance {
+    /// `family-precision-sSEED`.
+    pub name: String,
+    pub family: String,
+    pub data: String,
+    pub architecture: Architecture,
+    /// Hidden widths (empty for CNNs).
+    pub widths: Vec<usize>,
+    pub precision: Precision,
+    pub train: TrainConfig,
+}
+
+/// A checked spec, families expanded into instances.
+#[derive(Clone, Debug, Serialize)]
+pub struct Analysis {
+    /// Report folder name (the spec's file stem).
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub data: BTreeMap<String, DataSpec>,
+    pub families: Vec<ModelSpec>,
+    pub instances: Vec<Instance>,
+    pub cka: CkaSpec,
+    /// Pairs of instance indices.
+    pub compare: Vec<(usize, usize)>,
+    /// Families compared with their float twins.
+    pub twins: Vec<String>,
+    pub twin_heatmaps: bool,
+}
+
+impl Analysis {
+    pub fn instance(&self, name: &str) -> Option<usize> {
+        self.instances.iter().position(|i| i.name == name)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// A clean file name part: letters, digits, `-`, `_`, `.`.
+fn is_clean(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !s.starts_with('.')
+}
+
+/// Read and check a spec file.
+pub fn load(path: &Path) -> Result<Analysis, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SpecError {
+        file: path.display().to_string(),
+        line: 0,
+        msg: format!("cannot read the analysis spec: {e}"),
+    })?;
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "analysis".into());
+    parse(&text, &path.display().to_string(), &name)
+}
+
+/// Parse and check spec text; `file` names it in errors, `name` is the report folder.
+pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> {
+    let err = |span: Range<usize>, msg: String| SpecError {
+        file: file.to_string(),
+        line: line_of(text, span.start),
+        msg,
+    };
+    let raw: SpecFile = toml::from_str(text).map_err(|e| {
+        let line = e.span().map_or(0, |s| line_of(text, s.start));
+        let msg = e.message().trim().replace('\n', " ");
+        // Serde's messages ("invalid type: string, expected usize") do not say which key; the
+        // line does: `key = value` or a `[table]` header.
+        let here = text
+            .lines()
+            .nth(line.saturating_sub(1))
+            .unwrap_or("")
+            .trim();
+        let what = if here.starts_with('[') {
+            Some(here)
+        } else {
+            here.split_once('=').map(|(k, _)| k.trim())
+        };
+        let msg = match what {
+            Some(k) if !k.is_empty() && !msg.contains(k) => format!("{k}: {msg}"),
+            _ => msg,
+        };
+        SpecError {
+            file: file.to_string(),
+            line,
+            msg,
+        }
+    })?;
+    if !is_clean(name) {
+        return Err(err(
+            0..0,
+            format!(
+                "the spec's file name '{name}' names the report folder: use letters, digits, '-', '_'"
+            ),
+        ));
+    }
+    if let Some(p) = &raw.privacy {
+        return Err(err(
+            p.span(),
+            "[privacy]: membership-inference audits are not implemented in this version of strata; \
+             remove the section"
+                .into(),
+        ));
+    }
+    if let Some(c) = &raw.compression {
+        return Err(err(
+            c.span(),
+            "[compression]: neural compression is not implemented in this version of strata; \
+             remove the section"
+                .into(),
+        ));
+    }
+    let mut data = BTreeMap::new();
+    for (key, d) in &raw.data {
+        let span = d.span();
+        let d = d.get_ref();
+        if !is_clean(key) {
+            return Err(err(
+                span,
+                format!("[data.{key}]: use letters, digits, '-', '_' in data set names"),
+            ));
+        }
+        if d.label.is_some() && !d.source.starts_with("csv:") {
+            return Err(err(
+                span,
+                format!("[data.{key}] label: only csv:PATH sources take a label column"),
+            ));
+        }
+        if d.train_limit == Some(0)
+            || d.train_limit == Some(1)
+            || d.collect_limit.is_some_and(|n| n < 4)
+        {
+            return Err(err(
+                span,
+                format!(
+                    "[data.{key}]: train_limit must be at least 2 and collect_limit at least 4"
+                ),
+            ));
+        }
+        data.insert(key.clone(), d.clone());
+    }
+
+    let mut families: Vec<ModelSpec> = Vec::new();
+    let mut instances = Vec::new();
+    for m in &raw.model {
+        let span = m.span();
+        let m = m.get_ref();
+        let at = |msg: String| err(span.clone(), format!("[[model]] '{}': {msg}", m.name));
+        if !is_clean(&m.name) {
+            return Err(at("name: use letters, digits, '-', '_'".into()));
+        }
+        if families.iter().any(|f| f.name == m.name) {
+            return Err(at("name: another [[model]] has this name".into()));
+        }
+        if !data.contains_key(m.data.get_ref()) {
+            return Err(err(
+                m.data.span(),
+                format!(
+                    "[[model]] '{}': data = '{}' is not a [data.NAME] table of this spec (have: {})",
+                    m.name,
+                    m.data.get_ref(),
+                    data.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        if m.architecture == Architecture::Mlp && (m.widths.is_empty() || m.widths.contains(&0)) {
+            return Err(at(
+                "widths: give positive hidden layer widths, e.g. [256, 256]".into(),
+            ));
+        }
+        if m.precisions.is_empty() || m.seeds.is_empty() {
+            return Err(at("precisions and seeds must not be empty".into()));
+        }
+        for (i, p) in m.precisions.iter().enumerate() {
+            if m.precisions[..i].contains(p) {
+                return Err(at(format!("precisions: '{}' is listed twice", p.0.name())));
+            }
+        }
+        for (i, s) in m.seeds.iter().enumerate() {
+            if m.seeds[..i].contains(s) {
+                return Err(at(format!("seeds: {s} is listed twice")));
+            }
+        }
+        let lr_ok = |v: f64| v.is_finite() && v > 0.0;
+        if m.epochs == 0 || m.batch_size < 2 || !lr_ok(m.lr) || !m.lr_quantized.is_none_or(lr_ok) {
+            return Err(at(
+                "epochs must be >= 1, batch_size >= 2, lr and lr_quantized positive".into(),
+            ));
+        }
+        let wd_ok = m.weight_decay.is_finite() && m.weight_decay >= 0.0;
+        let momentum_ok = m.momentum.is_finite() && (0.0..1.0).contains(&m.momentum);
+        if !(wd_ok && momentum_ok) {
+            return Err(at("weight_decay must be >= 0 and momentum in [0, 1)".into()));
+        }
+        for p in &m.precisions {
+            for &seed in &m.seeds {
+                let lr = match p.0 {
+                    Precision::Float => m.lr,
+                    _ => m.lr_quantized.unwrap_or(m.lr),
+                };
+                instances.push(Instance {
+                    name: format!("{}-{}-s{seed}", m.name, p.0.name()),
+                    family: m.name.clone(),
+                    data: m.data.get_ref().clone(),
+                    architecture: m.architecture,
+                    widths: if m.architecture == Architecture::Mlp {
+                        m.widths.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    precision: p.0,
+                    train: TrainConfig {
+                        epochs: m.epochs,
+                        batch_size: m.batch_size,
+                        lr,
+                        weight_decay: m.weight_decay,
+                        optimizer: match m.optimizer {
+                            OptimizerName::Adam => OptimizerKind::Adam,
+                            OptimizerName::Sgd => OptimizerKind::Sgd {
+                                momentum: m.momentum,
+                            },
+                        },
+                        schedule: match m.schedule {
+                            ScheduleName::Constant => Schedule::Constant,
+                            ScheduleName::Cosine => Schedule::Cosine,
+                            ScheduleName::Step => Schedule::Step {
+                                every: (m.epochs / 3).max(1),
+                                gamma: 0.1,
+                            },
+                        },
+                        seed,
+                    },
+                });
+            }
+        }
+        families.push(m.clone());
+    }
+    if instances.is_empty() {
+        return Err(err(0..0, "the spec has no [[model]] to train".into()));
+    }
+
+    let cka = match &raw.cka {
+        Some(c) => {
+            let span = c.span();
+            let c = c.get_ref().clone();
+            if c.kernel == KernelName::Rbf
+                && !(c.rbf_threshold.is_finite() && c.rbf_threshold > 0.0)
+            {
+                return Err(err(
+                    span,
+                    "[cka] rbf_threshold must be a positive number".into(),
+                ));
+            }
+            if let Some(bs) = c.batch_size {
+                if bs < 4 {
+                    return Err(err(span, "[cka] batch_size must be at least 4".into()));
+                }
+                if c.estimator == EstimatorName::Biased {
+                    return Err(err(
+                        span,
+                        "[cka] minibatch CKA (batch_size) averages the unbiased HSIC: set \
+                         estimator = \"debiased\""
+                            .into(),
+                    ));
+                }
+            }
+            c
+        }
+        None => CkaSpec::default(),
+    };
+
+    let find = |s: &Spanned<String>, key: &str| -> Result<usize, SpecError> {
+        instances
+            .iter()
+            .position(|i| &i.name == s.get_ref())
+            .ok_or_else(|| {
+                err(
+                    s.span(),
+                    format!(
+                        "[[compare]] {key} = '{}' is not a model of this spec; models are named \
+                         FAMILY-PRECISION-sSEED, e.g. '{}'",
+                        s.get_ref(),
+                        instances[0].name
+                    ),
+                )
+            })
+    };
+    let mut compare = Vec::new();
+    for c in &raw.compare {
+        let c = c.get_ref();
+        let (a, b) = (find(&c.a, "a")?, find(&c.b, "b")?);
+        if data_of(&instances, a) != data_of(&instances, b) {
+            return Err(err(
+                c.b.span(),
+                format!(
+                    "[[compare]] '{}' and '{}' read different data sets: CKA compares two \
+                     representations of the same examples",
+                    c.a.get_ref(),
+                    c.b.get_ref()
+                ),
+            ));
+        }
+        compare.push((a, b));
+    }
+
+    let has_twins = |f: &ModelSpec| {
+        f.precisions.iter().any(|p| p.0 == Precision::Float) && f.precisions.len() > 1
+    };
+    let (twins, twin_heatmaps) = match &raw.twins {
+        None => (Vec::new(), false),
+        Some(t) => {
+            let tspan = t.span();
+            let t = t.get_ref();
+            let names = match &t.models {
+                None => families
+                    .iter()
+                    .filter(|f| has_twins(f))
+                    .map(|f| f.name.clone())
+                    .collect(),
+                Some(list) => {
+                    let mut v = Vec::new();
+                    for s in list {
+                        let f = families
+                            .iter()
+                            .find(|f| &f.name == s.get_ref())
+                            .ok_or_else(|| {
+                                err(
+                                    s.span(),
+                                    format!(
+                                        "[twins] models: '{}' is not a [[model]] name",
+                                        s.get_ref()
+                                    ),
+                                )
+                            })?;
+                        if !has_twins(f) {
+                            return Err(err(
+                                s.span(),
+                                format!(
+                                    "[twins] models: '{}' needs 'float' and at least one other precision",
+                                    f.name
+                                ),
+                            ));
+                        }
+                        v.push(f.name.clone());
+                    }
+                    v
+                }
+            };
+            if names.is_empty() {
+                return Err(err(
+                    tspan,
+                    "[twins]: no [[model]] has both 'float' and a quantized precision".into(),
+                ));
+            }
+            (names, t.heatmaps)
+        }
+    };
+
+    Ok(Analysis {
+        name: name.to_string(),
+        title: raw.title.unwrap_or_else(|| name.to_string()),
+        description: raw.description.unwrap_or_default(),
+        data,
+        families,
+        instances,
+        cka,
+        compare,
+        twins,
+        twin_heatmaps,
+    })
+}
+
+fn data_of(instances: &[Instance], i: usize) -> &str {
+    &instances[i].data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+title = "t"
+[data.d]
+source = "digits"
+collect_limit = 100
+
+[[model]]
+name = "mlp"
+data = "d"
+widths = [32, 16]
+precisions = ["float", "w1a1"]
+seeds = [0, 1]
+epochs = 2
+
+[[compare]]
+a = "mlp-float-s0"
+b = "mlp-w1a1-s1"
+
+[twins]
+"#;
+
+    fn parse_err(text: &str) -> SpecError {
+        parse(text, "x.toml", "x").expect_err("should fail")
+    }
+
+    #[test]
+    fn expands_families_into_instances() {
+        let a = parse(GOOD, "x.toml", "x").unwrap();
+        let names: Vec<_> = a.instances.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["mlp-float-s0", "mlp-float-s1", "mlp-w1a1-s0", "mlp-w1a1-s1"]
+        );
+        assert_eq!(a.compare, vec![(0, 3)]);
+        assert_eq!(a.twins, vec!["mlp".to_string()]);
+        assert_eq!(a.instances[3].train.seed, 1);
+        assert_eq!(a.instances[2].precision, Precision::W1A1);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = GOOD.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1");
+        let e = parse_err(&text);
+        assert!(e.msg.contains("learning_rate"), "{e}");
+        let want = text
+            .lines()
+            .position(|l| l.starts_with("learning_rate"))
+            .unwrap()
+            + 1;
+        assert_eq!(e.line, want, "{e}");
+    }
+
+    #[test]
+    fn bad_values_name_their_line() {
+        let text = GOOD.replace("\"w1a1\"]", "\"w3a3\"]");
+        let e = parse_err(&text);
+        assert!(e.msg.contains("w3a3"), "{e}");
+        assert_eq!(e.line, 11, "{e}");
+
+        let text = GOOD.replace("b = \"mlp-w1a1-s1\"", "b = \"mlp-w1a1-s7\"");
+        let e = parse_err(&text);
+        assert!(e.msg.contains("mlp-w1a1-s7"), "{e}");
+        assert_eq!(e.line, 17, "{e}");
+
+        let e = parse_err(&GOOD.replace("data = \"d\"", "data = \"nope\""));
+        assert!(e.msg.contains("nope") && e.line == 9, "{e}");
+
+        let e = parse_err(&GOOD.replace("epochs = 2", "epochs = 0"));
+        assert!(e.msg.contains("epochs"), "{e}");
+
+        let e = parse_err(&GOOD.replace("epochs = 2", "epochs = \"two\""));
+        assert!(e.msg.starts_with("epochs: "), "{e}");
+        assert_eq!(e.line, 13, "{e}");
+    }
+
+    #[test]
+    fn missing_keys_name_the_table() {
+        let e = parse_err(&GOOD.replace("data = \"d\"\n", ""));
+        assert!(e.msg.contains("data") && e.msg.contains("[[model]]"), "{e}");
+        assert_eq!(e.line, 7, "{e}");
+    }
+
+    #[test]
+    fn reserved_sections_are_refused() {
+        let e = parse_err(&format!("{GOOD}\n[privacy]\nattacks = [\"lira\"]\n"));
+        assert!(e.msg.contains("privacy"), "{e}");
+    }
+
+    #[test]
+    fn twins_need_float_and_another_precision() {
+        let text = GOOD.replace("[\"float\", \"w1a1\"]", "[\"w1a1\"]");
+        let text = text.replace("a = \"mlp-float-s0\"", "a = \"mlp-w1a1-s0\"");
+        let e = parse_err(&text);
+        assert!(e.msg.contains("twins"), "{e}");
+    }
+}
