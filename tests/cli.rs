@@ -314,6 +314,22 @@ fn run_writes_the_report_and_reuses_the_cache() {
         }
     }
 
+    // --force retrains everything; two at a time gives the same models as one at a time.
+    let o = run_spec(&d, "tiny", TINY_SPEC, &["--json", "--force", "--jobs", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let forced = last_json(&o);
+    assert_eq!(forced["trained"].as_u64(), Some(4));
+    for (x, y) in forced["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(v["models"].as_array().unwrap())
+    {
+        for k in ["key", "test_accuracy", "train_accuracy"] {
+            assert_eq!(x[k], y[k], "{k} of {}", x["name"]);
+        }
+    }
+
     // A deleted model (as after an interrupted run) is retrained, and only it.
     let key = &v["models"][3]["key"].as_str().unwrap()[..16];
     std::fs::remove_dir_all(d.join("reports/.cache/models").join(key)).unwrap();

@@ -483,10 +483,15 @@ fn twins_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Result
                 .collect();
             if !seed_sum.iter().all(Option::is_none) {
                 findings.push(if moved.is_empty() {
-                    format!("{}: every layer stays within the float seed-to-seed range.", p.name())
+                    format!(
+                        "{}: every layer stays within the float seed-to-seed range.",
+                        p.name()
+                    )
                 } else {
                     format!(
-                        "{}: {} move(s) further from the float twin than any other float seed does.",
+                        "{}: at {} the mean CKA with the float twin is below every float \
+                         seed-to-seed value: quantization moves these layers more than a new \
+                         seed does.",
                         p.name(),
                         moved.join(", ")
                     )

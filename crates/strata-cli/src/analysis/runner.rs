@@ -292,12 +292,13 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         .collect();
     let n_train = plan.iter().filter(|x| x.needs_training).count();
     p.log(&format!(
-        "{}: {} models ({} to train, {} cached), {} comparisons; cache {}",
+        "{}: {} models ({} to train, {} cached), {} pair(s) compared, float twins for [{}]; cache {}",
         a.name,
         plan.len(),
         n_train,
         plan.len() - n_train,
-        a.compare.len() + a.twins.len(),
+        a.compare.len(),
+        a.twins.join(", "),
         cache.root.display()
     ));
     let train_seconds = train_missing(&a, &data, &plan, &cache, args.jobs, &p)?;
