@@ -358,6 +358,15 @@ fn run_writes_the_report_and_reuses_the_cache() {
         .filter(|n| n.contains("partial") || n.contains(".old-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A run killed between moving the old report aside and moving the new one in: the next
+    // run puts the old one back, even if it fails itself.
+    let aside = d.join("reports/.tiny.old-9999999");
+    std::fs::rename(&r, &aside).unwrap();
+    let o = run_spec(&d, "tiny", &broken, &[]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(r.join("manifest.json")).unwrap(), before);
+    assert!(!aside.exists());
 }
 
 #[test]
@@ -386,8 +395,14 @@ fn bad_specs_name_the_key_and_line_and_run_nothing() {
             22,
         ),
     ];
+    // An architecture that cannot read the data fails before anything trains.
+    let cnn = TINY_SPEC.replace(
+        "[[compare]]",
+        "[[model]]\nname = \"cnn\"\ndata = \"digits\"\narchitecture = \"cnn\"\n\n[[compare]]",
+    );
+    let cases = cases.into_iter().chain([(cnn, "'cnn' architecture", 16)]);
     for (text, key, line) in cases {
-        let o = run_spec(&d, "bad", &text, &[]);
+        let o = run_spec(&d, "bad", &text, &["--quiet"]);
         let err = stderr(&o);
         assert!(!o.status.success(), "{key}");
         assert_eq!(err.trim().lines().count(), 1, "{err}");

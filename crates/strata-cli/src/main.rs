@@ -363,7 +363,21 @@ fn main() -> ExitCode {
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
-            eprintln!("error: {e:#}");
+            // One line: each cause's first line (some libraries append a backtrace to their
+            // message when RUST_BACKTRACE is set).
+            let causes: Vec<String> = e
+                .chain()
+                .map(|c| {
+                    c.to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .filter(|c| !c.is_empty())
+                .collect();
+            eprintln!("error: {}", causes.join(": "));
             ExitCode::FAILURE
         }
         Err(panic) => {

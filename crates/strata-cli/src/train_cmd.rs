@@ -109,6 +109,15 @@ pub fn train_on(
         },
         on_epoch,
     )?;
+    // A diverged run (NaN/inf loss) would save a card JSON cannot hold; say what happened.
+    if let Some(e) = history.iter().find(|e| !e.loss.is_finite()) {
+        bail!(
+            "training diverged: the loss is {} at epoch {}; lower the learning rate (lr {:.2e})",
+            e.loss,
+            e.epoch,
+            e.lr
+        );
+    }
     let train_accuracy = train::accuracy(&mut model, &data.train)?;
     let test_accuracy = train::accuracy(&mut model, &data.test)?;
     let card = ModelCard {

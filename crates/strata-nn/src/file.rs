@@ -110,12 +110,11 @@ pub fn load(path: &Path) -> Result<(Net, ModelCard), ModelFileError> {
     let card: ModelCard = serde_json::from_str(&text)
         .map_err(|e| bad(&jp, format!("not a strata model config: {e}")))?;
     let c = &card.config;
-    if c.classes == 0
-        || c.widths.contains(&0)
-        || c.widths.len() > 64
-        || c.input_shape.iter().product::<usize>() == 0
-    {
+    if c.classes == 0 || c.widths.contains(&0) || c.input_shape.iter().product::<usize>() == 0 {
         return Err(bad(&jp, "config has a zero-sized layer"));
+    }
+    if c.widths.len() > 64 {
+        return Err(bad(&jp, "config has more than 64 hidden layers"));
     }
     let mut model = Net::new(c.clone(), 0).map_err(|e| bad(&jp, e))?;
     let mut ts = candle_core::safetensors::load(&wp, &Device::Cpu)

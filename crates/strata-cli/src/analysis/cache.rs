@@ -118,6 +118,29 @@ impl Cache {
                 .is_some()
     }
 
+    /// Remove temporary files left by runs that were killed (their process is gone): a
+    /// half-written activation store can be hundreds of MB.
+    pub fn sweep(&self) {
+        for dir in [self.root.join("activations"), self.root.join("models")] {
+            let mut dirs = vec![dir];
+            while let Some(d) = dirs.pop() {
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    continue;
+                };
+                for e in rd.flatten() {
+                    let path = e.path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else if let Some(pid) = tmp_owner(&e.file_name().to_string_lossy()) {
+                        if !process_alive(pid) {
+                            let _ = std::fs::remove_file(&path);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     pub fn store(&self, key: &str) -> PathBuf {
         self.root
             .join("activations")
@@ -129,6 +152,25 @@ impl Cache {
     }
 }
 
+/// The process id in a temporary name `.NAME.PID-K.tmp` (strata's `tmp_path`) or `.NAME.PID.tmp`.
+pub fn tmp_owner(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let last = stem.rsplit('.').next()?;
+    last.split('-').next()?.parse().ok()
+}
+
+/// True while process `pid` exists (Linux `/proc`; elsewhere assume it does, and keep its files).
+pub fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    if Path::new("/proc/self").exists() {
+        Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
 /// Remove `path` if it exists (used by `--force`).
 pub fn evict(path: &Path) {
     let _ = std::fs::remove_file(path);
@@ -137,6 +179,33 @@ pub fn evict(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temporary_names_give_their_owner() {
+        assert_eq!(tmp_owner(".model.safetensors.4242-3.tmp"), Some(4242));
+        assert_eq!(tmp_owner(".0123abcd.arrow.17-0.tmp"), Some(17));
+        assert_eq!(tmp_owner(".report.md.99.tmp"), Some(99));
+        assert_eq!(tmp_owner("model.safetensors"), None);
+        assert_eq!(tmp_owner(".x.notapid-1.tmp"), None);
+        assert!(process_alive(std::process::id()));
+    }
+
+    #[test]
+    fn sweep_removes_dead_runs_files_only() {
+        let root = std::env::temp_dir().join(format!("strata-sweep-{}", std::process::id()));
+        let acts = root.join("activations");
+        std::fs::create_dir_all(&acts).unwrap();
+        // PIDs above the kernel's maximum (2^22) cannot be alive.
+        let dead = acts.join(".abc.arrow.9999999-0.tmp");
+        let mine = acts.join(format!(".def.arrow.{}-0.tmp", std::process::id()));
+        let done = acts.join("abc.arrow");
+        for f in [&dead, &mine, &done] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        Cache::new(&root).sweep();
+        assert!(!dead.exists() && mine.exists() && done.exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
 
     #[test]
     fn sha256_matches_known_vectors() {

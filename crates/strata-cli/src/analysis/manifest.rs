@@ -5,11 +5,23 @@
 use super::cache::sha256_hex;
 use super::runner::Outcome;
 use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// `git rev-parse HEAD` of the working directory, if it is a git checkout.
-pub fn git_commit() -> Option<String> {
+/// The folder holding the spec (git runs there, so a spec in a user's own project records that
+/// project's commit).
+fn spec_dir(spec: &Path) -> PathBuf {
+    match spec.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// `git rev-parse HEAD` of the repository holding the spec, if it is in one.
+pub fn git_commit(spec: &Path) -> Option<String> {
     let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(spec_dir(spec))
         .args(["rev-parse", "HEAD"])
         .stderr(std::process::Stdio::null())
         .output()
@@ -19,9 +31,11 @@ pub fn git_commit() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// True when the checkout has uncommitted changes to tracked files.
-fn git_dirty() -> Option<bool> {
+/// True when that repository has uncommitted changes to tracked files.
+fn git_dirty(spec: &Path) -> Option<bool> {
     let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(spec_dir(spec))
         .args(["status", "--porcelain", "--untracked-files=no"])
         .stderr(std::process::Stdio::null())
         .output()
@@ -155,8 +169,9 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
             "strata": env!("CARGO_PKG_VERSION"),
             "cache_format": super::cache::FORMAT,
         },
-        "git_commit": git_commit(),
-        "git_dirty": git_dirty(),
+        "git_commit": git_commit(&o.spec_path),
+        "git_dirty": git_dirty(&o.spec_path),
+        "git_note": "commit of the repository that holds the spec file",
         "started_utc": iso_utc(o.started),
         "timings_seconds": {
             "total_before_report": o.seconds,

@@ -709,14 +709,28 @@ fn heatmap_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Resu
     Ok(())
 }
 
-fn remove_stale(reports: &Path, name: &str) {
+/// Tidy what killed runs left: a report moved aside but never replaced goes back in place;
+/// folders of runs whose process is gone are removed (a concurrent run's are kept).
+pub fn remove_stale(reports: &Path, name: &str) {
     let Ok(rd) = std::fs::read_dir(reports) else {
         return;
     };
+    let fin = reports.join(name);
     for e in rd.flatten() {
         let f = e.file_name().to_string_lossy().into_owned();
-        if f.starts_with(&format!(".{name}.partial-")) || f.starts_with(&format!(".{name}.old-")) {
+        let owner = |prefix: &str| f.strip_prefix(prefix).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = owner(&format!(".{name}.old-")) {
+            if super::cache::process_alive(pid) {
+                continue;
+            }
+            if !fin.exists() && std::fs::rename(e.path(), &fin).is_ok() {
+                continue;
+            }
             let _ = std::fs::remove_dir_all(e.path());
+        } else if let Some(pid) = owner(&format!(".{name}.partial-")) {
+            if !super::cache::process_alive(pid) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
         }
     }
 }
@@ -767,7 +781,8 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
                 "strata {} · {} · commit {} · {}",
                 env!("CARGO_PKG_VERSION"),
                 manifest::iso_utc(o.started),
-                manifest::git_commit().map_or(s("unknown"), |c| c[..12.min(c.len())].to_string()),
+                manifest::git_commit(&o.spec_path)
+                    .map_or(s("unknown"), |c| c[..12.min(c.len())].to_string()),
                 o.spec_path.display()
             ),
             blocks,

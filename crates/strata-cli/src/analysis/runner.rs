@@ -265,7 +265,9 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     let t0 = Instant::now();
     let p = Progress::new(args.quiet);
     let data = load_data(&a, &p)?;
+    check_architectures(&a, &data)?;
     let cache = Cache::new(&args.cache);
+    cache.sweep();
     let point = a.cka.activations;
 
     let plan: Vec<Planned> = a
@@ -290,6 +292,13 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
             }
         })
         .collect();
+    let mut plan = plan;
+    // Two families that differ only in name produce the same models: train each key once.
+    for i in 0..plan.len() {
+        if plan[..i].iter().any(|q| q.key == plan[i].key) {
+            plan[i].needs_training = false;
+        }
+    }
     let n_train = plan.iter().filter(|x| x.needs_training).count();
     p.log(&format!(
         "{}: {} models ({} to train, {} cached), {} pair(s) compared, float twins for [{}]; cache {}",
@@ -311,7 +320,9 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         let (mut net, card) = strata_nn::file::load(&path)
             .with_context(|| format!("loading the cached model of {}", inst.name))?;
         let store = cache.store(&pl.store_key);
-        let store_cached = !args.force && !pl.needs_training && cache.has_store(&pl.store_key);
+        let fresh = plan[..i].iter().any(|q| q.store_key == pl.store_key)
+            || (!args.force && !trained_now(&plan, i));
+        let store_cached = fresh && cache.has_store(&pl.store_key);
         let t = Instant::now();
         if !store_cached {
             cache::evict(&store);
@@ -347,7 +358,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
             path,
             store,
             card,
-            cached: !pl.needs_training,
+            cached: !trained_now(&plan, i),
             store_cached,
             train_seconds: train_seconds[i],
             collect_seconds: if store_cached {
@@ -409,6 +420,47 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     })
 }
 
+/// True when model `i` was trained in this run (itself, or an identical earlier instance).
+fn trained_now(plan: &[Planned], i: usize) -> bool {
+    plan[..=i]
+        .iter()
+        .any(|q| q.key == plan[i].key && q.needs_training)
+}
+
+/// Build every family's network once on its data's example shape before anything trains, so an
+/// architecture that cannot read the data (a CNN on tabular rows) fails at once, naming the spec
+/// line, not after the other families have trained.
+fn check_architectures(a: &Analysis, data: &BTreeMap<String, LoadedData>) -> Result<()> {
+    for (f, line) in a.families.iter().zip(&a.family_lines) {
+        let d = &data[f.data.get_ref()];
+        let config = strata_nn::net::NetConfig {
+            architecture: f.architecture,
+            input_shape: d.splits.train.shape.clone(),
+            widths: if f.architecture == strata_nn::net::Architecture::Mlp {
+                f.widths.clone()
+            } else {
+                Vec::new()
+            },
+            classes: d.splits.train.classes,
+            precision: strata_nn::Precision::Float,
+        };
+        if let Err(e) = strata_nn::net::Net::new(config, 0) {
+            let e = e.to_string();
+            let e = e.lines().next().unwrap_or("");
+            bail!(
+                "{}, line {line}: [[model]] '{}' architecture: {} cannot read data '{}' \
+                 (examples of shape {:?}): {e}",
+                a.file,
+                f.name,
+                f.architecture.name(),
+                f.data.get_ref(),
+                d.splits.train.shape
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The pairs the twin section needs: (float seed s, precision p seed s) for every quantized
 /// instance, and (float seed s, float seed s') for s < s' as the seed-to-seed yardstick.
 pub fn twin_pairs(a: &Analysis) -> Vec<(usize, usize)> {
@@ -461,6 +513,7 @@ pub fn run_text(text: &str, spec: &Path, name: &str, args: RunArgs) -> Result<(O
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    super::report::remove_stale(&args.reports, &a.name);
     let out = run(a, spec, text.to_string(), args)?;
     let dir = super::report::write(&out)?;
     Ok((out, dir))

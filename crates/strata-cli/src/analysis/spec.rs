@@ -283,6 +283,12 @@ pub struct TwinsSpec {
     pub heatmaps: bool,
 }
 
+/// Limits that keep a typo from allocating the machine away or training for ever.
+pub const MAX_LAYERS: usize = 64;
+pub const MAX_WIDTH: usize = 65_536;
+pub const MAX_EPOCHS: usize = 100_000;
+pub const MAX_BATCH: usize = 1 << 20;
+
 fn yes() -> bool {
     true
 }
@@ -338,6 +344,10 @@ pub struct Analysis {
     /// Families compared with their float twins.
     pub twins: Vec<String>,
     pub twin_heatmaps: bool,
+    /// Line of each family's `[[model]]` header, for errors found after parsing.
+    pub family_lines: Vec<usize>,
+    /// The spec file, for errors found after parsing.
+    pub file: String,
 }
 
 impl Analysis {
@@ -352,6 +362,49 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&b| b == b'\n')
         .count()
         + 1
+}
+
+/// The line of `key = ...` in the table that starts at `span` (its header up to the next
+/// header), else the table's first line: so an error about one key points at that key.
+fn key_line(text: &str, span: &Range<usize>, key: &str) -> usize {
+    let start = span.start.min(text.len());
+    let mut offset = start;
+    for (k, l) in text[start..].split_inclusive('\n').enumerate() {
+        let t = l.trim_start();
+        if k > 0 && t.starts_with('[') && !t.starts_with("[\"") {
+            break;
+        }
+        if let Some(rest) = t.strip_prefix(key) {
+            if rest.trim_start().starts_with('=') {
+                return line_of(text, offset);
+            }
+        }
+        offset += l.len();
+    }
+    line_of(text, start)
+}
+
+/// The key an error on `line` (1-based) belongs to: `key = value` on that line, or, inside a
+/// multi-line array, on the nearest line above; a `[table]` header stands for itself.
+fn key_at(text: &str, line: usize) -> Option<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut i = line.checked_sub(1)?;
+    loop {
+        let here = lines.get(i)?.trim();
+        if here.starts_with('[') && i + 1 == line {
+            return Some(here.to_string());
+        }
+        if here.starts_with('[') && !here.starts_with("[\"") {
+            return None;
+        }
+        if let Some((k, _)) = here.split_once('=') {
+            let k = k.trim();
+            if !k.is_empty() && !k.contains(['"', '[', ',']) {
+                return Some(k.to_string());
+            }
+        }
+        i = i.checked_sub(1)?;
+    }
 }
 
 /// A clean file name part: letters, digits, `-`, `_`, `.`.
@@ -379,28 +432,19 @@ pub fn load(path: &Path) -> Result<Analysis, SpecError> {
 
 /// Parse and check spec text; `file` names it in errors, `name` is the report folder.
 pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> {
-    let err = |span: Range<usize>, msg: String| SpecError {
+    let err_at = |line: usize, msg: String| SpecError {
         file: file.to_string(),
-        line: line_of(text, span.start),
+        line,
         msg,
     };
+    let err = |span: Range<usize>, msg: String| err_at(line_of(text, span.start), msg);
     let raw: SpecFile = toml::from_str(text).map_err(|e| {
         let line = e.span().map_or(0, |s| line_of(text, s.start));
         let msg = e.message().trim().replace('\n', " ");
         // Serde's messages ("invalid type: string, expected usize") do not say which key; the
-        // line does: `key = value` or a `[table]` header.
-        let here = text
-            .lines()
-            .nth(line.saturating_sub(1))
-            .unwrap_or("")
-            .trim();
-        let what = if here.starts_with('[') {
-            Some(here)
-        } else {
-            here.split_once('=').map(|(k, _)| k.trim())
-        };
-        let msg = match what {
-            Some(k) if !k.is_empty() && !msg.contains(k) => format!("{k}: {msg}"),
+        // line does: `key = value`, the line that opened a multi-line array, or a header.
+        let msg = match key_at(text, line) {
+            Some(k) if !msg.contains(&k) => format!("{k}: {msg}"),
             _ => msg,
         };
         SpecError {
@@ -413,7 +457,8 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         return Err(err(
             0..0,
             format!(
-                "the spec's file name '{name}' names the report folder: use letters, digits, '-', '_'"
+                "the spec's file name '{name}' names the report folder: use letters, digits, '-', \
+                 '_', '.' (not first)"
             ),
         ));
     }
@@ -443,78 +488,112 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
                 format!("[data.{key}]: use letters, digits, '-', '_' in data set names"),
             ));
         }
+        let at = |k: &str, msg: &str| {
+            err_at(key_line(text, &span, k), format!("[data.{key}] {k}: {msg}"))
+        };
         if d.label.is_some() && !d.source.starts_with("csv:") {
-            return Err(err(
-                span,
-                format!("[data.{key}] label: only csv:PATH sources take a label column"),
-            ));
+            return Err(at("label", "only csv:PATH sources take a label column"));
         }
-        if d.train_limit == Some(0)
-            || d.train_limit == Some(1)
-            || d.collect_limit.is_some_and(|n| n < 4)
-        {
-            return Err(err(
-                span,
-                format!(
-                    "[data.{key}]: train_limit must be at least 2 and collect_limit at least 4"
-                ),
+        if d.train_limit.is_some_and(|n| n < 2) {
+            return Err(at("train_limit", "must be at least 2"));
+        }
+        if d.collect_limit.is_some_and(|n| n < 4) {
+            return Err(at(
+                "collect_limit",
+                "must be at least 4 (CKA's debiased estimator needs 4)",
             ));
         }
         data.insert(key.clone(), d.clone());
     }
 
     let mut families: Vec<ModelSpec> = Vec::new();
+    let mut family_lines = Vec::new();
     let mut instances = Vec::new();
     for m in &raw.model {
         let span = m.span();
         let m = m.get_ref();
-        let at = |msg: String| err(span.clone(), format!("[[model]] '{}': {msg}", m.name));
+        let at = |k: &str, msg: String| {
+            err_at(
+                key_line(text, &span, k),
+                format!("[[model]] '{}' {k}: {msg}", m.name),
+            )
+        };
         if !is_clean(&m.name) {
-            return Err(at("name: use letters, digits, '-', '_'".into()));
+            return Err(at(
+                "name",
+                "use letters, digits, '-', '_', '.' (not first)".into(),
+            ));
         }
         if families.iter().any(|f| f.name == m.name) {
-            return Err(at("name: another [[model]] has this name".into()));
+            return Err(at("name", "another [[model]] has this name".into()));
         }
         if !data.contains_key(m.data.get_ref()) {
             return Err(err(
                 m.data.span(),
                 format!(
-                    "[[model]] '{}': data = '{}' is not a [data.NAME] table of this spec (have: {})",
+                    "[[model]] '{}' data: '{}' is not a [data.NAME] table of this spec (have: {})",
                     m.name,
                     m.data.get_ref(),
                     data.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             ));
         }
-        if m.architecture == Architecture::Mlp && (m.widths.is_empty() || m.widths.contains(&0)) {
-            return Err(at(
-                "widths: give positive hidden layer widths, e.g. [256, 256]".into(),
-            ));
+        if m.architecture == Architecture::Mlp {
+            if m.widths.is_empty() || m.widths.contains(&0) {
+                return Err(at(
+                    "widths",
+                    "give positive hidden layer widths, e.g. [256, 256]".into(),
+                ));
+            }
+            if m.widths.len() > MAX_LAYERS || m.widths.iter().any(|&w| w > MAX_WIDTH) {
+                return Err(at(
+                    "widths",
+                    format!("at most {MAX_LAYERS} hidden layers of at most {MAX_WIDTH} units"),
+                ));
+            }
         }
-        if m.precisions.is_empty() || m.seeds.is_empty() {
-            return Err(at("precisions and seeds must not be empty".into()));
+        if m.precisions.is_empty() {
+            return Err(at("precisions", "must not be empty".into()));
+        }
+        if m.seeds.is_empty() {
+            return Err(at("seeds", "must not be empty".into()));
         }
         for (i, p) in m.precisions.iter().enumerate() {
             if m.precisions[..i].contains(p) {
-                return Err(at(format!("precisions: '{}' is listed twice", p.0.name())));
+                return Err(at(
+                    "precisions",
+                    format!("'{}' is listed twice", p.0.name()),
+                ));
             }
         }
         for (i, s) in m.seeds.iter().enumerate() {
             if m.seeds[..i].contains(s) {
-                return Err(at(format!("seeds: {s} is listed twice")));
+                return Err(at("seeds", format!("{s} is listed twice")));
             }
         }
-        let lr_ok = |v: f64| v.is_finite() && v > 0.0;
-        if m.epochs == 0 || m.batch_size < 2 || !lr_ok(m.lr) || !m.lr_quantized.is_none_or(lr_ok) {
+        if m.epochs == 0 || m.epochs > MAX_EPOCHS {
+            return Err(at("epochs", format!("must be between 1 and {MAX_EPOCHS}")));
+        }
+        if m.batch_size < 2 || m.batch_size > MAX_BATCH {
             return Err(at(
-                "epochs must be >= 1, batch_size >= 2, lr and lr_quantized positive".into(),
+                "batch_size",
+                format!("must be between 2 and {MAX_BATCH}"),
             ));
         }
-        let wd_ok = m.weight_decay.is_finite() && m.weight_decay >= 0.0;
-        let momentum_ok = m.momentum.is_finite() && (0.0..1.0).contains(&m.momentum);
-        if !(wd_ok && momentum_ok) {
-            return Err(at("weight_decay must be >= 0 and momentum in [0, 1)".into()));
+        let lr_ok = |v: f64| v.is_finite() && v > 0.0;
+        if !lr_ok(m.lr) {
+            return Err(at("lr", "must be a positive number".into()));
         }
+        if !m.lr_quantized.is_none_or(lr_ok) {
+            return Err(at("lr_quantized", "must be a positive number".into()));
+        }
+        if !(m.weight_decay.is_finite() && m.weight_decay >= 0.0) {
+            return Err(at("weight_decay", "must be >= 0".into()));
+        }
+        if !(m.momentum.is_finite() && (0.0..1.0).contains(&m.momentum)) {
+            return Err(at("momentum", "must be in [0, 1)".into()));
+        }
+        family_lines.push(line_of(text, span.start));
         for p in &m.precisions {
             for &seed in &m.seeds {
                 let lr = match p.0 {
@@ -566,24 +645,21 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         Some(c) => {
             let span = c.span();
             let c = c.get_ref().clone();
+            let at =
+                |k: &str, msg: &str| err_at(key_line(text, &span, k), format!("[cka] {k}: {msg}"));
             if c.kernel == KernelName::Rbf
                 && !(c.rbf_threshold.is_finite() && c.rbf_threshold > 0.0)
             {
-                return Err(err(
-                    span,
-                    "[cka] rbf_threshold must be a positive number".into(),
-                ));
+                return Err(at("rbf_threshold", "must be a positive number"));
             }
             if let Some(bs) = c.batch_size {
                 if bs < 4 {
-                    return Err(err(span, "[cka] batch_size must be at least 4".into()));
+                    return Err(at("batch_size", "must be at least 4"));
                 }
                 if c.estimator == EstimatorName::Biased {
-                    return Err(err(
-                        span,
-                        "[cka] minibatch CKA (batch_size) averages the unbiased HSIC: set \
-                         estimator = \"debiased\""
-                            .into(),
+                    return Err(at(
+                        "batch_size",
+                        "minibatch CKA averages the unbiased HSIC: also set estimator = \"debiased\"",
                     ));
                 }
             }
@@ -690,6 +766,8 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         compare,
         twins,
         twin_heatmaps,
+        family_lines,
+        file: file.to_string(),
     })
 }
 
@@ -774,6 +852,27 @@ b = "mlp-w1a1-s1"
         let e = parse_err(&GOOD.replace("epochs = 2", "epochs = \"two\""));
         assert!(e.msg.starts_with("epochs: "), "{e}");
         assert_eq!(e.line, 13, "{e}");
+    }
+
+    #[test]
+    fn each_bad_key_points_at_its_own_line() {
+        let text = GOOD.replace("epochs = 2", "epochs = 2\nbatch_size = 1");
+        let e = parse_err(&text);
+        assert!(e.msg.contains("batch_size"), "{e}");
+        assert_eq!(e.line, 14, "{e}");
+        let text = GOOD.replace("collect_limit = 100", "collect_limit = 2");
+        let e = parse_err(&text);
+        assert!(e.msg.contains("collect_limit") && e.line == 5, "{e}");
+        let text = GOOD.replace(
+            "widths = [32, 16]",
+            &format!("widths = [{}]", ["8"; 65].join(", ")),
+        );
+        let e = parse_err(&text);
+        assert!(e.msg.contains("widths") && e.line == 10, "{e}");
+        // Inside a multi-line array, the error names the key that opened it.
+        let text = GOOD.replace("[\"float\", \"w1a1\"]", "[\n  \"float\",\n  \"w3a3\",\n]");
+        let e = parse_err(&text);
+        assert!(e.msg.starts_with("precisions: ") && e.line == 11, "{e}");
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub fn text(o: &Outcome, dir: &Path) -> String {
         o.seconds
     );
     out.push_str("accuracy (%, mean ± std over seeds):\n");
-    let mut rows = vec![["model", "precision", "seeds", "test", "train"]
+    let mut rows = vec![["family", "precision", "seeds", "test", "train"]
         .map(String::from)
         .to_vec()];
     for f in &a.families {
