@@ -693,3 +693,110 @@ fn train_on_any_csv_with_a_label_column() {
         stderr(&o)
     );
 }
+
+#[test]
+fn baseline_measures_from_the_command_line() {
+    let d = scratch("measure");
+    let mut r = Rng::new(11);
+    let n = 200;
+    let x: Vec<f32> = (0..n * 6).map(|_| r.normal() as f32).collect();
+    let y: Vec<f32> = (0..n * 4).map(|_| r.normal() as f32).collect();
+    let (a, b) = (d.join("a.npy"), d.join("b.npy"));
+    write_npy(&a, n, 6, &x);
+    write_npy(&b, n, 4, &y);
+    let value = |args: &[&str]| -> f64 {
+        let o = strata(args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o).trim().parse().unwrap()
+    };
+    let (sa, sb) = (a.to_str().unwrap(), b.to_str().unwrap());
+    // cka_linear through the bases equals the CKA engine.
+    let engine = value(&["cka", sa, sb]);
+    let baseline = value(&["cka", sa, sb, "--measure", "cka_linear"]);
+    assert!((engine - baseline).abs() < 1e-5, "{engine} vs {baseline}");
+    // Symmetric measures do not care about the order; regression does.
+    let ab = value(&["cka", sa, sb, "--measure", "cca_rho"]);
+    let ba = value(&["cka", sb, sa, "--measure", "cca_rho"]);
+    assert!((ab - ba).abs() < 1e-12, "{ab} vs {ba}");
+    let ab = value(&["cka", sa, sb, "--measure", "linreg"]);
+    let ba = value(&["cka", sb, sa, "--measure", "linreg"]);
+    assert!((ab - ba).abs() > 1e-6);
+    // A layer against itself: Procrustes distance 0, mean canonical correlation 1.
+    assert!(value(&["cka", sa, sa, "--measure", "procrustes"]).abs() < 1e-9);
+    assert!((value(&["cka", sa, sa, "--measure", "cca_rho"]) - 1.0).abs() < 1e-9);
+    let o = strata(&["cka", sa, sb, "--measure", "ccca"]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("unknown measure 'ccca'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = strata(&[
+        "cka",
+        sa,
+        sb,
+        "--measure",
+        "hsic",
+        "--json",
+        "--out",
+        d.join("o").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["measure"], "hsic");
+    assert!(d.join("o/hsic.csv").is_file() && d.join("o/hsic.parquet").is_file());
+}
+
+#[test]
+fn identification_test_in_an_analysis() {
+    let d = scratch("identify");
+    let spec = r#"
+[data.digits]
+source = "digits"
+collect_split = "train"
+collect_limit = 300
+
+[[model]]
+name = "mlp"
+data = "digits"
+widths = [32, 16]
+seeds = [0, 1, 2]
+epochs = 2
+lr = 0.01
+
+[identify]
+models = ["mlp"]
+measures = ["cka_linear", "cka_rbf_0.4", "cca_rho", "pwcca", "linreg", "procrustes", "hsic"]
+"#;
+    let o = run_spec(&d, "ident", spec, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = last_json(&o);
+    let rows = v["identification"].as_array().unwrap();
+    assert_eq!(rows.len(), 7);
+    for r in rows {
+        let acc = r["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{r}");
+        assert_eq!(r["networks"], 3);
+        // Accuracy is a count over 3 x 2 ordered pairs x 3 layers = 18 cases.
+        assert!(((acc * 18.0) - (acc * 18.0).round()).abs() < 1e-9, "{r}");
+    }
+    let table = std::fs::read_to_string(d.join("reports/ident/tables/identification.csv")).unwrap();
+    assert_eq!(table.lines().count(), 8, "{table}");
+    assert!(
+        table.contains("cka_linear") && table.contains("0.993"),
+        "{table}"
+    );
+    // Too few seeds for the test: refused at parse time, naming the line.
+    let o = run_spec(
+        &d,
+        "ident",
+        &spec.replace("seeds = [0, 1, 2]", "seeds = [0]"),
+        &["--quiet"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("line 16") && stderr(&o).contains("at least 2 seeds"),
+        "{}",
+        stderr(&o)
+    );
+}

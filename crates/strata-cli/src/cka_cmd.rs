@@ -323,32 +323,7 @@ impl CkaResult {
 
     /// The matrix as an aligned text table (rows: layers of A).
     pub fn table(&self) -> String {
-        let w0 = self
-            .layers_a
-            .iter()
-            .map(|s| s.chars().count())
-            .max()
-            .unwrap_or(5)
-            .max(5);
-        let ws: Vec<usize> = self
-            .layers_b
-            .iter()
-            .map(|s| s.chars().count().max(6))
-            .collect();
-        let mut out = format!("{:<w0$}", "A \\ B");
-        for (name, w) in self.layers_b.iter().zip(&ws) {
-            out.push_str(&format!("  {name:>w$}"));
-        }
-        out.push('\n');
-        for (name, row) in self.layers_a.iter().zip(&self.matrix.values) {
-            out.push_str(&format!("{name:<w0$}"));
-            for (v, w) in row.iter().zip(&ws) {
-                let cell = v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
-                out.push_str(&format!("  {cell:>w$}"));
-            }
-            out.push('\n');
-        }
-        out
+        matrix_table(&self.layers_a, &self.layers_b, &self.matrix.values)
     }
 
     /// Write `cka.csv`, `cka.parquet`, `cka.json`, `heatmap.png` and `heatmap.svg` into `dir`.
@@ -401,4 +376,30 @@ impl CkaResult {
         strata_report::heatmap_svg(&hm, &paths[4])?;
         Ok(paths)
     }
+}
+
+/// A matrix as an aligned text table: rows = `rows`, columns = `cols`, 4 decimals, `n/a` for
+/// undefined values.
+pub fn matrix_table(rows: &[String], cols: &[String], values: &[Vec<Option<f64>>]) -> String {
+    let w0 = rows
+        .iter()
+        .map(|s| s.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let ws: Vec<usize> = cols.iter().map(|s| s.chars().count().max(6)).collect();
+    let mut out = format!("{:<w0$}", "A \\ B");
+    for (name, w) in cols.iter().zip(&ws) {
+        out.push_str(&format!("  {name:>w$}"));
+    }
+    out.push('\n');
+    for (name, row) in rows.iter().zip(values) {
+        out.push_str(&format!("{name:<w0$}"));
+        for (v, w) in row.iter().zip(&ws) {
+            let cell = v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+            out.push_str(&format!("  {cell:>w$}"));
+        }
+        out.push('\n');
+    }
+    out
 }

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod cka_cmd;
+pub mod measure_cmd;
 pub mod progress;
 pub mod train_cmd;
 

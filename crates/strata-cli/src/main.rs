@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::analysis::{self, RunArgs};
-use strata_cli::{bench, cka_cmd, train_cmd};
+use strata_cli::{bench, cka_cmd, measure_cmd, train_cmd};
 use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -104,6 +104,13 @@ enum Cmd {
         a: PathBuf,
         /// Activations of model B (columns); may be the same file as A.
         b: PathBuf,
+        /// Similarity measure: cka, or a baseline of Kornblith et al. 2019: cca_rho (mean
+        /// canonical correlation), cca_r2 (Yanai's R²_CCA), svcca_rho, svcca_r2 (SVD to 99% of
+        /// the variance, then CCA), pwcca (Morcos et al. 2018, weights from A), linreg (R² of
+        /// predicting B from A), procrustes (orthogonal Procrustes distance: 0 = same up to a
+        /// rotation), hsic (unnormalized linear HSIC), cka_linear (linear CKA in f64).
+        #[arg(long, default_value = "cka", value_name = "NAME")]
+        measure: String,
         /// Kernel: linear (K = XXᵀ) or rbf (Gaussian, bandwidth from the median distance).
         #[arg(long, value_enum, default_value = "linear")]
         kernel: KernelArg,
@@ -473,6 +480,64 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Cka {
             a,
             b,
+            measure,
+            layers_a,
+            layers_b,
+            json,
+            out,
+            quiet,
+            batch_size,
+            ..
+        } if measure != "cka" => {
+            if batch_size.is_some() {
+                bail!("--batch-size (minibatch CKA) applies to --measure cka only");
+            }
+            let r = measure_cmd::run(&a, &b, &measure, &layers_a, &layers_b, quiet || json)?;
+            if r.is_single() && r.values[0][0].is_none() {
+                bail!("{} is undefined: {}", r.measure, r.notes.join("; "));
+            }
+            for n in &r.notes {
+                eprintln!("warning: {n}");
+            }
+            let written = match &out {
+                Some(dir) => r.write_out(dir)?,
+                None => Vec::new(),
+            };
+            let what = if r.higher_is_similar {
+                "similarity"
+            } else {
+                "distance"
+            };
+            if json {
+                println!("{}", serde_json::to_string(&r.json())?);
+            } else if r.is_single() {
+                println!("{:.6}", r.values[0][0].unwrap_or(f64::NAN));
+                eprintln!(
+                    "{} ({what}) between '{}' and '{}' over n = {} examples",
+                    r.measure, r.layers_a[0], r.layers_b[0], r.n
+                );
+            } else {
+                println!(
+                    "{} ({what}) over n = {} examples (rows: {}, columns: {})\n",
+                    r.measure,
+                    r.n,
+                    r.a.display(),
+                    r.b.display()
+                );
+                print!(
+                    "{}",
+                    cka_cmd::matrix_table(&r.layers_a, &r.layers_b, &r.values)
+                );
+            }
+            if !json && !written.is_empty() {
+                let w: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+                eprintln!("wrote {}", w.join(", "));
+            }
+            Ok(())
+        }
+        Cmd::Cka {
+            a,
+            b,
             kernel,
             rbf_threshold,
             estimator,
@@ -482,6 +547,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             out,
             quiet,
+            ..
         } => {
             let kernel = match kernel {
                 KernelArg::Linear => Kernel::Linear,

@@ -233,7 +233,8 @@ pub fn cka(
     estimator: Estimator,
 ) -> Result<f64, SimError> {
     let m = cka_all_pairs(vec![x], Some(vec![y]), kernel, estimator, &|_, _| {})?;
-    m.values[0][0].ok_or_else(|| SimError::Undefined(m.notes.join("; ")))
+    m.values[0][0]
+        .ok_or_else(|| SimError::Undefined(format!("CKA is undefined: {}", m.notes.join("; "))))
 }
 
 /// Minibatch CKA (Nguyen, Raghu & Kornblith 2021): the unbiased HSIC of every layer pair is

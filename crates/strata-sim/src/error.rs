@@ -17,8 +17,13 @@ pub enum SimError {
     /// A representation with no features.
     #[error("a representation has no features")]
     NoFeatures,
-    /// CKA is 0/0 for this input: a constant representation, or a debiased self-similarity
-    /// that is not positive. strata reports it instead of returning NaN.
-    #[error("CKA is undefined: {0}")]
+    /// The measure is undefined for this input (e.g. 0/0 for a constant representation, or
+    /// a debiased self-similarity that is not positive); the message names the measure and
+    /// why. strata reports it instead of returning NaN.
+    #[error("{0}")]
     Undefined(String),
+    /// A matrix decomposition (SVD, symmetric eigendecomposition) did not converge; reported
+    /// instead of returning an inaccurate basis.
+    #[error("the {0} did not converge")]
+    NoConvergence(&'static str),
 }

@@ -12,16 +12,29 @@
 //! * all pairs of layers of two models: each layer is centered (or turned into its Gram matrix)
 //!   once, not once per pair.
 //!
+//! Beside CKA, the baselines of Kornblith et al.'s Table 2 (CCA `ρ̄` and `R²_CCA`, SVCCA,
+//! PWCCA, linear regression `R²`, orthogonal Procrustes distance, linear HSIC) are computed
+//! from a per-layer [`Basis`] (the thin SVD of the centered layer) through one [`Measure`]
+//! trait, so that a layer is decomposed once for all the pairs it enters.
+//!
 //! The linear kernel is computed in feature space (`‖YᵀX‖²_F`, `p² n` work) when a layer has
 //! fewer features than examples, and through its `n x n` Gram matrix otherwise.
 
+mod basis;
 mod cka;
 mod error;
 pub mod gemm;
+mod measures;
 mod prepared;
 
+pub use basis::{basis_bytes, Basis};
 pub use cka::{cka, cka_all_pairs, CkaMatrix, MinibatchCka};
 pub use error::SimError;
+pub use measures::{
+    canonical_correlations, measure_by_name, pwcca_weights, similarity_matrix, Cca, LinearCka,
+    LinearHsic, LinearRegression, Measure, Procrustes, Pwcca, PwccaParts, Svcca, MEASURE_NAMES,
+    SVCCA_VARIANCE,
+};
 pub use prepared::{prepared_bytes, Prepared};
 
 use serde::Serialize;

@@ -3,6 +3,8 @@
 //! ([`report`], [`manifest`]) from the summaries in [`stats`].
 
 pub mod cache;
+pub mod identify;
+pub mod identify_run;
 pub mod manifest;
 pub mod report;
 pub mod runner;

@@ -628,6 +628,92 @@ fn push_summary(
     }
 }
 
+/// Kornblith et al.'s layer-identification test: accuracy per measure beside the paper's.
+fn identify_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Result<()> {
+    if o.identify.is_empty() {
+        return Ok(());
+    }
+    blocks.push(Block::Heading {
+        level: 2,
+        text: s("Layer identification"),
+    });
+    blocks.push(Block::Paragraph(s(
+        "Kornblith et al. 2019 (Section 6.1, Table 2): for every ordered pair of networks of the \
+         same family trained from different seeds, and every layer i of the first, is the most \
+         similar layer of the second layer i? Asymmetric measures are symmetrized (S + Sᵀ) as in \
+         the paper; distances are negated; a tie is a miss. Intervals: jackknife over networks, \
+         ± 1.96 standard errors. The paper's numbers come from ten Tiny-10 CNNs on CIFAR-10; \
+         CIFAR-10 is not available here, so this data set differs.",
+    )));
+    let paper = |m: &str| {
+        super::identify::KORNBLITH_TABLE2
+            .iter()
+            .find(|(k, _, _)| *k == m)
+            .map(|(_, label, v)| (label.to_string(), *v))
+    };
+    let (mut fam, mut prec, mut meas, mut nets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut vals: [Vec<Option<f64>>; 5] = Default::default();
+    let mut md_rows = Vec::new();
+    for r in &o.identify {
+        let (label, p) = paper(&r.measure).map_or((r.measure.clone(), None), |(l, v)| (l, Some(v)));
+        let acc = r.result.map(|x| x.accuracy);
+        let ci = r.result.and_then(|x| x.interval());
+        fam.push(r.family.clone());
+        prec.push(s(r.precision.name()));
+        meas.push(r.measure.clone());
+        nets.push(Some(r.networks as i64));
+        vals[0].push(acc);
+        vals[1].push(r.result.and_then(|x| x.std_error));
+        vals[2].push(ci.map(|c| c.0));
+        vals[3].push(ci.map(|c| c.1));
+        vals[4].push(p.map(|v| v / 100.0));
+        md_rows.push(vec![
+            r.family.clone(),
+            label,
+            r.networks.to_string(),
+            r.layers.len().to_string(),
+            acc.map_or(s("n/a"), |a| format!("{:.1}", 100.0 * a)),
+            ci.map_or(s("n/a"), |(lo, hi)| {
+                format!("{:.1} - {:.1}", 100.0 * lo, 100.0 * hi)
+            }),
+            p.map_or(s("-"), |v| format!("{v:.1}")),
+        ]);
+    }
+    let [acc, se, lo, hi, paper_v] = vals;
+    let t = Table {
+        columns: vec![
+            str_col("family", fam),
+            str_col("precision", prec),
+            str_col("measure", meas),
+            i64_col("networks", nets),
+            f64_col("accuracy", acc),
+            f64_col("jackknife_se", se),
+            f64_col("ci95_low", lo),
+            f64_col("ci95_high", hi),
+            f64_col("kornblith2019_cifar10", paper_v),
+        ],
+    };
+    let files = w.table("identification", &t)?;
+    blocks.push(Block::Table {
+        caption: s("Layer identification accuracy (%) by measure"),
+        header: [
+            "family",
+            "measure",
+            "networks",
+            "layers",
+            "accuracy (%)",
+            "95% interval",
+            "paper, CIFAR-10 (%)",
+        ]
+        .map(s)
+        .to_vec(),
+        rows: md_rows,
+        numeric: vec![false, false, true, true, true, true, true],
+        files,
+    });
+    Ok(())
+}
+
 fn measure_name(o: &Outcome) -> String {
     o.cka
         .values()
@@ -763,6 +849,7 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
         models_section(o, &mut w, &mut blocks)?;
         twins_section(o, &mut w, &mut blocks)?;
         heatmap_section(o, &mut w, &mut blocks)?;
+        identify_section(o, &mut w, &mut blocks)?;
         training_section(o, &mut w, &mut blocks)?;
         blocks.push(Block::Heading {
             level: 2,

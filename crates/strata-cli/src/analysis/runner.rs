@@ -71,6 +71,8 @@ pub struct Outcome {
     /// CKA matrices by (instance a, instance b).
     pub cka: BTreeMap<(usize, usize), CkaResult>,
     pub cka_seconds: f64,
+    /// Layer-identification results (`[identify]`).
+    pub identify: Vec<super::identify_run::IdentifyRow>,
     pub started: std::time::SystemTime,
     pub seconds: f64,
     pub args: RunArgs,
@@ -406,7 +408,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     }
     bar.finish_and_clear();
     let cka_seconds = t.elapsed().as_secs_f64();
-    Ok(Outcome {
+    let mut o = Outcome {
         analysis: a,
         spec_text,
         spec_path: spec_path.to_path_buf(),
@@ -414,10 +416,14 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         models,
         cka,
         cka_seconds,
+        identify: Vec::new(),
         started,
-        seconds: t0.elapsed().as_secs_f64(),
+        seconds: 0.0,
         args,
-    })
+    };
+    o.identify = super::identify_run::run(&o, &p)?;
+    o.seconds = t0.elapsed().as_secs_f64();
+    Ok(o)
 }
 
 /// True when model `i` was trained in this run (itself, or an identical earlier instance).

@@ -293,6 +293,41 @@ fn yes() -> bool {
     true
 }
 
+/// `[identify]`: Kornblith et al.'s layer-identification test across the seeds of a family.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifySpec {
+    /// Families whose networks (one per seed, at `precision`) are compared with each other.
+    pub models: Vec<Spanned<String>>,
+    /// Which precision's networks (default float).
+    pub precision: Option<PrecisionName>,
+    /// Measures to test (default: every one, as in the paper's Table 2).
+    pub measures: Option<Vec<Spanned<String>>>,
+}
+
+/// Measures the identification test knows: the baselines of `strata_sim::measures`, linear
+/// CKA, and RBF CKA as `cka_rbf_T` with T the bandwidth as a fraction of the median distance.
+pub const IDENTIFY_MEASURES: &[&str] = &[
+    "cka_linear",
+    "cka_rbf_0.2",
+    "cka_rbf_0.4",
+    "cka_rbf_0.8",
+    "cca_rho",
+    "cca_r2",
+    "svcca_rho",
+    "svcca_r2",
+    "pwcca",
+    "linreg",
+    "hsic",
+    "procrustes",
+];
+
+/// The threshold of a `cka_rbf_T` measure name.
+pub fn rbf_threshold_of(name: &str) -> Option<f64> {
+    let t: f64 = name.strip_prefix("cka_rbf_")?.parse().ok()?;
+    (t.is_finite() && t > 0.0).then_some(t)
+}
+
 /// The whole file, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -308,6 +343,7 @@ struct SpecFile {
     #[serde(default)]
     compare: Vec<Spanned<CompareSpec>>,
     twins: Option<Spanned<TwinsSpec>>,
+    identify: Option<Spanned<IdentifySpec>>,
     /// Reserved for membership-inference audits.
     privacy: Option<Spanned<toml::Table>>,
     /// Reserved for neural compression.
@@ -344,6 +380,8 @@ pub struct Analysis {
     /// Families compared with their float twins.
     pub twins: Vec<String>,
     pub twin_heatmaps: bool,
+    /// Identification test: (family, precision, measures).
+    pub identify: Vec<(String, Precision, Vec<String>)>,
     /// Line of each family's `[[model]]` header, for errors found after parsing.
     pub family_lines: Vec<usize>,
     /// The spec file, for errors found after parsing.
@@ -755,6 +793,75 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         }
     };
 
+    let mut identify = Vec::new();
+    if let Some(id) = &raw.identify {
+        let ispan = id.span();
+        let id = id.get_ref();
+        let precision = id.precision.map_or(Precision::Float, |p| p.0);
+        let measures: Vec<String> = match &id.measures {
+            None => IDENTIFY_MEASURES.iter().map(|m| m.to_string()).collect(),
+            Some(list) => {
+                let mut v = Vec::new();
+                for m in list {
+                    let name = m.get_ref();
+                    if !IDENTIFY_MEASURES.contains(&name.as_str())
+                        && rbf_threshold_of(name).is_none()
+                    {
+                        return Err(err(
+                            m.span(),
+                            format!(
+                                "[identify] measures: unknown measure '{name}'; use {} (or \
+                                 cka_rbf_T for any bandwidth T > 0)",
+                                IDENTIFY_MEASURES.join(", ")
+                            ),
+                        ));
+                    }
+                    if !v.contains(name) {
+                        v.push(name.clone());
+                    }
+                }
+                v
+            }
+        };
+        if measures.is_empty() || id.models.is_empty() {
+            return Err(err(
+                ispan,
+                "[identify]: models and measures must not be empty".into(),
+            ));
+        }
+        for f in &id.models {
+            let fam = families
+                .iter()
+                .find(|x| &x.name == f.get_ref())
+                .ok_or_else(|| {
+                    err(
+                        f.span(),
+                        format!(
+                            "[identify] models: '{}' is not a [[model]] name",
+                            f.get_ref()
+                        ),
+                    )
+                })?;
+            let seeds = if fam.precisions.iter().any(|p| p.0 == precision) {
+                fam.seeds.len()
+            } else {
+                0
+            };
+            if seeds < 2 {
+                return Err(err(
+                    f.span(),
+                    format!(
+                        "[identify] models: '{}' needs at least 2 seeds at precision {} (the test \
+                         compares networks trained from different seeds)",
+                        fam.name,
+                        precision.name()
+                    ),
+                ));
+            }
+            identify.push((fam.name.clone(), precision, measures.clone()));
+        }
+    }
+
     Ok(Analysis {
         name: name.to_string(),
         title: raw.title.unwrap_or_else(|| name.to_string()),
@@ -766,6 +873,7 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         compare,
         twins,
         twin_heatmaps,
+        identify,
         family_lines,
         file: file.to_string(),
     })

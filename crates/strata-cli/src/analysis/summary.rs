@@ -140,6 +140,29 @@ pub fn text(o: &Outcome, dir: &Path) -> String {
             out.push_str(&pad(&rows));
         }
     }
+    if !o.identify.is_empty() {
+        out.push_str("\nlayer identification (Kornblith et al. 2019), accuracy %:\n");
+        let mut rows = vec![
+            ["family", "measure", "networks", "accuracy", "95% interval"]
+                .map(String::from)
+                .to_vec(),
+        ];
+        for r in &o.identify {
+            rows.push(vec![
+                r.family.clone(),
+                r.measure.clone(),
+                r.networks.to_string(),
+                r.result
+                    .map_or("n/a".into(), |x| format!("{:.1}", 100.0 * x.accuracy)),
+                r.result
+                    .and_then(|x| x.interval())
+                    .map_or("n/a".into(), |(lo, hi)| {
+                        format!("{:.1} - {:.1}", 100.0 * lo, 100.0 * hi)
+                    }),
+            ]);
+        }
+        out.push_str(&pad(&rows));
+    }
     let _ = writeln!(
         out,
         "\nreport: {} (also report.md, figures/, tables/, manifest.json)",
@@ -184,5 +207,10 @@ pub fn json(o: &Outcome, dir: &Path) -> serde_json::Value {
         "cached": o.models.iter().filter(|m| m.cached).count(),
         "models": models,
         "twins": twins,
+        "identification": o.identify.iter().map(|r| json!({
+            "family": r.family, "precision": r.precision.name(), "measure": r.measure,
+            "networks": r.networks, "accuracy": r.result.map(|x| x.accuracy),
+            "jackknife_se": r.result.and_then(|x| x.std_error),
+        })).collect::<Vec<_>>(),
     })
 }

@@ -1,0 +1,145 @@
+//! The runner's side of the identification test: similarity matrices between every pair of a
+//! family's networks (one per seed), for every measure, from the activation stores.
+
+use super::identify::{identification, Identification};
+use super::runner::{Outcome, Progress};
+use super::spec::rbf_threshold_of;
+use super::stats::members;
+use crate::cka_cmd::{self, CkaArgs};
+use anyhow::{anyhow, Result};
+use std::time::Instant;
+use strata_nn::Precision;
+use strata_sim::{Estimator, Kernel};
+
+/// One measure's result for one family.
+#[derive(Clone, Debug)]
+pub struct IdentifyRow {
+    pub family: String,
+    pub precision: Precision,
+    pub measure: String,
+    /// Networks compared (one per seed).
+    pub networks: usize,
+    pub layers: Vec<String>,
+    pub result: Option<Identification>,
+    pub seconds: f64,
+}
+
+type SimGrid = Vec<Vec<Vec<Vec<Option<f64>>>>>;
+
+/// CKA (linear or RBF, biased estimator as in the paper) between every ordered pair of stores.
+fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<String>)> {
+    let n = idx.len();
+    let mut grid: SimGrid = vec![vec![Vec::new(); n]; n];
+    let mut layers = Vec::new();
+    for a in 0..n {
+        for b in a + 1..n {
+            let r = cka_cmd::run(&CkaArgs {
+                a: o.models[idx[a]].store.clone(),
+                b: o.models[idx[b]].store.clone(),
+                kernel,
+                estimator: Some(Estimator::Biased),
+                batch_size: None,
+                layers_a: None,
+                layers_b: None,
+                quiet: true,
+            })?;
+            layers = r.layers_a.clone();
+            let v = r.matrix.values;
+            let t: Vec<Vec<Option<f64>>> = (0..v.first().map_or(0, Vec::len))
+                .map(|j| v.iter().map(|row| row[j]).collect())
+                .collect();
+            grid[a][b] = v;
+            grid[b][a] = t;
+        }
+    }
+    Ok((grid, layers))
+}
+
+/// A baseline measure between every ordered pair, each layer prepared once.
+fn baseline_grid(o: &Outcome, idx: &[usize], name: &str) -> Result<(SimGrid, Vec<String>)> {
+    let m = strata_sim::measure_by_name(name).ok_or_else(|| anyhow!("unknown measure '{name}'"))?;
+    let mut bases = Vec::with_capacity(idx.len());
+    let mut layers = Vec::new();
+    for &i in idx {
+        let acts = strata_data::open(&o.models[i].store)?;
+        layers = acts.layers().iter().map(|l| l.name.clone()).collect();
+        let mut per_layer = Vec::with_capacity(layers.len());
+        for (l, name) in layers.iter().enumerate() {
+            let x = acts.read_layer(l)?;
+            per_layer.push(
+                strata_sim::Basis::new(x.view()).map_err(|e| {
+                    anyhow!("layer '{name}' of {}: {e}", o.analysis.instances[i].name)
+                }),
+            );
+        }
+        bases.push(per_layer);
+    }
+    let n = idx.len();
+    let mut grid: SimGrid = vec![vec![Vec::new(); n]; n];
+    for a in 0..n {
+        for b in 0..n {
+            if a == b || (m.symmetric() && b < a) {
+                continue;
+            }
+            let cell = |x: &Result<strata_sim::Basis>, y: &Result<strata_sim::Basis>| match (x, y) {
+                (Ok(x), Ok(y)) => m.between(x, y).ok().filter(|v| v.is_finite()),
+                _ => None,
+            };
+            let v: Vec<Vec<Option<f64>>> = bases[a]
+                .iter()
+                .map(|x| bases[b].iter().map(|y| cell(x, y)).collect())
+                .collect();
+            if m.symmetric() {
+                let t = (0..v.first().map_or(0, Vec::len))
+                    .map(|j| v.iter().map(|row| row[j]).collect())
+                    .collect();
+                grid[b][a] = t;
+            }
+            grid[a][b] = v;
+        }
+    }
+    Ok((grid, layers))
+}
+
+/// Run every `[identify]` entry of the analysis.
+pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<IdentifyRow>> {
+    let mut rows = Vec::new();
+    let total: usize = o.analysis.identify.iter().map(|(_, _, m)| m.len()).sum();
+    let bar = p.bar(total as u64, "identification", "measures");
+    for (family, precision, measures) in &o.analysis.identify {
+        let idx = members(o, family, *precision);
+        for name in measures {
+            let t = Instant::now();
+            let (grid, layers, symmetric, higher) = if name == "cka_linear" {
+                let (g, l) = cka_grid(o, &idx, Kernel::Linear)?;
+                (g, l, true, true)
+            } else if let Some(threshold) = rbf_threshold_of(name) {
+                let (g, l) = cka_grid(o, &idx, Kernel::Rbf { threshold })?;
+                (g, l, true, true)
+            } else {
+                let m = strata_sim::measure_by_name(name)
+                    .ok_or_else(|| anyhow!("unknown measure '{name}'"))?;
+                let (g, l) = baseline_grid(o, &idx, name)?;
+                (g, l, m.symmetric(), m.higher_is_similar())
+            };
+            let result = identification(&grid, !symmetric, higher);
+            p.log(&format!(
+                "identification {family} ({}): {name}: {}",
+                precision.name(),
+                result.map_or("n/a".into(), |r| format!("{:.1}%", 100.0 * r.accuracy))
+            ));
+            rows.push(IdentifyRow {
+                family: family.clone(),
+                precision: *precision,
+                measure: name.clone(),
+                networks: idx.len(),
+                layers,
+                result,
+                seconds: t.elapsed().as_secs_f64(),
+            });
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}

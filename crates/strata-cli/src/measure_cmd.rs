@@ -1,0 +1,190 @@
+//! `strata cka A B --measure NAME`: the baseline similarity measures of Kornblith et al. 2019
+//! (CCA, SVCCA, PWCCA, linear regression, orthogonal Procrustes, unnormalized linear HSIC) between
+//! every layer of A and every layer of B, from the same activation files as CKA.
+
+use crate::progress;
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use strata_sim::{measure_by_name, similarity_matrix, Basis, MEASURE_NAMES};
+
+/// A matrix of one baseline measure.
+pub struct MeasureResult {
+    pub a: PathBuf,
+    pub b: PathBuf,
+    pub measure: &'static str,
+    pub higher_is_similar: bool,
+    pub symmetric: bool,
+    pub layers_a: Vec<String>,
+    pub layers_b: Vec<String>,
+    pub values: Vec<Vec<Option<f64>>>,
+    /// Why a layer's values are undefined (e.g. a constant layer), one line per layer.
+    pub notes: Vec<String>,
+    pub n: usize,
+    pub seconds: f64,
+}
+
+/// Names `--measure` accepts besides `cka`.
+pub fn names() -> String {
+    MEASURE_NAMES.join(", ")
+}
+
+fn bases(
+    path: &Path,
+    names: &Option<Vec<String>>,
+    quiet: bool,
+) -> Result<(Vec<String>, Vec<Basis>, usize)> {
+    let f = strata_data::open(path)?;
+    let ids: Vec<usize> = match names {
+        None => (0..f.layers().len()).collect(),
+        Some(v) => v
+            .iter()
+            .map(|n| f.layer_index(n).map_err(Into::into))
+            .collect::<Result<_>>()?,
+    };
+    let pb = progress::bar(ids.len() as u64, "bases", "layers", quiet);
+    let mut out = Vec::with_capacity(ids.len());
+    for &i in &ids {
+        let x = f.read_layer(i)?;
+        let name = &f.layers()[i].name;
+        out.push(
+            Basis::new(x.view())
+                .with_context(|| format!("layer '{name}' of {}", path.display()))?,
+        );
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let names = ids.iter().map(|&i| f.layers()[i].name.clone()).collect();
+    Ok((names, out, f.n()))
+}
+
+/// Compute `measure` between the selected layers of `a` and `b`.
+pub fn run(
+    a: &Path,
+    b: &Path,
+    measure: &str,
+    layers_a: &Option<Vec<String>>,
+    layers_b: &Option<Vec<String>>,
+    quiet: bool,
+) -> Result<MeasureResult> {
+    let t = Instant::now();
+    let m = measure_by_name(measure)
+        .ok_or_else(|| anyhow!("unknown measure '{measure}': use cka, {}", names()))?;
+    let (la, ba, na) = bases(a, layers_a, quiet)?;
+    let (lb, bb, nb) = bases(b, layers_b, quiet)?;
+    if na != nb {
+        bail!(
+            "{} has {na} examples but {} has {nb}: similarity compares two representations of \
+             the same examples, in the same order",
+            a.display(),
+            b.display()
+        );
+    }
+    let values = similarity_matrix(m.as_ref(), &ba, &bb);
+    // A cell is undefined only for a reason the measure gives; name it once per layer.
+    let mut notes = Vec::new();
+    for (i, row) in values.iter().enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            if v.is_none() {
+                if let Err(e) = m.between(&ba[i], &bb[j]) {
+                    let note = format!("{} vs {}: {e}", la[i], lb[j]);
+                    if !notes.contains(&note) && notes.len() < 20 {
+                        notes.push(note);
+                    }
+                }
+            }
+        }
+    }
+    Ok(MeasureResult {
+        a: a.to_path_buf(),
+        b: b.to_path_buf(),
+        measure: m.name(),
+        higher_is_similar: m.higher_is_similar(),
+        symmetric: m.symmetric(),
+        layers_a: la,
+        layers_b: lb,
+        values,
+        notes,
+        n: na,
+        seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+impl MeasureResult {
+    /// True when both sides hold one layer.
+    pub fn is_single(&self) -> bool {
+        self.layers_a.len() == 1 && self.layers_b.len() == 1
+    }
+
+    /// The result as one JSON object, shaped like `strata cka --json`.
+    pub fn json(&self) -> serde_json::Value {
+        let mut v = json!({
+            "a": self.a.display().to_string(),
+            "b": self.b.display().to_string(),
+            "measure": self.measure,
+            "higher_is_similar": self.higher_is_similar,
+            "symmetric": self.symmetric,
+            "n": self.n,
+            "seconds": self.seconds,
+            "notes": self.notes,
+        });
+        let o = v.as_object_mut().expect("object");
+        if self.is_single() {
+            o.insert("value".into(), json!(self.values[0][0]));
+            o.insert("layer_a".into(), json!(self.layers_a[0]));
+            o.insert("layer_b".into(), json!(self.layers_b[0]));
+        } else {
+            o.insert("layers_a".into(), json!(self.layers_a));
+            o.insert("layers_b".into(), json!(self.layers_b));
+            o.insert("values".into(), json!(self.values));
+        }
+        v
+    }
+
+    /// `measure.csv`, `measure.parquet`, `measure.json` (named after the measure), and a heatmap
+    /// when the values lie on [0, 1] (all but HSIC and the Procrustes distance).
+    pub fn write_out(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let stem = self.measure;
+        let mut paths = vec![
+            dir.join(format!("{stem}.csv")),
+            dir.join(format!("{stem}.parquet")),
+            dir.join(format!("{stem}.json")),
+        ];
+        let v = &self.values;
+        let csv = strata_report::matrix_csv(&self.layers_a, &self.layers_b, v);
+        strata_report::write_atomic(&paths[0], csv.as_bytes())?;
+        strata_report::write_matrix_parquet(&paths[1], &self.layers_a, &self.layers_b, v)?;
+        let mut j = self.json();
+        if let Some(o) = j.as_object_mut() {
+            o.insert("layers_a".into(), json!(self.layers_a));
+            o.insert("layers_b".into(), json!(self.layers_b));
+            o.insert("matrix".into(), json!(v));
+        }
+        strata_report::write_atomic(&paths[2], serde_json::to_string_pretty(&j)?.as_bytes())?;
+        if !matches!(self.measure, "hsic" | "procrustes") {
+            let file = |p: &Path| {
+                p.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            let hm = strata_report::Heatmap {
+                title: format!("{}: {} vs {}", self.measure, file(&self.a), file(&self.b)),
+                rows: &self.layers_a,
+                cols: &self.layers_b,
+                values: v,
+                x_label: format!("layers of {}", file(&self.b)),
+                y_label: format!("layers of {}", file(&self.a)),
+                colorbar_label: format!("{} (n = {})", self.measure, self.n),
+            };
+            let png = dir.join("heatmap.png");
+            let svg = dir.join("heatmap.svg");
+            strata_report::heatmap_png(&hm, &png)?;
+            strata_report::heatmap_svg(&hm, &svg)?;
+            paths.push(png);
+            paths.push(svg);
+        }
+        Ok(paths)
+    }
+}
