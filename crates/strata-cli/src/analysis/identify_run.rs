@@ -56,8 +56,12 @@ fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<
 }
 
 /// A baseline measure between every ordered pair, each layer prepared once.
-fn baseline_grid(o: &Outcome, idx: &[usize], name: &str) -> Result<(SimGrid, Vec<String>)> {
-    let m = strata_sim::measure_by_name(name).ok_or_else(|| anyhow!("unknown measure '{name}'"))?;
+/// Every layer of every network as a [`strata_sim::Basis`] (an error kept per layer: a constant
+/// layer is undefined for some measures, not a failed run). Built once per family and shared by
+/// every baseline measure.
+type Bases = (Vec<Vec<Result<strata_sim::Basis>>>, Vec<String>);
+
+fn bases_of(o: &Outcome, idx: &[usize]) -> Result<Bases> {
     let mut bases = Vec::with_capacity(idx.len());
     let mut layers = Vec::new();
     for &i in idx {
@@ -74,7 +78,13 @@ fn baseline_grid(o: &Outcome, idx: &[usize], name: &str) -> Result<(SimGrid, Vec
         }
         bases.push(per_layer);
     }
-    let n = idx.len();
+    Ok((bases, layers))
+}
+
+/// A baseline measure between every ordered pair of networks.
+fn baseline_grid(bases: &[Vec<Result<strata_sim::Basis>>], name: &str) -> Result<SimGrid> {
+    let m = strata_sim::measure_by_name(name).ok_or_else(|| anyhow!("unknown measure '{name}'"))?;
+    let n = bases.len();
     let mut grid: SimGrid = vec![vec![Vec::new(); n]; n];
     for a in 0..n {
         for b in 0..n {
@@ -98,7 +108,7 @@ fn baseline_grid(o: &Outcome, idx: &[usize], name: &str) -> Result<(SimGrid, Vec
             grid[a][b] = v;
         }
     }
-    Ok((grid, layers))
+    Ok(grid)
 }
 
 /// Run every `[identify]` entry of the analysis.
@@ -108,6 +118,7 @@ pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<IdentifyRow>> {
     let bar = p.bar(total as u64, "identification", "measures");
     for (family, precision, measures) in &o.analysis.identify {
         let idx = members(o, family, *precision);
+        let mut bases: Option<Bases> = None;
         for name in measures {
             let t = Instant::now();
             let (grid, layers, symmetric, higher) = if name == "cka_linear" {
@@ -119,8 +130,16 @@ pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<IdentifyRow>> {
             } else {
                 let m = strata_sim::measure_by_name(name)
                     .ok_or_else(|| anyhow!("unknown measure '{name}'"))?;
-                let (g, l) = baseline_grid(o, &idx, name)?;
-                (g, l, m.symmetric(), m.higher_is_similar())
+                if bases.is_none() {
+                    bases = Some(bases_of(o, &idx)?);
+                }
+                let (b, l) = bases.as_ref().expect("just built");
+                (
+                    baseline_grid(b, name)?,
+                    l.clone(),
+                    m.symmetric(),
+                    m.higher_is_similar(),
+                )
             };
             let result = identification(&grid, !symmetric, higher);
             p.log(&format!(
