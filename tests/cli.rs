@@ -800,3 +800,35 @@ measures = ["cka_linear", "cka_rbf_0.4", "cca_rho", "pwcca", "linreg", "procrust
         stderr(&o)
     );
 }
+
+#[test]
+fn reports_with_a_baseline_measure() {
+    let d = scratch("measure-report");
+    for (measure, heatmap) in [("pwcca", true), ("procrustes", false)] {
+        let spec = format!("{TINY_SPEC}\n[cka]\nmeasure = \"{measure}\"\n");
+        let o = run_spec(&d, measure, &spec, &["--quiet"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let r = d.join("reports").join(measure);
+        let fig = r.join("figures/cka-mlp-float-s0-vs-mlp-w1a1-s1.png");
+        assert_eq!(fig.is_file(), heatmap, "{measure}");
+        let csv = std::fs::read_to_string(r.join("tables/twin_cka.csv")).unwrap();
+        for line in csv.lines().skip(1) {
+            let v: f64 = line.rsplit(',').next().unwrap().parse().unwrap();
+            assert!((0.0..=2.0).contains(&v), "{measure}: {line}");
+        }
+        let md = std::fs::read_to_string(r.join("report.md")).unwrap();
+        assert!(md.contains(measure), "{measure}");
+    }
+    let o = run_spec(
+        &d,
+        "bad",
+        &format!("{TINY_SPEC}\n[cka]\nmeasure = \"cca\"\n"),
+        &["--quiet"],
+    );
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("line 23") && stderr(&o).contains("unknown measure 'cca'"),
+        "{}",
+        stderr(&o)
+    );
+}

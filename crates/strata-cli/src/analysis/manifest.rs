@@ -149,8 +149,8 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
             json!({
                 "a": a.instances[*i].name,
                 "b": a.instances[*j].name,
-                "measure": r.measure_name(),
-                "n": r.matrix.n,
+                "measure": r.measure,
+                "n": r.n,
                 "seconds": r.seconds,
             })
         })

@@ -548,7 +548,7 @@ fn twins_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Result
             y_label: format!("{} with the float twin", measure_name(o)),
             x: XAxis::Categories(layers.clone()),
             series,
-            y_range: Some((0.0, 1.02)),
+            y_range: o.cka.values().all(|r| r.unit_range).then_some((0.0, 1.02)),
         };
         blocks.push(Block::Heading {
             level: 3,
@@ -718,7 +718,7 @@ fn measure_name(o: &Outcome) -> String {
     o.cka
         .values()
         .next()
-        .map_or_else(|| s("linear CKA"), |r| r.measure_name())
+        .map_or_else(|| s("linear CKA"), |r| r.measure.clone())
 }
 
 /// Heatmaps: every explicit pair, and the first seed of each precision against its float twin.
@@ -763,21 +763,48 @@ fn heatmap_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Resu
         let (na, nb) = (&a.instances[i].name, &a.instances[j].name);
         let stem = format!("cka-{na}-vs-{nb}");
         let hm = Heatmap {
-            title: format!("{}: {na} vs {nb}", r.measure_name()),
+            title: format!("{}: {na} vs {nb}", r.measure),
             rows: &r.layers_a,
             cols: &r.layers_b,
-            values: &r.matrix.values,
+            values: &r.values,
             x_label: format!("layers of {nb}"),
             y_label: format!("layers of {na}"),
-            colorbar_label: format!("{} (n = {})", r.measure_name(), r.matrix.n),
+            colorbar_label: format!("{} (n = {})", r.measure, r.n),
         };
-        blocks.push(w.figure_heatmap(&stem, &hm, format!("{na} (rows) vs {nb} (columns)"))?);
+        if r.unit_range {
+            blocks.push(w.figure_heatmap(&stem, &hm, format!("{na} (rows) vs {nb} (columns)"))?);
+        } else {
+            // The heatmap's colours span [0, 1]; a distance or an unnormalized HSIC gets a table.
+            blocks.push(Block::Table {
+                caption: format!("{}: {na} (rows) vs {nb} (columns)", r.measure),
+                header: std::iter::once(s("layer"))
+                    .chain(r.layers_b.iter().cloned())
+                    .collect(),
+                rows: r
+                    .layers_a
+                    .iter()
+                    .zip(&r.values)
+                    .map(|(l, row)| {
+                        std::iter::once(l.clone())
+                            .chain(
+                                row.iter()
+                                    .map(|v| v.map_or(s("n/a"), |v| format!("{v:.4}"))),
+                            )
+                            .collect()
+                    })
+                    .collect(),
+                numeric: std::iter::once(false)
+                    .chain(r.layers_b.iter().map(|_| true))
+                    .collect(),
+                files: Vec::new(),
+            });
+        }
         let (mut la, mut lb, mut v) = (Vec::new(), Vec::new(), Vec::new());
         for (x, name_a) in r.layers_a.iter().enumerate() {
             for (y, name_b) in r.layers_b.iter().enumerate() {
                 la.push(name_a.clone());
                 lb.push(name_b.clone());
-                v.push(r.matrix.values[x][y]);
+                v.push(r.values[x][y]);
             }
         }
         let t = Table {

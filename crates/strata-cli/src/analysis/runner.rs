@@ -7,7 +7,7 @@
 
 use super::cache::{self, Cache};
 use super::spec::{ActivationPoint, Analysis, Instance};
-use crate::cka_cmd::{self, CkaArgs, CkaResult};
+use crate::cka_cmd::{self, CkaArgs};
 use crate::train_cmd::{self, Examples, TrainArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -61,6 +61,22 @@ pub struct ModelRun {
     pub collect_seconds: f64,
 }
 
+/// One comparison: a similarity measure between every layer of one model and every layer of
+/// another (CKA, or a baseline measure when `[cka] measure` names one).
+#[derive(Clone, Debug)]
+pub struct Comparison {
+    pub layers_a: Vec<String>,
+    pub layers_b: Vec<String>,
+    pub values: Vec<Vec<Option<f64>>>,
+    /// Examples compared.
+    pub n: usize,
+    /// What was measured, for titles: "linear CKA (biased)", "pwcca", ...
+    pub measure: String,
+    /// The values lie on [0, 1] (heatmap colours and axis ranges assume it).
+    pub unit_range: bool,
+    pub seconds: f64,
+}
+
 /// Everything the report is made of.
 pub struct Outcome {
     pub analysis: Analysis,
@@ -68,8 +84,8 @@ pub struct Outcome {
     pub spec_path: PathBuf,
     pub data: BTreeMap<String, LoadedData>,
     pub models: Vec<ModelRun>,
-    /// CKA matrices by (instance a, instance b).
-    pub cka: BTreeMap<(usize, usize), CkaResult>,
+    /// Similarity matrices by (instance a, instance b).
+    pub cka: BTreeMap<(usize, usize), Comparison>,
     pub cka_seconds: f64,
     /// Layer-identification results (`[identify]`).
     pub identify: Vec<super::identify_run::IdentifyRow>,
@@ -381,28 +397,57 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     let bar = p.bar(pairs.len() as u64, "CKA", "pairs");
     let mut cka = BTreeMap::new();
     for (i, j) in pairs {
-        let r = cka_cmd::run(&CkaArgs {
-            a: models[i].store.clone(),
-            b: models[j].store.clone(),
-            kernel: a.cka.kernel(),
-            estimator: Some(a.cka.estimator()),
-            batch_size: a.cka.batch_size,
-            layers_a: None,
-            layers_b: None,
-            quiet: true,
-        })
-        .with_context(|| {
-            format!(
-                "CKA between {} and {}",
-                a.instances[i].name, a.instances[j].name
-            )
-        })?;
-        for w in r.warnings() {
-            p.log(&format!(
-                "warning: {} vs {}: {w}",
-                a.instances[i].name, a.instances[j].name
-            ));
-        }
+        let what = || format!("{} vs {}", a.instances[i].name, a.instances[j].name);
+        let r = match a.cka.measure.as_deref() {
+            Some(m) if m != "cka" => {
+                let r = crate::measure_cmd::run(
+                    &models[i].store,
+                    &models[j].store,
+                    m,
+                    &None,
+                    &None,
+                    true,
+                )
+                .with_context(what)?;
+                for w in &r.notes {
+                    p.log(&format!("warning: {}: {w}", what()));
+                }
+                Comparison {
+                    unit_range: !matches!(r.measure, "hsic" | "procrustes"),
+                    measure: r.measure.to_string(),
+                    layers_a: r.layers_a,
+                    layers_b: r.layers_b,
+                    values: r.values,
+                    n: r.n,
+                    seconds: r.seconds,
+                }
+            }
+            _ => {
+                let r = cka_cmd::run(&CkaArgs {
+                    a: models[i].store.clone(),
+                    b: models[j].store.clone(),
+                    kernel: a.cka.kernel(),
+                    estimator: Some(a.cka.estimator()),
+                    batch_size: a.cka.batch_size,
+                    layers_a: None,
+                    layers_b: None,
+                    quiet: true,
+                })
+                .with_context(what)?;
+                for w in r.warnings() {
+                    p.log(&format!("warning: {}: {w}", what()));
+                }
+                Comparison {
+                    measure: r.measure_name(),
+                    unit_range: true,
+                    layers_a: r.layers_a,
+                    layers_b: r.layers_b,
+                    values: r.matrix.values,
+                    n: r.matrix.n,
+                    seconds: r.seconds,
+                }
+            }
+        };
         cka.insert((i, j), r);
         bar.inc(1);
     }

@@ -232,6 +232,9 @@ pub struct CkaSpec {
     pub activations: ActivationPoint,
     /// Minibatch CKA with this many examples per batch (debiased estimator).
     pub batch_size: Option<usize>,
+    /// `cka` (default), or a baseline measure for every comparison: `cca_rho`, `cca_r2`,
+    /// `svcca_rho`, `svcca_r2`, `pwcca`, `linreg`, `procrustes`, `hsic`, `cka_linear`.
+    pub measure: Option<String>,
 }
 
 impl Default for CkaSpec {
@@ -242,6 +245,7 @@ impl Default for CkaSpec {
             estimator: EstimatorName::Biased,
             activations: ActivationPoint::Post,
             batch_size: None,
+            measure: None,
         }
     }
 }
@@ -689,6 +693,21 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
                 && !(c.rbf_threshold.is_finite() && c.rbf_threshold > 0.0)
             {
                 return Err(at("rbf_threshold", "must be a positive number"));
+            }
+            if let Some(m) = &c.measure {
+                if m != "cka" && !strata_sim::MEASURE_NAMES.contains(&m.as_str()) {
+                    let msg = format!(
+                        "unknown measure '{m}': use cka, {}",
+                        strata_sim::MEASURE_NAMES.join(", ")
+                    );
+                    return Err(at("measure", &msg));
+                }
+                if m != "cka" && c.batch_size.is_some() {
+                    return Err(at(
+                        "batch_size",
+                        "minibatch applies to measure = \"cka\" only",
+                    ));
+                }
             }
             if let Some(bs) = c.batch_size {
                 if bs < 4 {

@@ -74,13 +74,13 @@ pub fn members(o: &Outcome, family: &str, p: Precision) -> Vec<usize> {
 }
 
 /// The diagonal of a CKA matrix: layer i against layer i (layer names must match in order).
-pub fn diagonal(r: &crate::cka_cmd::CkaResult) -> Vec<Option<f64>> {
+pub fn diagonal(r: &super::runner::Comparison) -> Vec<Option<f64>> {
     r.layers_a
         .iter()
         .enumerate()
         .map(|(i, name)| {
             (r.layers_b.get(i) == Some(name))
-                .then(|| r.matrix.values[i][i])
+                .then(|| r.values[i][i])
                 .flatten()
         })
         .collect()
