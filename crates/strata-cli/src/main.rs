@@ -86,7 +86,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
-    /// CKA between the layers of two activation files.
+    /// CKA (or, with --measure, a baseline measure) between the layers of two activation files.
     ///
     /// Each file holds one or more layers, all over the same examples in the same order
     /// (first axis = examples; further axes are flattened into features). With one layer on each

@@ -7,6 +7,8 @@ pub mod identify;
 pub mod identify_run;
 pub mod manifest;
 pub mod report;
+mod report_layers;
+mod report_models;
 pub mod runner;
 pub mod spec;
 pub mod stats;
