@@ -36,21 +36,8 @@ enum Cmd {
     /// The same as `strata run analyses/quickstart.toml`, from a copy of that spec embedded in
     /// the binary, so it works from any folder.
     Quickstart {
-        /// Where the report folder `quickstart/` goes.
-        #[arg(long, default_value = "reports", value_name = "DIR")]
-        reports: PathBuf,
-        /// Cache of trained models and activation stores [default: REPORTS/.cache].
-        #[arg(long, value_name = "DIR")]
-        cache: Option<PathBuf>,
-        /// Models trained at once.
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        jobs: usize,
-        /// Ignore the cache: retrain and recollect everything.
-        #[arg(long)]
-        force: bool,
-        /// No progress bars or log lines.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        opts: RunOpts,
     },
     /// Run an analysis spec: train the models it names (or take them from the cache), collect
     /// their activations, compare their layers, and write a report in REPORTS/NAME/.
@@ -67,21 +54,8 @@ enum Cmd {
     Run {
         /// The analysis spec (TOML); its file name (without .toml) names the report folder.
         spec: PathBuf,
-        /// Where the report folder goes.
-        #[arg(long, default_value = "reports", value_name = "DIR")]
-        reports: PathBuf,
-        /// Cache of trained models and activation stores [default: REPORTS/.cache].
-        #[arg(long, value_name = "DIR")]
-        cache: Option<PathBuf>,
-        /// Models trained at once (each also uses every core for its own products).
-        #[arg(long, default_value_t = 1, value_name = "N")]
-        jobs: usize,
-        /// Ignore the cache: retrain and recollect everything.
-        #[arg(long)]
-        force: bool,
-        /// No progress bars or log lines.
-        #[arg(long, short)]
-        quiet: bool,
+        #[command(flatten)]
+        opts: RunOpts,
         /// Print one JSON summary object as the last line of stdout.
         #[arg(long)]
         json: bool,
@@ -258,6 +232,40 @@ enum Cmd {
     },
 }
 
+/// Options shared by `strata run` and `strata quickstart`.
+#[derive(clap::Args)]
+struct RunOpts {
+    /// Where the report folder goes (REPORTS/NAME/).
+    #[arg(long, default_value = "reports", value_name = "DIR")]
+    reports: PathBuf,
+    /// Cache of trained models and activation stores [default: REPORTS/.cache].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+    /// Models trained at once (each also uses every core for its own products).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    jobs: usize,
+    /// Ignore the cache: retrain and recollect everything.
+    #[arg(long)]
+    force: bool,
+    /// No progress bars or log lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+impl RunOpts {
+    /// The runner's settings; `quiet` also when another output (JSON) owns the terminal.
+    fn args(self, quiet: bool) -> RunArgs {
+        RunArgs {
+            cache: self.cache.unwrap_or_else(|| self.reports.join(".cache")),
+            reports: self.reports,
+            jobs: self.jobs,
+            force: self.force,
+            quiet: self.quiet || quiet,
+            command: command_line(),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum BenchCmd {
     /// Packed binary matrix product (XOR/popcount) vs faer's f32 GEMM on the same shapes:
@@ -426,22 +434,8 @@ fn emit_bench(
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Cmd::Quickstart {
-            reports,
-            cache,
-            jobs,
-            force,
-            quiet,
-        } => {
-            let cache = cache.unwrap_or_else(|| reports.join(".cache"));
-            let args = RunArgs {
-                reports,
-                cache,
-                jobs,
-                force,
-                quiet,
-                command: command_line(),
-            };
+        Cmd::Quickstart { opts } => {
+            let args = opts.args(false);
             let (o, dir) = analysis::run_text(
                 analysis::QUICKSTART_SPEC,
                 std::path::Path::new("analyses/quickstart.toml"),
@@ -451,24 +445,8 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", analysis::summary::text(&o, &dir));
             Ok(())
         }
-        Cmd::Run {
-            spec,
-            reports,
-            cache,
-            jobs,
-            force,
-            quiet,
-            json,
-        } => {
-            let cache = cache.unwrap_or_else(|| reports.join(".cache"));
-            let args = RunArgs {
-                reports,
-                cache,
-                jobs,
-                force,
-                quiet: quiet || json,
-                command: command_line(),
-            };
+        Cmd::Run { spec, opts, json } => {
+            let args = opts.args(json);
             let (o, dir) = analysis::run_file(&spec, args)?;
             if json {
                 println!("{}", analysis::summary::json(&o, &dir));

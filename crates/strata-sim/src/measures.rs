@@ -34,11 +34,15 @@ pub trait Measure: Send + Sync {
     /// Short name for tables and `--measure` (one of [`MEASURE_NAMES`] for the built-ins).
     fn name(&self) -> &'static str;
     /// True when larger means more similar (false for distances such as Procrustes), so that
-    /// rankings can sort the right way.
-    fn higher_is_similar(&self) -> bool;
+    /// rankings can sort the right way. Most measures are similarities.
+    fn higher_is_similar(&self) -> bool {
+        true
+    }
     /// True when `between(x, y) == between(y, x)`, so all-pairs matrices of a model with
-    /// itself need only one triangle.
-    fn symmetric(&self) -> bool;
+    /// itself need only one triangle. Most measures are symmetric.
+    fn symmetric(&self) -> bool {
+        true
+    }
     /// The value for two prepared layers of the same `n` examples.
     ///
     /// Errors: different `n`, or a value that is undefined for these layers (e.g. a rank-0
@@ -127,12 +131,6 @@ impl Measure for Cca {
             "cca_rho"
         }
     }
-    fn higher_is_similar(&self) -> bool {
-        true
-    }
-    fn symmetric(&self) -> bool {
-        true
-    }
     fn between(&self, x: &Basis, y: &Basis) -> Result<f64, SimError> {
         let rho = canonical_correlations(x, y)?;
         Ok(mean_of(&rho, self.squared))
@@ -161,12 +159,6 @@ impl Measure for Svcca {
         } else {
             "svcca_rho"
         }
-    }
-    fn higher_is_similar(&self) -> bool {
-        true
-    }
-    fn symmetric(&self) -> bool {
-        true
     }
     fn between(&self, x: &Basis, y: &Basis) -> Result<f64, SimError> {
         if !(self.variance > 0.0 && self.variance <= 1.0) {
@@ -202,9 +194,6 @@ impl Measure for Pwcca {
     fn name(&self) -> &'static str {
         "pwcca"
     }
-    fn higher_is_similar(&self) -> bool {
-        true
-    }
     fn symmetric(&self) -> bool {
         false
     }
@@ -231,9 +220,6 @@ pub struct LinearRegression;
 impl Measure for LinearRegression {
     fn name(&self) -> &'static str {
         "linreg"
-    }
-    fn higher_is_similar(&self) -> bool {
-        true
     }
     fn symmetric(&self) -> bool {
         false
@@ -269,9 +255,6 @@ impl Measure for Procrustes {
     fn higher_is_similar(&self) -> bool {
         false
     }
-    fn symmetric(&self) -> bool {
-        true
-    }
     fn between(&self, x: &Basis, y: &Basis) -> Result<f64, SimError> {
         check(x, y)?;
         nonzero_rank("the Procrustes distance", x, y)?;
@@ -297,12 +280,6 @@ impl Measure for LinearHsic {
     fn name(&self) -> &'static str {
         "hsic"
     }
-    fn higher_is_similar(&self) -> bool {
-        true
-    }
-    fn symmetric(&self) -> bool {
-        true
-    }
     fn between(&self, x: &Basis, y: &Basis) -> Result<f64, SimError> {
         check(x, y)?;
         let d = (x.n() - 1) as f64;
@@ -320,12 +297,6 @@ pub struct LinearCka;
 impl Measure for LinearCka {
     fn name(&self) -> &'static str {
         "cka_linear"
-    }
-    fn higher_is_similar(&self) -> bool {
-        true
-    }
-    fn symmetric(&self) -> bool {
-        true
     }
     fn between(&self, x: &Basis, y: &Basis) -> Result<f64, SimError> {
         check(x, y)?;

@@ -26,6 +26,13 @@ pub struct IdentifyRow {
 
 type SimGrid = Vec<Vec<Vec<Vec<Option<f64>>>>>;
 
+/// `S(B_j, A_i)` from `S(A_i, B_j)` for a symmetric measure.
+fn transpose(v: &[Vec<Option<f64>>]) -> Vec<Vec<Option<f64>>> {
+    (0..v.first().map_or(0, Vec::len))
+        .map(|j| v.iter().map(|row| row[j]).collect())
+        .collect()
+}
+
 /// CKA (linear or RBF, biased estimator as in the paper) between every ordered pair of stores.
 fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<String>)> {
     let n = idx.len();
@@ -44,12 +51,8 @@ fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<
                 quiet: true,
             })?;
             layers = r.layers_a.clone();
-            let v = r.matrix.values;
-            let t: Vec<Vec<Option<f64>>> = (0..v.first().map_or(0, Vec::len))
-                .map(|j| v.iter().map(|row| row[j]).collect())
-                .collect();
-            grid[a][b] = v;
-            grid[b][a] = t;
+            grid[b][a] = transpose(&r.matrix.values);
+            grid[a][b] = r.matrix.values;
         }
     }
     Ok((grid, layers))
@@ -100,10 +103,7 @@ fn baseline_grid(bases: &[Vec<Result<strata_sim::Basis>>], name: &str) -> Result
                 .map(|x| bases[b].iter().map(|y| cell(x, y)).collect())
                 .collect();
             if m.symmetric() {
-                let t = (0..v.first().map_or(0, Vec::len))
-                    .map(|j| v.iter().map(|row| row[j]).collect())
-                    .collect();
-                grid[b][a] = t;
+                grid[b][a] = transpose(&v);
             }
             grid[a][b] = v;
         }

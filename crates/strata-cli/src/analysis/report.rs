@@ -118,7 +118,6 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
     let reports = &o.args.reports;
     std::fs::create_dir_all(reports)
         .with_context(|| format!("cannot create {}", reports.display()))?;
-    remove_stale(reports, &a.name);
     let fin = reports.join(&a.name);
     let tmp = reports.join(format!(".{}.partial-{}", a.name, std::process::id()));
     let built = (|| -> Result<()> {

@@ -309,22 +309,22 @@ pub struct IdentifySpec {
     pub measures: Option<Vec<Spanned<String>>>,
 }
 
-/// Measures the identification test knows: the baselines of `strata_sim::measures`, linear
-/// CKA, and RBF CKA as `cka_rbf_T` with T the bandwidth as a fraction of the median distance.
-pub const IDENTIFY_MEASURES: &[&str] = &[
-    "cka_linear",
-    "cka_rbf_0.2",
-    "cka_rbf_0.4",
-    "cka_rbf_0.8",
-    "cca_rho",
-    "cca_r2",
-    "svcca_rho",
-    "svcca_r2",
-    "pwcca",
-    "linreg",
-    "hsic",
-    "procrustes",
-];
+/// RBF CKA bandwidths of Kornblith et al.'s Table 2, tested by default as `cka_rbf_T`.
+pub const RBF_THRESHOLDS: &[&str] = &["0.2", "0.4", "0.8"];
+
+/// The identification test's default measures: linear CKA, RBF CKA at the paper's bandwidths,
+/// then every baseline of `strata_sim` (whose names are the single list of them).
+pub fn identify_measures() -> Vec<String> {
+    std::iter::once("cka_linear".to_string())
+        .chain(RBF_THRESHOLDS.iter().map(|t| format!("cka_rbf_{t}")))
+        .chain(
+            strata_sim::MEASURE_NAMES
+                .iter()
+                .filter(|m| **m != "cka_linear")
+                .map(|m| m.to_string()),
+        )
+        .collect()
+}
 
 /// The threshold of a `cka_rbf_T` measure name.
 pub fn rbf_threshold_of(name: &str) -> Option<f64> {
@@ -818,12 +818,12 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         let id = id.get_ref();
         let precision = id.precision.map_or(Precision::Float, |p| p.0);
         let measures: Vec<String> = match &id.measures {
-            None => IDENTIFY_MEASURES.iter().map(|m| m.to_string()).collect(),
+            None => identify_measures(),
             Some(list) => {
                 let mut v = Vec::new();
                 for m in list {
                     let name = m.get_ref();
-                    if !IDENTIFY_MEASURES.contains(&name.as_str())
+                    if !strata_sim::MEASURE_NAMES.contains(&name.as_str())
                         && rbf_threshold_of(name).is_none()
                     {
                         return Err(err(
@@ -831,7 +831,7 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
                             format!(
                                 "[identify] measures: unknown measure '{name}'; use {} (or \
                                  cka_rbf_T for any bandwidth T > 0)",
-                                IDENTIFY_MEASURES.join(", ")
+                                identify_measures().join(", ")
                             ),
                         ));
                     }
