@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod bench;
 pub mod cka_cmd;
 pub mod measure_cmd;
+pub mod mia;
 pub mod progress;
 pub mod train_cmd;
 

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::analysis::{self, RunArgs};
-use strata_cli::{bench, cka_cmd, measure_cmd, train_cmd};
+use strata_cli::{bench, cka_cmd, measure_cmd, mia, train_cmd};
 use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -225,10 +225,115 @@ enum Cmd {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Membership inference: how much a trained model reveals about who was in its training data.
+    Mia {
+        #[command(subcommand)]
+        which: MiaCmd,
+    },
     /// Benchmarks, each reported as ratios to a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
         which: BenchCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum MiaCmd {
+    /// Train a target and reference models on random halves of a data pool, attack the target,
+    /// and report leakage (AUC, TPR at 0.1% and 1% FPR, advantage, with bootstrap intervals)
+    /// beside train and test accuracy, for every precision and defense asked for.
+    ///
+    /// Protocol: a pool is drawn at random from the training split; the target trains on a random
+    /// half (the members), the other half are the non-members; each reference model trains on
+    /// its own random half, every example in half of them (Carlini et al. 2022). Shadow models for
+    /// Shokri et al.'s attack are the first --shadows reference models; ML-Leaks uses the first.
+    /// Output defenses (topK, roundD, tempT) are applied to every model's released vectors; l2=λ
+    /// and each --precision train their own target and references.
+    #[command(after_help = "Attacks (--attacks, comma-separated; default all):\n  \
+        lira                 LiRA online, per-example variance (Carlini et al. 2022)\n  \
+        lira-offline         LiRA offline (OUT models only)\n  \
+        lira-global          LiRA online, one variance for all examples\n  \
+        lira-offline-global  LiRA offline, global variance\n  \
+        shokri               per-class attack models on shadow models' sorted vectors (Shokri et al. 2017)\n  \
+        salem                ML-Leaks: top posterior, threshold from one shadow model (Salem et al. 2019)\n  \
+        loss                 global loss threshold (Yeom et al. 2018)\n  \
+        confidence, entropy  global thresholds on the true-class probability / the entropy\n  \
+        mentr                modified entropy (Song & Mittal 2021)\n\n\
+        Defenses (--defenses, comma-separated; default none):\n  \
+        none  top1  top3  round1  round2  temp5  l2=1e-3\n\n\
+        Examples:\n  \
+        strata mia audit                                   # MNIST subset, 8 references, all attacks\n  \
+        strata mia audit --data mnist --pool 10000 --references 16 --out reports/mia\n  \
+        strata mia audit --precision float,w1a1,w4a4 --defenses none,top1,round2,l2=1e-3\n  \
+        strata mia audit --data csv:my.csv --label income --model mlp --widths 64 --json")]
+    Audit {
+        /// Data set: mnist-small (embedded), mnist, digits, adult, csv:PATH (see `strata train --help`).
+        #[arg(long, default_value = "mnist-small")]
+        data: String,
+        /// Label column for csv:PATH data.
+        #[arg(long, value_name = "COLUMN")]
+        label: Option<String>,
+        /// Pool size: examples drawn from the training split; the target trains on half
+        /// [default: the training split, at most 10000].
+        #[arg(long, value_name = "N")]
+        pool: Option<usize>,
+        /// Architecture: mlp, cnn or tiny10.
+        #[arg(long, value_enum, default_value = "mlp")]
+        model: ModelArg,
+        /// Hidden layer widths (mlp).
+        #[arg(long, value_delimiter = ',', default_value = "256,256")]
+        widths: Vec<usize>,
+        /// Precisions to audit, comma-separated (float, w1a1, w1a2, w2a2, w4a4, w8a8); each
+        /// trains its own target and references.
+        #[arg(long, value_delimiter = ',', default_value = "float", value_parser = parse_precision)]
+        precision: Vec<Precision>,
+        /// Reference (shadow) models; LiRA online wants 16 or more (each example is IN for half).
+        #[arg(long, default_value_t = 8)]
+        references: usize,
+        /// How many of the reference models train Shokri et al.'s attack models [default: 4, or
+        /// all references when fewer].
+        #[arg(long)]
+        shadows: Option<usize>,
+        /// Attacks, comma-separated (see below) [default: all].
+        #[arg(long, value_delimiter = ',')]
+        attacks: Option<Vec<String>>,
+        /// Defenses, comma-separated (see below).
+        #[arg(long, value_delimiter = ',', default_value = "none")]
+        defenses: Vec<String>,
+        /// Training epochs of every model (long training overfits: that is what is measured).
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        #[arg(long, default_value_t = 64)]
+        batch_size: usize,
+        /// Learning rate of float models.
+        #[arg(long, default_value_t = 1e-3)]
+        lr: f64,
+        /// Learning rate of quantized models.
+        #[arg(long, default_value_t = 1e-2)]
+        lr_quantized: f64,
+        #[arg(long, value_enum, default_value = "adam")]
+        optimizer: OptArg,
+        #[arg(long, value_enum, default_value = "cosine")]
+        schedule: ScheduleArg,
+        /// Bootstrap resamples for the confidence intervals (0: none).
+        #[arg(long, default_value_t = 200)]
+        bootstrap: usize,
+        /// Fixes the pool, the splits, every model's initialization and the bootstrap.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Keep trained models' logits here, so a re-run (other attacks, other output defenses)
+        /// trains nothing.
+        #[arg(long, value_name = "DIR")]
+        cache: Option<PathBuf>,
+        /// Write a report folder: index.html, report.md, ROC figures (log-log), tables (CSV,
+        /// Parquet), results.json and design.json (every split and seed).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Print one JSON object as the last line of stdout.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
+        quiet: bool,
     },
 }
 
@@ -338,6 +443,38 @@ enum ScheduleArg {
     Constant,
     Cosine,
     Step,
+}
+
+impl ModelArg {
+    fn architecture(self) -> Architecture {
+        match self {
+            ModelArg::Mlp => Architecture::Mlp,
+            ModelArg::Cnn => Architecture::Cnn,
+            ModelArg::Tiny10 => Architecture::Tiny10,
+        }
+    }
+}
+
+impl OptArg {
+    fn kind(self, momentum: f64) -> OptimizerKind {
+        match self {
+            OptArg::Adam => OptimizerKind::Adam,
+            OptArg::Sgd => OptimizerKind::Sgd { momentum },
+        }
+    }
+}
+
+impl ScheduleArg {
+    fn schedule(self, epochs: usize) -> Schedule {
+        match self {
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Cosine => Schedule::Cosine,
+            ScheduleArg::Step => Schedule::Step {
+                every: (epochs / 3).max(1),
+                gamma: 0.1,
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -626,25 +763,12 @@ fn run(cli: Cli) -> Result<()> {
                 batch_size,
                 lr,
                 weight_decay,
-                optimizer: match optimizer {
-                    OptArg::Adam => OptimizerKind::Adam,
-                    OptArg::Sgd => OptimizerKind::Sgd { momentum },
-                },
-                schedule: match schedule {
-                    ScheduleArg::Constant => Schedule::Constant,
-                    ScheduleArg::Cosine => Schedule::Cosine,
-                    ScheduleArg::Step => Schedule::Step {
-                        every: (epochs / 3).max(1),
-                        gamma: 0.1,
-                    },
-                },
+                optimizer: optimizer.kind(momentum),
+                schedule: schedule.schedule(epochs),
                 seed,
+                l2: 0.0,
             };
-            let architecture = match model {
-                ModelArg::Mlp => Architecture::Mlp,
-                ModelArg::Cnn => Architecture::Cnn,
-                ModelArg::Tiny10 => Architecture::Tiny10,
-            };
+            let architecture = model.architecture();
             let t = train_cmd::train(&train_cmd::TrainArgs {
                 architecture,
                 data,
@@ -765,6 +889,80 @@ fn run(cli: Cli) -> Result<()> {
                         l.features
                     );
                 }
+            }
+            Ok(())
+        }
+        Cmd::Mia {
+            which:
+                MiaCmd::Audit {
+                    data,
+                    label,
+                    pool,
+                    model,
+                    widths,
+                    precision,
+                    references,
+                    shadows,
+                    attacks,
+                    defenses,
+                    epochs,
+                    batch_size,
+                    lr,
+                    lr_quantized,
+                    optimizer,
+                    schedule,
+                    bootstrap,
+                    seed,
+                    cache,
+                    out,
+                    json,
+                    quiet,
+                },
+        } => {
+            let defenses = defenses
+                .iter()
+                .map(|d| strata_privacy::Defense::parse(d))
+                .collect::<Result<Vec<_>, _>>()?;
+            let args = mia::AuditArgs {
+                data,
+                label,
+                pool,
+                architecture: model.architecture(),
+                widths,
+                precisions: precision,
+                references,
+                shadows: shadows.unwrap_or(references.clamp(1, 4)),
+                attacks: attacks.unwrap_or_else(|| {
+                    strata_privacy::ATTACK_NAMES
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect()
+                }),
+                defenses,
+                train: TrainConfig {
+                    epochs,
+                    batch_size,
+                    lr,
+                    weight_decay: 0.0,
+                    optimizer: optimizer.kind(0.9),
+                    schedule: schedule.schedule(epochs),
+                    seed,
+                    l2: 0.0,
+                },
+                lr_quantized: Some(lr_quantized),
+                bootstrap,
+                seed,
+                cache,
+                quiet: quiet || json,
+            };
+            let r = mia::run(&args)?;
+            if let Some(dir) = &out {
+                mia::report::write(&r, dir, &command_line())?;
+            }
+            if json {
+                println!("{}", mia::report::json_line(&r, out.as_deref()));
+            } else {
+                print!("{}", mia::report::text(&r, out.as_deref()));
             }
             Ok(())
         }

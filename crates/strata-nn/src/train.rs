@@ -39,6 +39,16 @@ pub struct TrainConfig {
     pub optimizer: OptimizerKind,
     pub schedule: Schedule,
     pub seed: u64,
+    /// L2 penalty `l2 * sum of squared parameters` added to the loss (Shokri et al.'s
+    /// regularization defense). Unlike Adam's decoupled `weight_decay`, this is the textbook
+    /// penalty whatever the optimizer. Left out of the serialized form when 0, so configurations
+    /// (and cache keys) from before it existed read and hash the same.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub l2: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl TrainConfig {
@@ -199,7 +209,8 @@ pub fn train(
     on_step: &mut dyn FnMut(usize, usize, usize, f64),
     on_epoch: &mut dyn FnMut(&EpochStats),
 ) -> Result<Vec<EpochStats>> {
-    let mut opt = Opt::new(model.vars(), cfg)?;
+    let vars = model.vars();
+    let mut opt = Opt::new(vars.clone(), cfg)?;
     let mut rng = Rng::new(cfg.seed ^ 0x005e_ed0f_da7a);
     let mut history = Vec::new();
     let n = train.len();
@@ -218,11 +229,21 @@ pub fn train(
         for (b, idx) in batches.iter().enumerate() {
             let (x, y) = batch(train, idx)?;
             let fwd = model.forward(&x, true)?;
-            let loss = candle_nn::loss::cross_entropy(&fwd.logits, &y)?;
+            let ce = candle_nn::loss::cross_entropy(&fwd.logits, &y)?;
+            let loss = if cfg.l2 > 0.0 {
+                let mut penalty = ce.zeros_like()?;
+                for v in &vars {
+                    penalty = (penalty + v.as_tensor().sqr()?.sum_all()?)?;
+                }
+                (&ce + (penalty * cfg.l2)?)?
+            } else {
+                ce.clone()
+            };
             let grads = loss.backward()?;
             opt.step(&grads)?;
             model.clip_weights()?;
-            let l = loss.to_scalar::<f32>()? as f64;
+            // The reported loss is the cross-entropy alone, comparable across penalties.
+            let l = ce.to_scalar::<f32>()? as f64;
             let pred = fwd.logits.argmax(1)?.to_vec1::<u32>()?;
             right += pred
                 .iter()

@@ -18,6 +18,7 @@ fn cfg(epochs: usize, seed: u64) -> TrainConfig {
         optimizer: OptimizerKind::Adam,
         schedule: Schedule::Cosine,
         seed,
+        l2: 0.0,
     }
 }
 

@@ -10,6 +10,7 @@ mod document;
 mod frame;
 mod heatmap;
 mod lines;
+mod roc;
 mod table;
 
 pub use atomic::write_atomic;
@@ -20,6 +21,7 @@ pub use lines::{line_plot_png, line_plot_svg, LinePlot, Series, Style, XAxis};
 /// polars, re-exported so callers can use the [`DataFrame`](polars::prelude::DataFrame) from
 /// [`Table::to_dataframe`] (joins, group-bys) without a dependency of their own, at the same version.
 pub use polars;
+pub use roc::{roc_plot_png, roc_plot_svg, RocCurve, RocPlot};
 pub use table::{matrix_csv, write_matrix_parquet};
 
 /// Errors from rendering or writing a report file.

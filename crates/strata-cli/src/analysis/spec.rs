@@ -673,6 +673,7 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
                             },
                         },
                         seed,
+                        l2: 0.0,
                     },
                 });
             }

@@ -1,0 +1,370 @@
+//! The audit protocol (issue: membership-inference audits). A pool is drawn at random from the
+//! data's training split; the target trains on a random half of it; reference models train on
+//! random halves chosen so every example is in half of them (strata_privacy::protocol). Each
+//! model set (a precision, with or without L2) trains its own target and references; output
+//! defenses are applied to every model's released vectors; every attack scores the target's
+//! pool, and its ROC against the target's true membership gives the figures.
+
+use super::models::{ModelSpec, Trained, Trainer};
+use crate::progress;
+use crate::train_cmd::load_data;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::PathBuf;
+use strata_data::rng::Rng;
+use strata_nn::net::Architecture;
+use strata_nn::train::TrainConfig;
+use strata_nn::Precision;
+use strata_privacy::metrics::{balanced_accuracy_at, metrics, Metrics, Roc};
+use strata_privacy::protocol::{members, shuffle, Design};
+use strata_privacy::{attack_by_name, AuditData, Defense, MembershipAttack, Released};
+
+/// Settings of `strata mia audit`.
+#[derive(Clone, Debug)]
+pub struct AuditArgs {
+    pub data: String,
+    pub label: Option<String>,
+    /// Pool size (default: the training split, at most 10,000).
+    pub pool: Option<usize>,
+    pub architecture: Architecture,
+    pub widths: Vec<usize>,
+    pub precisions: Vec<Precision>,
+    pub references: usize,
+    pub shadows: usize,
+    pub attacks: Vec<String>,
+    pub defenses: Vec<Defense>,
+    /// Training settings of every model (seeds are derived per model from `seed`).
+    pub train: TrainConfig,
+    /// Learning rate of quantized models (they need a larger one); `None`: `train.lr`.
+    pub lr_quantized: Option<f64>,
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub cache: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+/// One attack's result on one setting.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttackResult {
+    pub attack: String,
+    pub metrics: Metrics,
+    /// Balanced accuracy at the attack's own decision threshold (shadow-calibrated), if any.
+    pub threshold_accuracy: Option<f64>,
+    /// AUC over the examples of each class (None where a class has no member or non-member).
+    pub per_class_auc: Vec<Option<f64>>,
+    /// ROC points (fpr, tpr), thinned for plotting.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roc: Vec<(f64, f64)>,
+}
+
+/// A target's accuracy and every attack's figures under one (precision, defense).
+#[derive(Clone, Debug, Serialize)]
+pub struct Setting {
+    pub precision: String,
+    /// "none", an output defense (top1, round2, temp5) or a training one (l2=0.001).
+    pub defense: String,
+    pub train_accuracy: f64,
+    pub test_accuracy: f64,
+    /// Mean test accuracy of the reference models (how well the attacker's copies match).
+    pub reference_test_accuracy: f64,
+    pub attacks: Vec<AttackResult>,
+}
+
+/// The whole audit.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditResult {
+    pub data: String,
+    pub classes: usize,
+    pub pool: usize,
+    pub target_members: usize,
+    pub references: usize,
+    pub shadows: usize,
+    pub architecture: String,
+    pub widths: Vec<usize>,
+    pub train: TrainConfig,
+    pub lr_quantized: Option<f64>,
+    pub bootstrap: usize,
+    pub seed: u64,
+    pub models_trained: usize,
+    pub models_cached: usize,
+    pub seconds: f64,
+    pub settings: Vec<Setting>,
+    /// Indices (into the data's training split) of the pool, and the membership masks.
+    #[serde(skip)]
+    pub pool_idx: Vec<usize>,
+    #[serde(skip)]
+    pub design: Design,
+}
+
+/// The model sets an audit trains: every precision without L2, then every precision with each
+/// L2 defense.
+fn model_sets(a: &AuditArgs) -> Vec<(Precision, Defense)> {
+    let mut v: Vec<(Precision, Defense)> =
+        a.precisions.iter().map(|&p| (p, Defense::None)).collect();
+    for d in a.defenses.iter().filter(|d| d.is_training_time()) {
+        v.extend(a.precisions.iter().map(|&p| (p, *d)));
+    }
+    v
+}
+
+/// Seed of model `m` (0 = target) of a model set: distinct per model, fixed by the audit seed.
+fn model_seed(seed: u64, m: usize) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(m as u64)
+}
+
+fn check(a: &AuditArgs, attacks: &[Box<dyn MembershipAttack>]) -> Result<()> {
+    if a.precisions.is_empty() {
+        bail!("--precision: name at least one precision");
+    }
+    if a.attacks.is_empty() {
+        bail!("--attacks: name at least one attack");
+    }
+    for at in attacks {
+        if at.references_needed() > a.references {
+            bail!(
+                "attack '{}' needs at least {} reference models, --references is {}; raise it or drop the attack",
+                at.name(),
+                at.references_needed(),
+                a.references
+            );
+        }
+    }
+    if a.train.epochs == 0
+        || a.train.batch_size < 2
+        || !(a.train.lr > 0.0 && a.train.lr.is_finite())
+    {
+        bail!("--epochs must be >= 1, --batch-size >= 2 and --lr a positive number");
+    }
+    Ok(())
+}
+
+/// Run an audit.
+pub fn run(a: &AuditArgs) -> Result<AuditResult> {
+    let t0 = std::time::Instant::now();
+    let attacks: Vec<Box<dyn MembershipAttack>> = a
+        .attacks
+        .iter()
+        .map(|n| attack_by_name(n, a.shadows, a.seed).map_err(anyhow::Error::from))
+        .collect::<Result<_>>()?;
+    check(a, &attacks)?;
+    let data = load_data(&a.data, a.label.as_deref(), None)?;
+    let avail = data.train.len();
+    let pool_n = a.pool.unwrap_or(avail.min(10_000));
+    if pool_n > avail {
+        bail!(
+            "--pool {pool_n}: '{}' has only {avail} training examples",
+            a.data
+        );
+    }
+    if pool_n < 20 {
+        bail!("--pool {pool_n}: an audit needs a pool of at least 20 examples");
+    }
+    let mut rng = Rng::new(a.seed ^ 0x706f_6f6c);
+    let mut idx: Vec<usize> = (0..avail).collect();
+    shuffle(&mut idx, &mut rng);
+    idx.truncate(pool_n);
+    let pool = data.train.select(&idx);
+    let design = Design::new(pool_n, a.references, a.seed);
+    let trainer = Trainer::new(&data, &pool, &idx, a.cache.clone());
+    let sets = model_sets(a);
+    let per_set = 1 + a.references;
+    let total_models = sets.len() * per_set;
+    if !a.quiet {
+        eprintln!(
+            "mia audit: {} (pool {pool_n}, target trains on {}), {} model set(s) x (1 target + {} references) = {total_models} models, {} epochs each",
+            a.data,
+            pool_n / 2,
+            sets.len(),
+            a.references,
+            a.train.epochs
+        );
+    }
+    let steps_per_model = (pool_n / 2).div_ceil(a.train.batch_size.max(2)) * a.train.epochs;
+    let pb = progress::bar(
+        (total_models * steps_per_model) as u64,
+        "train",
+        "steps",
+        a.quiet,
+    );
+    let (mut trained, mut cached) = (0, 0);
+    let mut settings = Vec::new();
+    for (s, &(precision, training_defense)) in sets.iter().enumerate() {
+        let mut train = a.train.clone();
+        if precision != Precision::Float {
+            train.lr = a.lr_quantized.unwrap_or(train.lr);
+        }
+        if let Defense::L2 { lambda } = training_defense {
+            train.l2 = lambda;
+        }
+        let widths = if a.architecture == Architecture::Mlp {
+            a.widths.clone()
+        } else {
+            Vec::new()
+        };
+        let mut models: Vec<Trained> = Vec::with_capacity(per_set);
+        for m in 0..per_set {
+            let mask = if m == 0 {
+                &design.target
+            } else {
+                &design.references[m - 1]
+            };
+            let spec = ModelSpec {
+                architecture: a.architecture,
+                widths: widths.clone(),
+                precision,
+                train: TrainConfig {
+                    seed: model_seed(a.seed, m),
+                    ..train.clone()
+                },
+            };
+            let role = if m == 0 {
+                "target".to_string()
+            } else {
+                format!("reference {m}/{}", a.references)
+            };
+            let label = format!("{} {}", precision.name(), training_defense.name());
+            pb.set_message(format!("{label} {role}"));
+            let start = pb.position();
+            let t = trainer
+                .train(&spec, &members(mask), &mut |loss| {
+                    pb.inc(1);
+                    let _ = loss;
+                })
+                .with_context(|| format!("training the {role} model ({label})"))?;
+            pb.set_position(start + steps_per_model as u64);
+            if t.cached {
+                cached += 1;
+            } else {
+                trained += 1;
+            }
+            if m == 0 && !a.quiet {
+                pb.suspend(|| {
+                    eprintln!(
+                        "set {}/{}: {} {:<10} target train acc {:.2}%  test acc {:.2}%{}",
+                        s + 1,
+                        sets.len(),
+                        precision.name(),
+                        training_defense.name(),
+                        100.0 * t.train_accuracy,
+                        100.0 * t.test_accuracy,
+                        if t.cached { "  (cached)" } else { "" }
+                    )
+                });
+            }
+            models.push(t);
+        }
+        let output_defenses: Vec<Defense> = if training_defense.is_training_time() {
+            vec![Defense::None]
+        } else {
+            let mut v = vec![Defense::None];
+            v.extend(
+                a.defenses
+                    .iter()
+                    .filter(|d| !d.is_training_time() && **d != Defense::None),
+            );
+            v
+        };
+        for od in output_defenses {
+            let defense_name = if training_defense.is_training_time() {
+                training_defense.name()
+            } else {
+                od.name()
+            };
+            settings.push(evaluate(
+                a,
+                &attacks,
+                &design,
+                &pool.y,
+                pool.classes,
+                &models,
+                &od,
+                precision,
+                defense_name,
+            )?);
+        }
+    }
+    pb.finish_and_clear();
+    Ok(AuditResult {
+        data: a.data.clone(),
+        classes: pool.classes,
+        pool: pool_n,
+        target_members: pool_n / 2,
+        references: a.references,
+        shadows: a.shadows,
+        architecture: a.architecture.name().into(),
+        widths: if a.architecture == Architecture::Mlp {
+            a.widths.clone()
+        } else {
+            Vec::new()
+        },
+        train: a.train.clone(),
+        lr_quantized: a.lr_quantized,
+        bootstrap: a.bootstrap,
+        seed: a.seed,
+        models_trained: trained,
+        models_cached: cached,
+        seconds: t0.elapsed().as_secs_f64(),
+        settings,
+        pool_idx: idx,
+        design,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    a: &AuditArgs,
+    attacks: &[Box<dyn MembershipAttack>],
+    design: &Design,
+    labels: &[u32],
+    classes: usize,
+    models: &[Trained],
+    defense: &Defense,
+    precision: Precision,
+    defense_name: String,
+) -> Result<Setting> {
+    let released: Vec<Released> = models
+        .iter()
+        .map(|m| Released::from_logits(&m.logits, classes, labels, defense))
+        .collect::<Result<_, _>>()?;
+    let data = AuditData {
+        target: &released[0],
+        references: &released[1..],
+        reference_members: &design.references,
+    };
+    let mut results = Vec::new();
+    for at in attacks {
+        let out = at
+            .attack(&data)
+            .with_context(|| format!("attack {}", at.name()))?;
+        let m = metrics(&out.scores, &design.target, a.bootstrap, a.seed)
+            .with_context(|| format!("attack {}", at.name()))?;
+        let per_class_auc = (0..classes as u32)
+            .map(|c| {
+                let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
+                let s: Vec<f64> = idx.iter().map(|&i| out.scores[i]).collect();
+                let mem: Vec<bool> = idx.iter().map(|&i| design.target[i]).collect();
+                Roc::new(&s, &mem).ok().map(|r| r.auc())
+            })
+            .collect();
+        let roc = Roc::new(&out.scores, &design.target)?.curve(300);
+        results.push(AttackResult {
+            attack: at.name(),
+            metrics: m,
+            threshold_accuracy: out
+                .threshold
+                .map(|t| balanced_accuracy_at(&out.scores, &design.target, t)),
+            per_class_auc,
+            roc,
+        });
+    }
+    let refs = &models[1..];
+    Ok(Setting {
+        precision: precision.name().into(),
+        defense: defense_name,
+        train_accuracy: models[0].train_accuracy,
+        test_accuracy: models[0].test_accuracy,
+        reference_test_accuracy: refs.iter().map(|m| m.test_accuracy).sum::<f64>()
+            / refs.len().max(1) as f64,
+        attacks: results,
+    })
+}

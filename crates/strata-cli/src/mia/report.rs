@@ -1,0 +1,497 @@
+//! The audit's outputs: a terminal summary, the one-line JSON for scripts, and the report folder
+//! (ROC curves on log-log axes, the defense table, per-class leakage, the design, Markdown and a
+//! self-contained HTML page).
+
+use super::audit::{AttackResult, AuditResult, Setting};
+use anyhow::{Context, Result};
+use serde_json::{json, Map, Value};
+use std::fmt::Write as _;
+use std::path::Path;
+use strata_report::{
+    render_html, render_markdown, roc_plot_png, roc_plot_svg, write_atomic, write_table, Block,
+    Column, Document, RocCurve, RocPlot, Table,
+};
+
+fn pct(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.2}%", 100.0 * v)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn attack_json(r: &AttackResult) -> Value {
+    let m = &r.metrics;
+    json!({
+        "auc": m.auc.value,
+        "auc_ci": [m.auc.ci_low, m.auc.ci_high],
+        "tpr_at_0.1pct_fpr": m.tpr_at_low_fpr.value,
+        "tpr_at_0.1pct_fpr_ci": [m.tpr_at_low_fpr.ci_low, m.tpr_at_low_fpr.ci_high],
+        "false_positives_at_0.1pct_fpr": m.false_positives_at_low_fpr,
+        "tpr_at_1pct_fpr": m.tpr_at_1pct_fpr.value,
+        "tpr_at_1pct_fpr_ci": [m.tpr_at_1pct_fpr.ci_low, m.tpr_at_1pct_fpr.ci_high],
+        "false_positives_at_1pct_fpr": m.false_positives_at_1pct_fpr,
+        "advantage": m.advantage.value,
+        "advantage_ci": [m.advantage.ci_low, m.advantage.ci_high],
+        "balanced_accuracy": m.balanced_accuracy,
+        "threshold_accuracy": r.threshold_accuracy,
+        "members": m.members,
+        "non_members": m.non_members,
+    })
+}
+
+fn setting_json(s: &Setting) -> Value {
+    let mut attacks = Map::new();
+    for r in &s.attacks {
+        attacks.insert(r.attack.clone(), attack_json(r));
+    }
+    json!({
+        "precision": s.precision,
+        "defense": s.defense,
+        "train_accuracy": s.train_accuracy,
+        "test_accuracy": s.test_accuracy,
+        "reference_test_accuracy": s.reference_test_accuracy,
+        "attacks": attacks,
+    })
+}
+
+/// The one-line JSON: the first setting (first precision, no defense) at the top level, every
+/// setting under `settings`.
+pub fn json_line(r: &AuditResult, out: Option<&Path>) -> Value {
+    let first = r.settings.first().map(setting_json).unwrap_or(Value::Null);
+    json!({
+        "command": "mia audit",
+        "data": r.data,
+        "pool": r.pool,
+        "target_members": r.target_members,
+        "references": r.references,
+        "shadows": r.shadows,
+        "architecture": r.architecture,
+        "widths": r.widths,
+        "epochs": r.train.epochs,
+        "seed": r.seed,
+        "precision": first["precision"],
+        "defense": first["defense"],
+        "train_accuracy": first["train_accuracy"],
+        "test_accuracy": first["test_accuracy"],
+        "attacks": first["attacks"],
+        "settings": r.settings.iter().map(setting_json).collect::<Vec<_>>(),
+        "models_trained": r.models_trained,
+        "models_cached": r.models_cached,
+        "seconds": r.seconds,
+        "out": out.map(|p| p.display().to_string()),
+    })
+}
+
+fn ci(e: &strata_privacy::metrics::Estimate, percent: bool) -> String {
+    if percent {
+        format!("{} [{}, {}]", pct(e.value), pct(e.ci_low), pct(e.ci_high))
+    } else {
+        format!("{:.3} [{:.3}, {:.3}]", e.value, e.ci_low, e.ci_high)
+    }
+}
+
+fn attack_rows(s: &Setting) -> Vec<Vec<String>> {
+    s.attacks
+        .iter()
+        .map(|r| {
+            let m = &r.metrics;
+            vec![
+                r.attack.clone(),
+                ci(&m.auc, false),
+                ci(&m.tpr_at_low_fpr, true),
+                ci(&m.tpr_at_1pct_fpr, true),
+                format!("{:.3}", m.advantage.value),
+                r.threshold_accuracy.map_or("-".into(), pct),
+            ]
+        })
+        .collect()
+}
+
+const ATTACK_HEADER: [&str; 6] = [
+    "attack",
+    "AUC [95% CI]",
+    "TPR @ 0.1% FPR",
+    "TPR @ 1% FPR",
+    "advantage",
+    "acc @ own threshold",
+];
+
+fn setting_line(s: &Setting) -> String {
+    format!(
+        "{} / defense {}: target train acc {}, test acc {} (gap {:.2} points); references' test acc {}",
+        s.precision,
+        s.defense,
+        pct(s.train_accuracy),
+        pct(s.test_accuracy),
+        100.0 * (s.train_accuracy - s.test_accuracy),
+        pct(s.reference_test_accuracy)
+    )
+}
+
+/// The terminal summary.
+pub fn text(r: &AuditResult, out: Option<&Path>) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "membership-inference audit: {} {} on {} (pool {}, {} members, {} non-members; {} references)",
+        r.architecture,
+        r.widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("x"),
+        r.data,
+        r.pool,
+        r.target_members,
+        r.pool - r.target_members,
+        r.references
+    );
+    if let Some(s) = r.settings.first() {
+        if let Some(a) = s.attacks.first() {
+            let _ = writeln!(
+                t,
+                "TPR at 0.1% FPR rests on {} false positive(s) allowed out of {} non-members; intervals: {} bootstrap resamples",
+                a.metrics.false_positives_at_low_fpr, a.metrics.non_members, r.bootstrap
+            );
+        }
+    }
+    for s in &r.settings {
+        let _ = writeln!(t, "\n{}", setting_line(s));
+        let rows = attack_rows(s);
+        let mut w: Vec<usize> = ATTACK_HEADER.iter().map(|h| h.chars().count()).collect();
+        for row in &rows {
+            for (j, c) in row.iter().enumerate() {
+                w[j] = w[j].max(c.chars().count());
+            }
+        }
+        let line = |cells: Vec<String>| {
+            cells
+                .iter()
+                .enumerate()
+                .map(|(j, c)| format!("{c:<width$}", width = w[j]))
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        let _ = writeln!(
+            t,
+            "  {}",
+            line(ATTACK_HEADER.iter().map(|s| s.to_string()).collect())
+        );
+        for row in rows {
+            let _ = writeln!(t, "  {}", line(row));
+        }
+    }
+    if r.settings.len() > 1 {
+        let _ = writeln!(t, "\n{}", defense_table_text(r));
+    }
+    let _ = writeln!(
+        t,
+        "\n{} models trained, {} from the cache, {:.1} s{}",
+        r.models_trained,
+        r.models_cached,
+        r.seconds,
+        out.map_or(String::new(), |p| format!("; report in {}", p.display()))
+    );
+    t
+}
+
+/// The attack reported in the defense table: LiRA online if run, else the first attack.
+fn headline(r: &AuditResult) -> Option<String> {
+    let names: Vec<&str> = r
+        .settings
+        .first()?
+        .attacks
+        .iter()
+        .map(|a| a.attack.as_str())
+        .collect();
+    Some(
+        names
+            .iter()
+            .find(|n| **n == "lira")
+            .unwrap_or(names.first()?)
+            .to_string(),
+    )
+}
+
+fn defense_rows(r: &AuditResult) -> (Vec<String>, Vec<Vec<String>>) {
+    let head = headline(r).unwrap_or_default();
+    let header = vec![
+        "precision".into(),
+        "defense".into(),
+        "train acc".into(),
+        "test acc".into(),
+        format!("{head} AUC"),
+        format!("{head} TPR @ 0.1% FPR"),
+        format!("{head} TPR @ 1% FPR"),
+        "best AUC (attack)".into(),
+    ];
+    let rows = r
+        .settings
+        .iter()
+        .map(|s| {
+            let h = s.attacks.iter().find(|a| a.attack == head);
+            let best = s
+                .attacks
+                .iter()
+                .max_by(|a, b| a.metrics.auc.value.total_cmp(&b.metrics.auc.value));
+            vec![
+                s.precision.clone(),
+                s.defense.clone(),
+                pct(s.train_accuracy),
+                pct(s.test_accuracy),
+                h.map_or("-".into(), |a| format!("{:.3}", a.metrics.auc.value)),
+                h.map_or("-".into(), |a| pct(a.metrics.tpr_at_low_fpr.value)),
+                h.map_or("-".into(), |a| pct(a.metrics.tpr_at_1pct_fpr.value)),
+                best.map_or("-".into(), |a| {
+                    format!("{:.3} ({})", a.metrics.auc.value, a.attack)
+                }),
+            ]
+        })
+        .collect();
+    (header, rows)
+}
+
+fn defense_table_text(r: &AuditResult) -> String {
+    let (header, rows) = defense_rows(r);
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (j, c) in row.iter().enumerate() {
+            w[j] = w[j].max(c.chars().count());
+        }
+    }
+    let fmt = |cells: &[String]| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(j, c)| format!("{c:<width$}", width = w[j]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+    };
+    let mut t = String::from("defenses (leakage beside accuracy):\n");
+    let _ = writeln!(t, "  {}", fmt(&header));
+    for row in &rows {
+        let _ = writeln!(t, "  {}", fmt(row));
+    }
+    t.trim_end().to_string()
+}
+
+fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// Write the report folder `dir`: results.json, design.json, tables/, figures/, report.md and
+/// index.html. Every file is written atomically.
+pub fn write(r: &AuditResult, dir: &Path, command: &str) -> Result<()> {
+    let figures = dir.join("figures");
+    let tables = dir.join("tables");
+    for d in [dir, &figures, &tables] {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    write_atomic(
+        &dir.join("results.json"),
+        serde_json::to_string_pretty(r)?.as_bytes(),
+    )?;
+    let design = json!({
+        "note": "pool[i] is an index into the data set's training split; target[i] and references[m][i] say whether model trained on pool example i. Model m's seed is seed * 1000003 + m (m = 0: target).",
+        "seed": r.seed,
+        "pool": r.pool_idx,
+        "target": r.design.target.iter().map(|&b| u8::from(b)).collect::<Vec<_>>(),
+        "references": r.design.references.iter().map(|m| m.iter().map(|&b| u8::from(b)).collect::<Vec<_>>()).collect::<Vec<_>>(),
+    });
+    write_atomic(
+        &dir.join("design.json"),
+        serde_json::to_string(&design)?.as_bytes(),
+    )?;
+
+    // Long tables: one row per (setting, attack), and per (setting, attack, class).
+    let mut cols: Vec<(String, Vec<String>)> = ["precision", "defense", "attack"]
+        .iter()
+        .map(|s| (s.to_string(), Vec::new()))
+        .collect();
+    let fnames = [
+        "train_accuracy",
+        "test_accuracy",
+        "auc",
+        "auc_ci_low",
+        "auc_ci_high",
+        "tpr_at_0.1pct_fpr",
+        "tpr_at_0.1pct_fpr_ci_low",
+        "tpr_at_0.1pct_fpr_ci_high",
+        "tpr_at_1pct_fpr",
+        "tpr_at_1pct_fpr_ci_low",
+        "tpr_at_1pct_fpr_ci_high",
+        "advantage",
+        "balanced_accuracy",
+        "threshold_accuracy",
+    ];
+    let mut fcols: Vec<Vec<Option<f64>>> = vec![Vec::new(); fnames.len()];
+    let (mut pc_s, mut pc_c, mut pc_v) = (vec![Vec::new(); 3], Vec::new(), Vec::new());
+    for s in &r.settings {
+        for a in &s.attacks {
+            for (c, v) in cols.iter_mut().zip([&s.precision, &s.defense, &a.attack]) {
+                c.1.push(v.clone());
+            }
+            let m = &a.metrics;
+            let vals = [
+                s.train_accuracy,
+                s.test_accuracy,
+                m.auc.value,
+                m.auc.ci_low,
+                m.auc.ci_high,
+                m.tpr_at_low_fpr.value,
+                m.tpr_at_low_fpr.ci_low,
+                m.tpr_at_low_fpr.ci_high,
+                m.tpr_at_1pct_fpr.value,
+                m.tpr_at_1pct_fpr.ci_low,
+                m.tpr_at_1pct_fpr.ci_high,
+                m.advantage.value,
+                m.balanced_accuracy,
+                a.threshold_accuracy.unwrap_or(f64::NAN),
+            ];
+            for (c, v) in fcols.iter_mut().zip(vals) {
+                c.push(v.is_finite().then_some(v));
+            }
+            for (k, auc) in a.per_class_auc.iter().enumerate() {
+                for (c, v) in pc_s.iter_mut().zip([&s.precision, &s.defense, &a.attack]) {
+                    c.push(v.clone());
+                }
+                pc_c.push(Some(k as i64));
+                pc_v.push(*auc);
+            }
+        }
+    }
+    let mut columns: Vec<Column> = cols.into_iter().map(|(n, v)| Column::Str(n, v)).collect();
+    columns.extend(
+        fnames
+            .iter()
+            .zip(fcols)
+            .map(|(n, v)| Column::F64(n.to_string(), v)),
+    );
+    write_table(&Table { columns }, &tables, "attacks")?;
+    let mut pc_cols: Vec<Column> = ["precision", "defense", "attack"]
+        .iter()
+        .zip(pc_s)
+        .map(|(n, v)| Column::Str(n.to_string(), v))
+        .collect();
+    pc_cols.push(Column::I64("class".into(), pc_c));
+    pc_cols.push(Column::F64("auc".into(), pc_v));
+    write_table(&Table { columns: pc_cols }, &tables, "per_class")?;
+
+    let mut blocks = vec![
+        Block::Paragraph(format!(
+            "The target ({} {}, trained {} epochs) was trained on {} of a pool of {} examples drawn at random from `{}`'s training split; the other {} are the non-members. {} reference models each trained on a random half of the pool (every example in half of them). Figures are for the target's membership; intervals are 95% bootstrap intervals ({} resamples). At 0.1% FPR the {} non-members allow {} false positive(s): read those figures with that in mind.",
+            r.architecture,
+            r.widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("x"),
+            r.train.epochs,
+            r.target_members,
+            r.pool,
+            r.data,
+            r.pool - r.target_members,
+            r.references,
+            r.bootstrap,
+            r.pool - r.target_members,
+            (0.001 * (r.pool - r.target_members) as f64 + 1e-9).floor()
+        )),
+        Block::Code(command.to_string()),
+    ];
+    let (header, rows) = defense_rows(r);
+    let n = header.len();
+    blocks.push(Block::Heading {
+        level: 2,
+        text: "Leakage and accuracy by precision and defense".into(),
+    });
+    blocks.push(Block::Table {
+        caption: "A defense is worth its name when leakage falls more than test accuracy does; train accuracy near test accuracy means the model no longer memorizes.".into(),
+        header,
+        rows,
+        numeric: (0..n).map(|j| j >= 2).collect(),
+        files: vec!["tables/attacks.csv".into(), "tables/attacks.parquet".into()],
+    });
+    for s in &r.settings {
+        let stem = format!("roc-{}-{}", slug(&s.precision), slug(&s.defense));
+        let plot = RocPlot {
+            title: format!(
+                "{} / {}: ROC of each attack (log-log)",
+                s.precision, s.defense
+            ),
+            curves: s
+                .attacks
+                .iter()
+                .map(|a| RocCurve {
+                    name: format!("{} (AUC {:.3})", a.attack, a.metrics.auc.value),
+                    points: a.roc.clone(),
+                })
+                .collect(),
+            floor: (1.0 / (r.pool - r.target_members).max(1) as f64).min(1e-3) * 0.5,
+        };
+        roc_plot_png(&plot, &figures.join(format!("{stem}.png")))?;
+        roc_plot_svg(&plot, &figures.join(format!("{stem}.svg")))?;
+        blocks.push(Block::Heading {
+            level: 2,
+            text: format!("{} / defense {}", s.precision, s.defense),
+        });
+        blocks.push(Block::Paragraph(setting_line(s)));
+        blocks.push(Block::Figure {
+            png: format!("figures/{stem}.png"),
+            svg: Some(format!("figures/{stem}.svg")),
+            caption: "Log-log axes, as in Carlini et al. 2022: the lower left is where an attack is confident. A curve above the dashed diagonal at FPR 1e-3 identifies members with few false alarms.".into(),
+        });
+        blocks.push(Block::Table {
+            caption: "Attacks on this setting".into(),
+            header: ATTACK_HEADER.iter().map(|s| s.to_string()).collect(),
+            rows: attack_rows(s),
+            numeric: vec![false, true, true, true, true, true],
+            files: Vec::new(),
+        });
+        if let Some(h) = s
+            .attacks
+            .iter()
+            .find(|a| Some(&a.attack) == headline(r).as_ref())
+        {
+            blocks.push(Block::Table {
+                caption: format!("Per-class AUC of {} (which classes leak most)", h.attack),
+                header: vec!["class".into(), "AUC".into()],
+                rows: h
+                    .per_class_auc
+                    .iter()
+                    .enumerate()
+                    .map(|(k, v)| {
+                        vec![k.to_string(), v.map_or("n/a".into(), |v| format!("{v:.3}"))]
+                    })
+                    .collect(),
+                numeric: vec![true, true],
+                files: vec![
+                    "tables/per_class.csv".into(),
+                    "tables/per_class.parquet".into(),
+                ],
+            });
+        }
+    }
+    let doc = Document {
+        title: format!(
+            "Membership-inference audit: {} on {}",
+            r.architecture, r.data
+        ),
+        subtitle: format!(
+            "{} models trained, {} cached; {:.0} s; strata {}",
+            r.models_trained,
+            r.models_cached,
+            r.seconds,
+            env!("CARGO_PKG_VERSION")
+        ),
+        blocks,
+    };
+    write_atomic(&dir.join("report.md"), render_markdown(&doc).as_bytes())?;
+    let html = render_html(&doc, dir)?;
+    write_atomic(&dir.join("index.html"), html.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! End-to-end tests of `strata mia audit`: real networks trained on the embedded digits, the
+//! JSON contract, the report folder, determinism, and one-line errors.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("the strata binary runs")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("strata-mia-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn last_json(o: &Output) -> serde_json::Value {
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().last().expect("stdout has a line");
+    serde_json::from_str(line).expect("the last line is JSON")
+}
+
+/// A small pool trained to memorize: 150 members, 150 non-members, 60 epochs.
+const MEMORIZE: &[&str] = &[
+    "mia",
+    "audit",
+    "--data",
+    "digits",
+    "--pool",
+    "300",
+    "--references",
+    "4",
+    "--widths",
+    "128",
+    "--epochs",
+    "60",
+    "--bootstrap",
+    "50",
+    "--json",
+];
+
+#[test]
+fn a_memorizing_model_leaks_and_the_json_says_so() {
+    let dir = scratch("memorize");
+    let out = dir.join("report");
+    let mut args = MEMORIZE.to_vec();
+    let out_s = out.to_str().unwrap();
+    args.extend(["--out", out_s]);
+    let o = strata(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = last_json(&o);
+    let train = v["train_accuracy"].as_f64().unwrap();
+    let test = v["test_accuracy"].as_f64().unwrap();
+    assert!(train > 0.99, "train accuracy {train}");
+    assert!(test < train, "test {test} train {train}");
+    for name in strata_privacy::ATTACK_NAMES {
+        let a = &v["attacks"][name];
+        for key in ["auc", "tpr_at_0.1pct_fpr", "tpr_at_1pct_fpr", "advantage"] {
+            let x = a[key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}.{key} missing: {a}"));
+            assert!((0.0..=1.0).contains(&x), "{name}.{key} = {x}");
+        }
+        let ci = a["auc_ci"].as_array().unwrap();
+        assert!(ci[0].as_f64().unwrap() <= a["auc"].as_f64().unwrap());
+    }
+    // 150 members vs 150 non-members: AUC standard error under no leakage is about 0.033, so a
+    // loss-threshold AUC above 0.6 is memorization, not noise.
+    let loss = v["attacks"]["loss"]["auc"].as_f64().unwrap();
+    assert!(loss > 0.6, "loss AUC {loss}");
+    assert_eq!(v["attacks"]["loss"]["false_positives_at_0.1pct_fpr"], 0);
+    for f in [
+        "index.html",
+        "report.md",
+        "results.json",
+        "design.json",
+        "figures/roc-float-none.png",
+        "figures/roc-float-none.svg",
+        "tables/attacks.csv",
+        "tables/attacks.parquet",
+        "tables/per_class.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let design: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("design.json")).unwrap()).unwrap();
+    assert_eq!(design["pool"].as_array().unwrap().len(), 300);
+    let target: Vec<u64> = design["target"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    assert_eq!(target.iter().sum::<u64>(), 150);
+    assert_eq!(design["references"].as_array().unwrap().len(), 4);
+    let csv = std::fs::read_to_string(out.join("tables/attacks.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + strata_privacy::ATTACK_NAMES.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn same_seed_same_numbers_and_the_cache_trains_nothing() {
+    let dir = scratch("seeded");
+    let cache = dir.join("cache");
+    let base = [
+        "mia",
+        "audit",
+        "--data",
+        "digits",
+        "--pool",
+        "200",
+        "--references",
+        "2",
+        "--widths",
+        "32",
+        "--epochs",
+        "3",
+        "--attacks",
+        "loss,lira-offline,shokri",
+        "--defenses",
+        "none,top1,round1",
+        "--bootstrap",
+        "10",
+        "--json",
+        "--cache",
+        cache.to_str().unwrap(),
+    ];
+    let a = last_json(&strata(&base));
+    let b = last_json(&strata(&base));
+    assert_eq!(a["models_trained"], 3);
+    assert_eq!(b["models_trained"], 0);
+    assert_eq!(b["models_cached"], 3);
+    assert_eq!(a["settings"], b["settings"]);
+    assert_eq!(a["settings"].as_array().unwrap().len(), 3);
+    let mut other = base.to_vec();
+    other.extend(["--seed", "1"]);
+    let c = last_json(&strata(&other));
+    assert_eq!(c["models_trained"], 3);
+    assert_ne!(a["attacks"], c["attacks"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_settings_fail_with_one_line() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--attacks", "nope"], "unknown attack 'nope'"),
+        (&["--defenses", "blur"], "defense 'blur'"),
+        (&["--pool", "99999"], "--pool 99999"),
+        (
+            &["--references", "1", "--attacks", "lira"],
+            "needs at least 2 reference models",
+        ),
+        (
+            &["--references", "2", "--shadows", "3", "--attacks", "shokri"],
+            "needs at least 3",
+        ),
+        (&["--data", "csv:/nonexistent.csv"], "nonexistent.csv"),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["mia", "audit", "--epochs", "1"];
+        if !extra.contains(&"--data") {
+            args.extend(["--data", "digits"]);
+        }
+        args.extend_from_slice(extra);
+        let o = strata(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{extra:?} succeeded");
+        assert!(err.contains(want), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert!(o.stdout.is_empty());
+    }
+}
