@@ -24,23 +24,11 @@ fn last_json(o: &Output) -> serde_json::Value {
     serde_json::from_str(line).expect("the last line is JSON")
 }
 
-/// A small pool trained to memorize: 150 members, 150 non-members, 60 epochs.
+/// A small pool trained to memorize: 100 members, 100 non-members, 100 epochs.
+#[rustfmt::skip]
 const MEMORIZE: &[&str] = &[
-    "mia",
-    "audit",
-    "--data",
-    "digits",
-    "--pool",
-    "300",
-    "--references",
-    "4",
-    "--widths",
-    "128",
-    "--epochs",
-    "60",
-    "--bootstrap",
-    "50",
-    "--json",
+    "mia", "audit", "--data", "digits", "--pool", "200", "--references", "4", "--widths", "256",
+    "--epochs", "100", "--bootstrap", "50", "--json",
 ];
 
 #[test]
@@ -68,10 +56,11 @@ fn a_memorizing_model_leaks_and_the_json_says_so() {
         let ci = a["auc_ci"].as_array().unwrap();
         assert!(ci[0].as_f64().unwrap() <= a["auc"].as_f64().unwrap());
     }
-    // 150 members vs 150 non-members: AUC standard error under no leakage is about 0.033, so a
-    // loss-threshold AUC above 0.6 is memorization, not noise.
+    // 100 members vs 100 non-members: the AUC's standard error under no leakage is about 0.041,
+    // so a loss-threshold AUC above 0.65 is memorization, not noise (seeds 0 and 1 give 0.77
+    // and 0.81).
     let loss = v["attacks"]["loss"]["auc"].as_f64().unwrap();
-    assert!(loss > 0.6, "loss AUC {loss}");
+    assert!(loss > 0.65, "loss AUC {loss}");
     assert_eq!(v["attacks"]["loss"]["false_positives_at_0.1pct_fpr"], 0);
     for f in [
         "index.html",
@@ -88,14 +77,14 @@ fn a_memorizing_model_leaks_and_the_json_says_so() {
     }
     let design: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("design.json")).unwrap()).unwrap();
-    assert_eq!(design["pool"].as_array().unwrap().len(), 300);
+    assert_eq!(design["pool"].as_array().unwrap().len(), 200);
     let target: Vec<u64> = design["target"]
         .as_array()
         .unwrap()
         .iter()
         .map(|x| x.as_u64().unwrap())
         .collect();
-    assert_eq!(target.iter().sum::<u64>(), 150);
+    assert_eq!(target.iter().sum::<u64>(), 100);
     assert_eq!(design["references"].as_array().unwrap().len(), 4);
     let csv = std::fs::read_to_string(out.join("tables/attacks.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + strata_privacy::ATTACK_NAMES.len());
