@@ -163,3 +163,80 @@ fn bad_settings_fail_with_one_line() {
         assert!(o.stdout.is_empty());
     }
 }
+
+#[test]
+fn an_analysis_spec_runs_a_privacy_audit_into_its_report() {
+    let dir = scratch("spec");
+    let spec = dir.join("priv.toml");
+    std::fs::write(
+        &spec,
+        r#"
+title = "privacy in a spec"
+[data.d]
+source = "digits"
+collect_limit = 100
+
+[[model]]
+name = "mlp"
+data = "d"
+widths = [32]
+precisions = ["float", "w1a1"]
+epochs = 3
+lr_quantized = 1e-2
+
+[privacy]
+models = ["mlp"]
+pool = 200
+references = 2
+attacks = ["loss", "lira", "shokri"]
+defenses = ["none", "top1"]
+bootstrap = 10
+"#,
+    )
+    .unwrap();
+    let reports = dir.join("reports");
+    let o = strata(&[
+        "run",
+        spec.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+        "--cache",
+        dir.join("cache").to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = last_json(&o);
+    let p = &v["privacy"][0];
+    assert_eq!(p["family"], "mlp");
+    // float and w1a1, each without and with top-1 release.
+    let settings = p["settings"].as_array().unwrap();
+    let names: Vec<(String, String)> = settings
+        .iter()
+        .map(|s| {
+            (
+                s["precision"].as_str().unwrap().into(),
+                s["defense"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("float", "none"),
+            ("float", "top1"),
+            ("w1a1", "none"),
+            ("w1a1", "top1")
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert!(p["attacks"]["lira"]["auc"].as_f64().is_some());
+    let report = reports.join("priv");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("Membership inference: mlp"), "{md}");
+    assert!(report.join("figures/privacy-mlp.png").is_file());
+    assert!(report.join("privacy/mlp/index.html").is_file());
+    assert!(report.join("privacy/mlp/tables/attacks.csv").is_file());
+    let manifest = std::fs::read_to_string(report.join("manifest.json")).unwrap();
+    assert!(manifest.contains("privacy/mlp/results.json"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

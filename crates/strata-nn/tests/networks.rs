@@ -198,3 +198,46 @@ fn cnn_and_tiny10_train_on_mnist_and_digits_and_round_trip() {
         .to_string();
     assert!(e.contains("too small"), "{e}");
 }
+
+#[test]
+fn l2_penalty_shrinks_the_weights() {
+    let data = dataset::load("digits").unwrap();
+    let sq = |l2: f64| -> f64 {
+        let config = NetConfig {
+            architecture: Architecture::Mlp,
+            input_shape: data.train.shape.clone(),
+            widths: vec![32],
+            classes: 10,
+            precision: Precision::Float,
+        };
+        let mut m = Net::new(config, 0).unwrap();
+        let c = TrainConfig { l2, ..cfg(3, 0) };
+        train::train(
+            &mut m,
+            &data.train,
+            &data.test,
+            &c,
+            &mut |_, _, _, _| {},
+            &mut |_| {},
+        )
+        .unwrap();
+        m.vars()
+            .iter()
+            .map(|v| {
+                v.as_tensor()
+                    .sqr()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap() as f64
+            })
+            .sum()
+    };
+    let (free, penalized) = (sq(0.0), sq(0.05));
+    // Same seed, same batches: only the penalty differs, and it must pull the weights in.
+    assert!(
+        penalized < 0.7 * free,
+        "sum of squares {penalized} with L2 vs {free} without"
+    );
+}

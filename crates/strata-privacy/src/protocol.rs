@@ -30,6 +30,8 @@ impl Design {
         }
         let mut refs = vec![vec![false; pool]; references];
         let mut models: Vec<usize> = (0..references).collect();
+        // Example by example (a column of the masks), so each gets exactly k models.
+        #[allow(clippy::needless_range_loop)]
         for i in 0..pool {
             shuffle(&mut models, &mut rng);
             let k = references / 2 + usize::from(references % 2 == 1 && rng.below(2) == 1);

@@ -65,10 +65,10 @@ impl MembershipAttack for Shokri {
             .zip(data.reference_members)
             .take(self.shadows)
         {
-            for i in 0..r.len() {
+            for (i, &member) in members.iter().enumerate().take(r.len()) {
                 let c = r.labels[i] as usize;
                 rows[c].0.push(features(r, i));
-                rows[c].1.push(members[i]);
+                rows[c].1.push(member);
             }
         }
         let enough = |(x, y): &(Vec<Vec<f64>>, Vec<bool>)| {

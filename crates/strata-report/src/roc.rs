@@ -112,3 +112,48 @@ fn draw<DB: DrawingBackend>(p: &RocPlot, root: &DrawingArea<DB, Shift>) -> Resul
         .map_err(e)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_png_and_svg_with_zeros_nans_and_empty_curves() {
+        let d = std::env::temp_dir().join(format!("strata-roc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let p = RocPlot {
+            title: "attacks".into(),
+            curves: vec![
+                RocCurve {
+                    name: "lira".into(),
+                    points: vec![(0.0, 0.0), (0.0, 0.05), (0.001, 0.1), (1.0, 1.0)],
+                },
+                RocCurve {
+                    name: "broken".into(),
+                    points: vec![(f64::NAN, 0.5), (0.5, f64::INFINITY)],
+                },
+                RocCurve {
+                    name: "empty".into(),
+                    points: Vec::new(),
+                },
+            ],
+            floor: 0.0,
+        };
+        roc_plot_png(&p, &d.join("roc.png")).unwrap();
+        roc_plot_svg(&p, &d.join("roc.svg")).unwrap();
+        let png = std::fs::read(d.join("roc.png")).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let svg = std::fs::read_to_string(d.join("roc.svg")).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("lira") && svg.contains("false-positive rate")
+        );
+        // No temporary file left beside the figures.
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

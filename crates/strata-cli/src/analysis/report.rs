@@ -5,15 +5,15 @@
 //! half-written report, and a failure leaves the previous one in place.
 
 use super::runner::Outcome;
-use super::{manifest, report_layers, report_models};
+use super::{manifest, report_layers, report_models, report_privacy};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use strata_report::{Block, Column, Document, Heatmap, LinePlot, Table};
 
 /// Files written so far, relative to the report folder.
 pub(super) struct Writer {
-    root: PathBuf,
-    files: Vec<String>,
+    pub(super) root: PathBuf,
+    pub(super) files: Vec<String>,
 }
 
 impl Writer {
@@ -140,6 +140,7 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
         report_layers::twins_section(o, &mut w, &mut blocks)?;
         report_layers::heatmap_section(o, &mut w, &mut blocks)?;
         report_layers::identify_section(o, &mut w, &mut blocks)?;
+        report_privacy::privacy_section(o, &mut w, &mut blocks)?;
         report_models::training_section(o, &mut w, &mut blocks)?;
         blocks.push(Block::Heading {
             level: 2,

@@ -89,6 +89,8 @@ pub struct Outcome {
     pub cka_seconds: f64,
     /// Layer-identification results (`[identify]`).
     pub identify: Vec<super::identify_run::IdentifyRow>,
+    /// Membership-inference audits (`[privacy]`).
+    pub privacy: Vec<super::privacy_run::PrivacyRun>,
     pub started: std::time::SystemTime,
     pub seconds: f64,
     pub args: RunArgs,
@@ -462,11 +464,13 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         cka,
         cka_seconds,
         identify: Vec::new(),
+        privacy: Vec::new(),
         started,
         seconds: 0.0,
         args,
     };
     o.identify = super::identify_run::run(&o, &p)?;
+    o.privacy = super::privacy_run::run(&o, &p)?;
     o.seconds = t0.elapsed().as_secs_f64();
     Ok(o)
 }

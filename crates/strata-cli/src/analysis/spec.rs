@@ -309,6 +309,47 @@ pub struct IdentifySpec {
     pub measures: Option<Vec<Spanned<String>>>,
 }
 
+fn default_references() -> usize {
+    16
+}
+fn default_bootstrap() -> usize {
+    200
+}
+
+/// `[privacy]`: a membership-inference audit of each named family, every one of its precisions
+/// training its own target and reference models (see `strata mia audit --help`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacySpec {
+    /// Families to audit; each uses its data, architecture, precisions and training settings,
+    /// and its first seed as the audit's seed.
+    pub models: Vec<Spanned<String>>,
+    /// Pool size (default: the data's `train_limit`, else the training split up to 10,000).
+    pub pool: Option<usize>,
+    #[serde(default = "default_references")]
+    pub references: usize,
+    /// Shadow models of Shokri et al.'s attack (default: 4, or all references when fewer).
+    pub shadows: Option<usize>,
+    /// Attacks (default: all).
+    pub attacks: Option<Vec<Spanned<String>>>,
+    /// Defenses: none, topK, roundD, tempT, l2=LAMBDA (default: none).
+    pub defenses: Option<Vec<Spanned<String>>>,
+    #[serde(default = "default_bootstrap")]
+    pub bootstrap: usize,
+}
+
+/// A checked `[privacy]` section.
+#[derive(Clone, Debug, Serialize)]
+pub struct PrivacyPlan {
+    pub families: Vec<String>,
+    pub pool: Option<usize>,
+    pub references: usize,
+    pub shadows: usize,
+    pub attacks: Vec<String>,
+    pub defenses: Vec<strata_privacy::Defense>,
+    pub bootstrap: usize,
+}
+
 /// RBF CKA bandwidths of Kornblith et al.'s Table 2, tested by default as `cka_rbf_T`.
 pub const RBF_THRESHOLDS: &[&str] = &["0.2", "0.4", "0.8"];
 
@@ -348,8 +389,7 @@ struct SpecFile {
     compare: Vec<Spanned<CompareSpec>>,
     twins: Option<Spanned<TwinsSpec>>,
     identify: Option<Spanned<IdentifySpec>>,
-    /// Reserved for membership-inference audits.
-    privacy: Option<Spanned<toml::Table>>,
+    privacy: Option<Spanned<PrivacySpec>>,
     /// Reserved for neural compression.
     compression: Option<Spanned<toml::Table>>,
 }
@@ -386,6 +426,8 @@ pub struct Analysis {
     pub twin_heatmaps: bool,
     /// Identification test: (family, precision, measures).
     pub identify: Vec<(String, Precision, Vec<String>)>,
+    /// Membership-inference audits (`[privacy]`).
+    pub privacy: Option<PrivacyPlan>,
     /// Line of each family's `[[model]]` header, for errors found after parsing.
     pub family_lines: Vec<usize>,
     /// The spec file, for errors found after parsing.
@@ -502,14 +544,6 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
                 "the spec's file name '{name}' names the report folder: use letters, digits, '-', \
                  '_', '.' (not first)"
             ),
-        ));
-    }
-    if let Some(p) = &raw.privacy {
-        return Err(err(
-            p.span(),
-            "[privacy]: membership-inference audits are not implemented in this version of strata; \
-             remove the section"
-                .into(),
         ));
     }
     if let Some(c) = &raw.compression {
@@ -882,6 +916,11 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         }
     }
 
+    let privacy = match &raw.privacy {
+        None => None,
+        Some(p) => Some(privacy_plan(p, &families, &err)?),
+    };
+
     Ok(Analysis {
         name: name.to_string(),
         title: raw.title.unwrap_or_else(|| name.to_string()),
@@ -894,8 +933,79 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         twins,
         twin_heatmaps,
         identify,
+        privacy,
         family_lines,
         file: file.to_string(),
+    })
+}
+
+fn privacy_plan(
+    p: &Spanned<PrivacySpec>,
+    families: &[ModelSpec],
+    err: &dyn Fn(Range<usize>, String) -> SpecError,
+) -> Result<PrivacyPlan, SpecError> {
+    let span = p.span();
+    let p = p.get_ref();
+    if p.models.is_empty() {
+        return Err(err(
+            span,
+            "[privacy] models: name at least one [[model]]".into(),
+        ));
+    }
+    let mut names = Vec::new();
+    for f in &p.models {
+        if !families.iter().any(|x| &x.name == f.get_ref()) {
+            return Err(err(
+                f.span(),
+                format!(
+                    "[privacy] models: '{}' is not a [[model]] name",
+                    f.get_ref()
+                ),
+            ));
+        }
+        names.push(f.get_ref().clone());
+    }
+    let shadows = p.shadows.unwrap_or(p.references.clamp(1, 4));
+    let attacks: Vec<String> = match &p.attacks {
+        None => strata_privacy::ATTACK_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        Some(list) => list.iter().map(|a| a.get_ref().clone()).collect(),
+    };
+    for (k, name) in attacks.iter().enumerate() {
+        let at_span = p.attacks.as_ref().map_or(span.clone(), |l| l[k].span());
+        let at = strata_privacy::attack_by_name(name, shadows, 0)
+            .map_err(|e| err(at_span.clone(), format!("[privacy] attacks: {e}")))?;
+        if at.references_needed() > p.references {
+            return Err(err(
+                at_span,
+                format!(
+                    "[privacy] attacks: '{name}' needs at least {} reference models, references is {}",
+                    at.references_needed(),
+                    p.references
+                ),
+            ));
+        }
+    }
+    let mut defenses = Vec::new();
+    for d in p.defenses.iter().flatten() {
+        defenses.push(
+            strata_privacy::Defense::parse(d.get_ref())
+                .map_err(|e| err(d.span(), format!("[privacy] defenses: {e}")))?,
+        );
+    }
+    if p.pool.is_some_and(|n| n < 20) {
+        return Err(err(span, "[privacy] pool: at least 20 examples".into()));
+    }
+    Ok(PrivacyPlan {
+        families: names,
+        pool: p.pool,
+        references: p.references,
+        shadows,
+        attacks,
+        defenses,
+        bootstrap: p.bootstrap,
     })
 }
 
@@ -1011,9 +1121,42 @@ b = "mlp-w1a1-s1"
     }
 
     #[test]
-    fn reserved_sections_are_refused() {
-        let e = parse_err(&format!("{GOOD}\n[privacy]\nattacks = [\"lira\"]\n"));
-        assert!(e.msg.contains("privacy"), "{e}");
+    fn privacy_sections_are_checked() {
+        let ok = parse(
+            &format!("{GOOD}\n[privacy]\nmodels = [\"mlp\"]\nreferences = 4\ndefenses = [\"none\", \"top1\", \"l2=1e-3\"]\n"),
+            "x.toml",
+            "x",
+        )
+        .unwrap();
+        let p = ok.privacy.unwrap();
+        assert_eq!(p.families, ["mlp"]);
+        assert_eq!((p.references, p.shadows), (4, 4));
+        assert_eq!(p.attacks.len(), strata_privacy::ATTACK_NAMES.len());
+        assert_eq!(p.defenses.len(), 3);
+        let cases = [
+            ("models = [\"cnn\"]", "'cnn' is not a [[model]] name", 22),
+            (
+                "models = [\"mlp\"]\nattacks = [\"lira\", \"nope\"]",
+                "unknown attack 'nope'",
+                23,
+            ),
+            (
+                "models = [\"mlp\"]\nreferences = 1\nattacks = [\"lira\"]",
+                "needs at least 2",
+                24,
+            ),
+            (
+                "models = [\"mlp\"]\ndefenses = [\"blur\"]",
+                "defense 'blur'",
+                23,
+            ),
+            ("attacks = [\"lira\"]", "models", 21),
+        ];
+        for (body, want, line) in cases {
+            let e = parse_err(&format!("{GOOD}\n[privacy]\n{body}\n"));
+            assert!(e.msg.contains(want), "{body}: {e}");
+            assert_eq!(e.line, line, "{body}: {e}");
+        }
     }
 
     #[test]

@@ -163,6 +163,17 @@ pub fn text(o: &Outcome, dir: &Path) -> String {
         }
         out.push_str(&pad(&rows));
     }
+    for run in &o.privacy {
+        let _ = writeln!(
+            out,
+            "\nmembership inference, {} ({} references, pool {}):",
+            run.family, run.result.references, run.result.pool
+        );
+        let (header, rows) = crate::mia::report::defense_rows(&run.result);
+        let mut all = vec![header];
+        all.extend(rows);
+        out.push_str(&pad(&all));
+    }
     let _ = writeln!(
         out,
         "\nreport: {} (also report.md, figures/, tables/, manifest.json)",
@@ -212,5 +223,10 @@ pub fn json(o: &Outcome, dir: &Path) -> serde_json::Value {
             "networks": r.networks, "accuracy": r.result.map(|x| x.accuracy),
             "jackknife_se": r.result.and_then(|x| x.std_error),
         })).collect::<Vec<_>>(),
+        "privacy": o.privacy.iter().map(|r| {
+            let mut v = crate::mia::report::json_line(&r.result, None);
+            v["family"] = json!(r.family);
+            v
+        }).collect::<Vec<_>>(),
     })
 }

@@ -195,7 +195,7 @@ pub fn text(r: &AuditResult, out: Option<&Path>) -> String {
 }
 
 /// The attack reported in the defense table: LiRA online if run, else the first attack.
-fn headline(r: &AuditResult) -> Option<String> {
+pub fn headline(r: &AuditResult) -> Option<String> {
     let names: Vec<&str> = r
         .settings
         .first()?
@@ -212,7 +212,7 @@ fn headline(r: &AuditResult) -> Option<String> {
     )
 }
 
-fn defense_rows(r: &AuditResult) -> (Vec<String>, Vec<Vec<String>>) {
+pub fn defense_rows(r: &AuditResult) -> (Vec<String>, Vec<Vec<String>>) {
     let head = headline(r).unwrap_or_default();
     let header = vec![
         "precision".into(),
