@@ -75,7 +75,7 @@ pub struct LinePlot {
 const SIZE: (u32, u32) = (900, 520);
 /// Tableau 10 (matplotlib's `tab10`): ten colours that stay distinct from each other, familiar to
 /// readers of Python plots.
-const PALETTE: [RGBColor; 10] = [
+pub(crate) const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),

@@ -3,6 +3,7 @@
 //! linear ROC plot hides exactly the region that matters for privacy.
 
 use crate::heatmap::{write_png_atomic, write_svg_atomic};
+use crate::lines::PALETTE;
 use crate::ReportError;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
@@ -26,18 +27,6 @@ pub struct RocPlot {
 }
 
 const SIZE: (u32, u32) = (760, 600);
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-    RGBColor(188, 189, 34),
-    RGBColor(23, 190, 207),
-];
 
 /// Render as PNG at `path` (atomically).
 pub fn roc_plot_png(p: &RocPlot, path: &Path) -> Result<(), ReportError> {

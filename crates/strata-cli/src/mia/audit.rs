@@ -167,6 +167,12 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
     let design = Design::new(pool_n, a.references, a.seed);
     let trainer = Trainer::new(&data, &pool, &idx, a.cache.clone());
     let sets = model_sets(a);
+    // Widths describe MLPs only.
+    let widths = if a.architecture == Architecture::Mlp {
+        a.widths.clone()
+    } else {
+        Vec::new()
+    };
     let per_set = 1 + a.references;
     let total_models = sets.len() * per_set;
     if !a.quiet {
@@ -196,11 +202,6 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
         if let Defense::L2 { lambda } = training_defense {
             train.l2 = lambda;
         }
-        let widths = if a.architecture == Architecture::Mlp {
-            a.widths.clone()
-        } else {
-            Vec::new()
-        };
         let mut models: Vec<Trained> = Vec::with_capacity(per_set);
         for m in 0..per_set {
             let mask = if m == 0 {
@@ -226,10 +227,7 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
             pb.set_message(format!("{label} {role}"));
             let start = pb.position();
             let t = trainer
-                .train(&spec, &members(mask), &mut |loss| {
-                    pb.inc(1);
-                    let _ = loss;
-                })
+                .train(&spec, &members(mask), &mut || pb.inc(1))
                 .with_context(|| format!("training the {role} model ({label})"))?;
             pb.set_position(start + steps_per_model as u64);
             if t.cached {
@@ -292,11 +290,7 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
         references: a.references,
         shadows: a.shadows,
         architecture: a.architecture.name().into(),
-        widths: if a.architecture == Architecture::Mlp {
-            a.widths.clone()
-        } else {
-            Vec::new()
-        },
+        widths,
         train: a.train.clone(),
         lr_quantized: a.lr_quantized,
         bootstrap: a.bootstrap,

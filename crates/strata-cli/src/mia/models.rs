@@ -45,13 +45,22 @@ pub fn logits(model: &mut Net, d: &Dataset) -> Result<Vec<f32>> {
     Ok(out)
 }
 
+/// SHA-256 of a list of indices (little-endian u64s).
+fn hash_indices(idx: &[usize]) -> String {
+    sha256_hex(
+        &idx.iter()
+            .flat_map(|&i| (i as u64).to_le_bytes())
+            .collect::<Vec<u8>>(),
+    )
+}
+
 /// The cache key of a model trained on `members` (indices into the pool) of `pool`.
 pub fn key(spec: &ModelSpec, fingerprint: &str, pool_idx: &[usize], members: &[usize]) -> String {
     let v = json!({
         "format": "strata-mia-1",
         "data": fingerprint,
-        "pool": sha256_hex(&pool_idx.iter().flat_map(|&i| (i as u64).to_le_bytes()).collect::<Vec<u8>>()),
-        "members": sha256_hex(&members.iter().flat_map(|&i| (i as u64).to_le_bytes()).collect::<Vec<u8>>()),
+        "pool": hash_indices(pool_idx),
+        "members": hash_indices(members),
         "architecture": spec.architecture,
         "widths": spec.widths,
         "precision": spec.precision,
@@ -139,7 +148,7 @@ impl<'a> Trainer<'a> {
         &self,
         spec: &ModelSpec,
         members: &[usize],
-        on_step: &mut dyn FnMut(f64),
+        on_step: &mut dyn FnMut(),
     ) -> Result<Trained> {
         let (n, classes) = (self.pool.len(), self.pool.classes);
         let path = self.cache.as_ref().map(|dir| {
@@ -167,7 +176,7 @@ impl<'a> Trainer<'a> {
             &train_set,
             &empty,
             &spec.train,
-            &mut |_, _, _, loss| on_step(loss),
+            &mut |_, _, _, _| on_step(),
             &mut |_| {},
         )?;
         if let Some(e) = history.iter().find(|e| !e.loss.is_finite()) {

@@ -154,31 +154,8 @@ pub fn text(r: &AuditResult, out: Option<&Path>) -> String {
     }
     for s in &r.settings {
         let _ = writeln!(t, "\n{}", setting_line(s));
-        let rows = attack_rows(s);
-        let mut w: Vec<usize> = ATTACK_HEADER.iter().map(|h| h.chars().count()).collect();
-        for row in &rows {
-            for (j, c) in row.iter().enumerate() {
-                w[j] = w[j].max(c.chars().count());
-            }
-        }
-        let line = |cells: Vec<String>| {
-            cells
-                .iter()
-                .enumerate()
-                .map(|(j, c)| format!("{c:<width$}", width = w[j]))
-                .collect::<Vec<_>>()
-                .join("  ")
-                .trim_end()
-                .to_string()
-        };
-        let _ = writeln!(
-            t,
-            "  {}",
-            line(ATTACK_HEADER.iter().map(|s| s.to_string()).collect())
-        );
-        for row in rows {
-            let _ = writeln!(t, "  {}", line(row));
-        }
+        let header: Vec<String> = ATTACK_HEADER.iter().map(|s| s.to_string()).collect();
+        t.push_str(&left_aligned(&header, &attack_rows(s)));
     }
     if r.settings.len() > 1 {
         let _ = writeln!(t, "\n{}", defense_table_text(r));
@@ -250,29 +227,32 @@ pub fn defense_rows(r: &AuditResult) -> (Vec<String>, Vec<Vec<String>>) {
     (header, rows)
 }
 
-fn defense_table_text(r: &AuditResult) -> String {
-    let (header, rows) = defense_rows(r);
+/// A header and rows as text, each column left-aligned to its widest cell, indented two spaces.
+fn left_aligned(header: &[String], rows: &[Vec<String>]) -> String {
     let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
+    for row in rows {
         for (j, c) in row.iter().enumerate() {
             w[j] = w[j].max(c.chars().count());
         }
     }
-    let fmt = |cells: &[String]| {
-        cells
+    let mut t = String::new();
+    for cells in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        let line: Vec<String> = cells
             .iter()
             .enumerate()
             .map(|(j, c)| format!("{c:<width$}", width = w[j]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut t = String::from("defenses (leakage beside accuracy):\n");
-    let _ = writeln!(t, "  {}", fmt(&header));
-    for row in &rows {
-        let _ = writeln!(t, "  {}", fmt(row));
+            .collect();
+        let _ = writeln!(t, "  {}", line.join("  ").trim_end());
     }
+    t
+}
+
+fn defense_table_text(r: &AuditResult) -> String {
+    let (header, rows) = defense_rows(r);
+    let t = format!(
+        "defenses (leakage beside accuracy):\n{}",
+        left_aligned(&header, &rows)
+    );
     t.trim_end().to_string()
 }
 
