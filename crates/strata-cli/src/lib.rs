@@ -8,6 +8,7 @@ pub mod measure_cmd;
 pub mod mia;
 pub mod progress;
 pub mod train_cmd;
+pub mod zip_cmd;
 
 /// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
 pub fn peak_rss_bytes() -> Option<u64> {

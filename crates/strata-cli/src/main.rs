@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::analysis::{self, RunArgs};
-use strata_cli::{bench, cka_cmd, measure_cmd, mia, train_cmd};
+use strata_cli::{bench, cka_cmd, measure_cmd, mia, train_cmd, zip_cmd};
 use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -230,6 +230,12 @@ enum Cmd {
         #[command(subcommand)]
         which: MiaCmd,
     },
+    /// Lossless compression with a learned predictor driving an arithmetic coder (DeepZip and
+    /// beyond): context mixing, LSTM/GRU trained while coding, or both mixed.
+    Zip {
+        #[command(subcommand)]
+        which: ZipCmd,
+    },
     /// Benchmarks, each reported as ratios to a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -335,6 +341,274 @@ enum MiaCmd {
         #[arg(long, short)]
         quiet: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum ZipCmd {
+    /// Compress IN into OUT (a strata-zip container: magic, version, model spec, length, CRC-32).
+    ///
+    /// The default model (cm) mixes hashed order-1..8, word, sparse, match and lag-relation
+    /// models; lstm/gru train a recurrent network while coding (DeepZip's adaptive mode: nothing
+    /// is stored but its spec); cm+lstm/cm+gru feed the network's prediction to the mixer.
+    /// The alphabet is detected: DNA packs A/C/G/T to 2 bits (other bytes kept exactly), a file
+    /// of at most 16 distinct byte values is coded in ceil(log2 k) bits per symbol.
+    #[command(after_help = "Models (--model):\n  \
+        cm                          context mixing (default; fastest)\n  \
+        lstm | gru                  a recurrent network alone, trained while coding\n  \
+        cm+lstm | cm+gru            both, mixed\n  \
+        ...:layers=L,hidden=H,bptt=T,lr=R,seed=S   network settings, e.g. cm+lstm:hidden=64\n\n\
+        Examples:\n  \
+        strata zip compress book.txt book.stz\n  \
+        strata zip compress genome.fa genome.stz --model cm+gru:hidden=32\n  \
+        strata zip decompress book.stz book.txt")]
+    Compress {
+        input: PathBuf,
+        output: PathBuf,
+        /// Predictor (see below).
+        #[arg(long, default_value = "cm")]
+        model: String,
+        /// auto, bytes, bits (a packed bit stream: 8 binary symbols per byte) or dna.
+        #[arg(long, value_enum, default_value = "auto")]
+        alphabet: AlphabetArg,
+        /// Streams coded at once (DNA codes bases and other bytes as two); never changes the output.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Overwrite OUT if it exists.
+        #[arg(long)]
+        force: bool,
+        /// Print one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Decompress a strata-zip container; OUT is written only after its CRC-32 verifies.
+    Decompress {
+        input: PathBuf,
+        output: PathBuf,
+        /// Streams decoded at once; the output is the same for any value.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Print a container's header: original length, checksum, alphabet, model.
+    Info { input: PathBuf },
+    /// Write a synthetic source (one symbol per byte) and print its entropy rate.
+    #[command(after_help = "Sources:\n  \
+        iid:alphabet=2,entropy=0.5          i.i.d. with the given entropy (bits/symbol)\n  \
+        markov:alphabet=4,order=2           random order-k Markov chain\n  \
+        xor:k=20                            x[n] = x[n-1] XOR x[n-k] (DeepZip's binary source)\n  \
+        hmm:states=4,alphabet=4             hidden Markov source (entropy rate estimated)\n  \
+        lfib:j=24,k=55,bits=8               lagged Fibonacci x[n] = x[n-j] + x[n-k] mod 2^bits\n\n\
+        Example:\n  strata zip gen xor:k=60 --n 10000000 xor60.bin && strata zip bench xor60.bin")]
+    Gen {
+        /// The source (see below).
+        source: String,
+        output: PathBuf,
+        /// Symbols to generate.
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long)]
+        force: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compress FILES with strata and with gzip -9, bzip2 -9, xz -9e and zstd -19 (those on
+    /// PATH), in the same run: size, bits per byte (base, symbol), speeds, round trip.
+    #[command(
+        after_help = "Example:\n  strata zip bench ../shared/datasets/text/*.txt --out benches/results/zip-text"
+    )]
+    Bench {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "cm")]
+        model: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        alphabet: AlphabetArg,
+        /// Skip the classic compressors.
+        #[arg(long)]
+        no_classic: bool,
+        /// Write bench-zip.json, .csv and .md into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AlphabetArg {
+    Auto,
+    Bytes,
+    Bits,
+    Dna,
+}
+
+impl AlphabetArg {
+    fn choice(self) -> strata_zip::AlphabetChoice {
+        match self {
+            AlphabetArg::Auto => strata_zip::AlphabetChoice::Auto,
+            AlphabetArg::Bytes => strata_zip::AlphabetChoice::Bytes,
+            AlphabetArg::Bits => strata_zip::AlphabetChoice::Bits,
+            AlphabetArg::Dna => strata_zip::AlphabetChoice::Dna,
+        }
+    }
+}
+
+fn zip_options(model: &str, alphabet: AlphabetArg, threads: usize) -> Result<strata_zip::Options> {
+    Ok(strata_zip::Options {
+        model: strata_zip::ModelSpec::parse(model)?,
+        alphabet: alphabet.choice(),
+        threads,
+    })
+}
+
+fn run_zip(which: ZipCmd) -> Result<()> {
+    match which {
+        ZipCmd::Compress {
+            input,
+            output,
+            model,
+            alphabet,
+            threads,
+            force,
+            json,
+            quiet,
+        } => {
+            let opts = zip_options(&model, alphabet, threads)?;
+            let c = zip_cmd::compress_file(&input, &output, &opts, force, quiet || json)?;
+            let bps = 8.0 * c.output_len as f64 / c.symbols.max(1) as f64;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "input": input, "output": output, "original_bytes": c.input_len,
+                        "compressed_bytes": c.output_len, "symbols": c.symbols,
+                        "bits_per_symbol": bps,
+                        "bits_per_byte": 8.0 * c.output_len as f64 / c.input_len.max(1) as f64,
+                        "alphabet": c.alphabet, "model": c.model, "seconds": c.seconds,
+                    })
+                );
+            } else {
+                println!(
+                    "{} -> {}: {} -> {} bytes, {:.4} bits/symbol ({} symbols, {}), model {}, {:.2} s ({:.1} KB/s)",
+                    input.display(), output.display(), c.input_len, c.output_len, bps,
+                    c.symbols, c.alphabet, c.model, c.seconds,
+                    c.input_len as f64 / 1000.0 / c.seconds.max(1e-9)
+                );
+            }
+            Ok(())
+        }
+        ZipCmd::Decompress {
+            input,
+            output,
+            threads,
+            force,
+            json,
+            quiet,
+        } => {
+            let (packed, len, secs) =
+                zip_cmd::decompress_file(&input, &output, threads, force, quiet || json)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"input": input, "output": output,
+                        "compressed_bytes": packed, "original_bytes": len, "seconds": secs,
+                        "checksum": "ok"})
+                );
+            } else {
+                println!(
+                    "{} -> {}: {} -> {} bytes, CRC-32 ok, {:.2} s ({:.1} KB/s)",
+                    input.display(),
+                    output.display(),
+                    packed,
+                    len,
+                    secs,
+                    len as f64 / 1000.0 / secs.max(1e-9)
+                );
+            }
+            Ok(())
+        }
+        ZipCmd::Info { input } => {
+            let i = zip_cmd::info_file(&input)?;
+            println!("file:         {}", input.display());
+            println!("original:     {} bytes", i.original_len);
+            println!("crc32:        {:08x}", i.crc32);
+            println!("header:       {} bytes", i.header_len);
+            match (i.alphabet, i.model) {
+                (Some(a), Some(m)) => {
+                    println!("alphabet:     {}", a.name());
+                    println!("model:        {}", m.name());
+                }
+                _ => println!("method:       stored (the model could not shrink it)"),
+            }
+            Ok(())
+        }
+        ZipCmd::Gen {
+            source,
+            output,
+            n,
+            seed,
+            force,
+            json,
+        } => {
+            let g = zip_cmd::gen_file(&source, n, seed, &output, force)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"source": source, "output": output, "symbols": n,
+                        "alphabet": g.alphabet, "entropy_rate": g.entropy_rate,
+                        "entropy_rate_exact": g.exact, "total_bits": g.total_bits, "seed": seed})
+                );
+            } else {
+                println!(
+                    "{}: {} symbols over {} letters, entropy rate {:.6} bits/symbol ({}), {:.0} bits in all",
+                    output.display(), n, g.alphabet, g.entropy_rate,
+                    if g.exact { "exact" } else { "estimated" }, g.total_bits
+                );
+            }
+            Ok(())
+        }
+        ZipCmd::Bench {
+            files,
+            model,
+            alphabet,
+            no_classic,
+            out,
+            json,
+            quiet,
+        } => {
+            let args = zip_cmd::BenchArgs {
+                files,
+                opts: zip_options(&model, alphabet, 2)?,
+                classic: !no_classic,
+                quiet: quiet || json,
+            };
+            let rows = zip_cmd::bench(&args)?;
+            let md = zip_cmd::bench::markdown(&rows);
+            if let Some(dir) = &out {
+                std::fs::create_dir_all(dir)?;
+                strata_report::write_atomic(
+                    &dir.join("bench-zip.csv"),
+                    zip_cmd::bench::csv(&rows).as_bytes(),
+                )?;
+            }
+            if rows.iter().any(|r| r.round_trip == Some(false)) {
+                emit_bench("bench-zip", out.as_deref(), json, &rows, &md)?;
+                bail!("a round trip FAILED (see the table)");
+            }
+            emit_bench("bench-zip", out.as_deref(), json, &rows, &md)
+        }
+    }
 }
 
 /// Options shared by `strata run` and `strata quickstart`.
@@ -966,6 +1240,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Zip { which } => run_zip(which),
         Cmd::Bench {
             which: BenchCmd::BinaryGemm { repeat, out, json },
         } => {

@@ -1,0 +1,266 @@
+//! `strata zip bench`: strata-zip beside gzip -9, bzip2 -9, xz -9e and zstd -19 on the same
+//! files in the same run: compressed size, bits per byte (per base for DNA, per symbol for small
+//! alphabets), compression and decompression speed, and a round-trip check of strata's output.
+
+use super::files::symbol_count;
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use strata_zip::Options;
+
+/// What to benchmark.
+pub struct BenchArgs {
+    pub files: Vec<PathBuf>,
+    pub opts: Options,
+    /// Also run the classic compressors found on PATH.
+    pub classic: bool,
+    pub quiet: bool,
+}
+
+/// One compressor on one file.
+#[derive(Serialize, Clone)]
+pub struct Row {
+    pub file: String,
+    pub original_bytes: u64,
+    /// "byte", "base" or "symbol": what `bits_per_unit` counts.
+    pub unit: String,
+    pub units: u64,
+    pub compressor: String,
+    pub compressed_bytes: u64,
+    pub bits_per_unit: f64,
+    pub compress_kb_s: f64,
+    pub decompress_kb_s: Option<f64>,
+    /// Whether decompression gave back the input (strata only; classic tools are trusted).
+    pub round_trip: Option<bool>,
+}
+
+/// Classic compressors: name, program, arguments to compress stdin to stdout, to decompress.
+const CLASSIC: [(&str, &str, &[&str], &[&str]); 4] = [
+    ("gzip -9", "gzip", &["-9", "-c"], &["-d", "-c"]),
+    ("bzip2 -9", "bzip2", &["-9", "-c"], &["-d", "-c"]),
+    ("xz -9e", "xz", &["-9e", "-c", "-T1"], &["-d", "-c"]),
+    (
+        "zstd -19",
+        "zstd",
+        &["-19", "-c", "-q"],
+        &["-d", "-c", "-q"],
+    ),
+];
+
+fn program_exists(p: &str) -> bool {
+    Command::new(p)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn pipe(program: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot run {program}"))?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let data = input.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output()?;
+    let _ = writer.join();
+    if !out.status.success() {
+        bail!("{program} failed ({})", out.status);
+    }
+    Ok(out.stdout)
+}
+
+fn kb_s(bytes: u64, seconds: f64) -> f64 {
+    bytes as f64 / 1000.0 / seconds.max(1e-9)
+}
+
+/// Runs the benchmark; prints one line per result as it comes unless `quiet`.
+pub fn bench(args: &BenchArgs) -> Result<Vec<Row>> {
+    if args.files.is_empty() {
+        bail!("no files given: strata zip bench FILE...");
+    }
+    let classic: Vec<_> = if args.classic {
+        CLASSIC.iter().filter(|c| program_exists(c.1)).collect()
+    } else {
+        Vec::new()
+    };
+    let mut rows = Vec::new();
+    for path in &args.files {
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let alphabet = strata_zip::alphabet::detect(&data, args.opts.alphabet);
+        let units = symbol_count(&data, &alphabet);
+        let unit = match alphabet {
+            strata_zip::Alphabet::Dna => "base",
+            strata_zip::Alphabet::Symbols(_) => "symbol",
+            strata_zip::Alphabet::Bits | strata_zip::Alphabet::Bytes => "byte",
+        };
+        let units = if unit == "byte" {
+            data.len() as u64
+        } else {
+            units
+        };
+        let name = file_label(path);
+        let row = |compressor: String, size: u64, c: f64, d: Option<f64>, rt: Option<bool>| Row {
+            file: name.clone(),
+            original_bytes: data.len() as u64,
+            unit: unit.into(),
+            units,
+            compressor,
+            compressed_bytes: size,
+            bits_per_unit: 8.0 * size as f64 / units.max(1) as f64,
+            compress_kb_s: kb_s(data.len() as u64, c),
+            decompress_kb_s: d.map(|d| kb_s(data.len() as u64, d)),
+            round_trip: rt,
+        };
+        let t = Instant::now();
+        let packed = strata_zip::compress(&data, &args.opts)?;
+        let c = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let back = strata_zip::decompress(&packed);
+        let d = t.elapsed().as_secs_f64();
+        let ok = matches!(&back, Ok(b) if *b == data);
+        let r = row(
+            format!("strata {}", args.opts.model.name()),
+            packed.len() as u64,
+            c,
+            Some(d),
+            Some(ok),
+        );
+        report(&r, args.quiet);
+        rows.push(r);
+        for (label, program, cargs, dargs) in &classic {
+            let t = Instant::now();
+            let out = pipe(program, cargs, &data)?;
+            let c = t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let back = pipe(program, dargs, &out)?;
+            let d = t.elapsed().as_secs_f64();
+            let r = row(
+                label.to_string(),
+                out.len() as u64,
+                c,
+                Some(d),
+                Some(back == data),
+            );
+            report(&r, args.quiet);
+            rows.push(r);
+        }
+    }
+    Ok(rows)
+}
+
+fn file_label(p: &Path) -> String {
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| p.display().to_string())
+}
+
+fn report(r: &Row, quiet: bool) {
+    if !quiet {
+        eprintln!(
+            "  {:<24} {:<34} {:>10} bytes  {:.4} bits/{}",
+            r.file, r.compressor, r.compressed_bytes, r.bits_per_unit, r.unit
+        );
+    }
+}
+
+/// Per compressor over all files: total compressed bytes and bits per original byte.
+pub fn totals(rows: &[Row]) -> Vec<(String, u64, u64, f64, f64)> {
+    let mut out: Vec<(String, u64, u64, f64, f64)> = Vec::new();
+    for r in rows {
+        let secs = r.original_bytes as f64 / 1000.0 / r.compress_kb_s.max(1e-12);
+        match out.iter_mut().find(|t| t.0 == r.compressor) {
+            Some(t) => {
+                t.1 += r.original_bytes;
+                t.2 += r.compressed_bytes;
+                t.4 += secs;
+            }
+            None => out.push((
+                r.compressor.clone(),
+                r.original_bytes,
+                r.compressed_bytes,
+                0.0,
+                secs,
+            )),
+        }
+    }
+    for t in &mut out {
+        t.3 = 8.0 * t.2 as f64 / t.1.max(1) as f64;
+    }
+    out
+}
+
+/// The results as a Markdown table (also what the terminal shows), with totals.
+pub fn markdown(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| file | original | compressor | compressed | bits/unit | compress KB/s | decompress KB/s | round trip |\n\
+         |---|---:|---|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        s += &format!(
+            "| {} | {} | {} | {} | {:.4} /{} | {:.1} | {} | {} |\n",
+            r.file,
+            r.original_bytes,
+            r.compressor,
+            r.compressed_bytes,
+            r.bits_per_unit,
+            r.unit,
+            r.compress_kb_s,
+            r.decompress_kb_s
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_default(),
+            match r.round_trip {
+                Some(true) => "ok",
+                Some(false) => "FAILED",
+                None => "",
+            }
+        );
+    }
+    let files = rows
+        .iter()
+        .map(|r| r.file.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    if files > 1 {
+        s += "\n| all files | original | compressed | bits/byte | compress KB/s |\n|---|---:|---:|---:|---:|\n";
+        for (name, orig, comp, bpb, secs) in totals(rows) {
+            s += &format!(
+                "| {name} | {orig} | {comp} | {bpb:.4} | {:.1} |\n",
+                kb_s(orig, secs)
+            );
+        }
+    }
+    s
+}
+
+/// The results as CSV.
+pub fn csv(rows: &[Row]) -> String {
+    let mut s = String::from("file,original_bytes,unit,units,compressor,compressed_bytes,bits_per_unit,compress_kb_s,decompress_kb_s,round_trip\n");
+    for r in rows {
+        s += &format!(
+            "{},{},{},{},{},{},{:.6},{:.3},{},{}\n",
+            r.file,
+            r.original_bytes,
+            r.unit,
+            r.units,
+            r.compressor,
+            r.compressed_bytes,
+            r.bits_per_unit,
+            r.compress_kb_s,
+            r.decompress_kb_s
+                .map(|v| format!("{v:.3}"))
+                .unwrap_or_default(),
+            r.round_trip.map(|b| b.to_string()).unwrap_or_default()
+        );
+    }
+    s
+}
