@@ -72,6 +72,7 @@ pub struct Mixer {
     n: usize,
     selected: usize,
     lr: i32,
+    updates: u64,
     dot: i32,
     pr: u32,
 }
@@ -85,6 +86,7 @@ impl Mixer {
             n,
             selected: 0,
             lr,
+            updates: 0,
             dot: 0,
             pr: 2048,
         }
@@ -118,7 +120,12 @@ impl Mixer {
 
     /// Trains the weight set used by the last [`Mixer::mix`] on `bit`, and clears the inputs.
     pub fn update(&mut self, bit: u32) {
-        let err = (((bit as i32) << 12) - self.pr as i32) * self.lr;
+        // A larger rate while the weights are far from trained, falling to `lr`: the first
+        // thousands of bits then cost less without making the settled mixer noisy.
+        const K: u64 = 1 << 16;
+        self.updates += 1;
+        let boost = (self.lr as u64 * 16 * 3 * K / (K + self.updates)) as i32;
+        let err = ((((bit as i32) << 12) - self.pr as i32) * (self.lr * 16 + boost)) >> 4;
         let w = &mut self.weights[self.selected..self.selected + self.n];
         for (&x, w) in self.inputs.iter().zip(w.iter_mut()) {
             *w += (x * err + (1 << 13)) >> 14;

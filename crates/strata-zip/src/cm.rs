@@ -53,7 +53,8 @@ pub struct Cm {
     final_mixer: Mixer,
     apm1: Apm,
     apm2: Apm,
-    apm_cx: [usize; 2],
+    apm3: Apm,
+    apm_cx: [usize; 3],
     pr_mix: u32,
     hist: Vec<u8>,
     partial: u32,
@@ -84,7 +85,13 @@ impl Cm {
         };
         let inputs = nctx * 4 + NO_CONTEXT_INPUTS + if neural.is_some() { 2 } else { 0 };
         let (match_min, match_bits) = match (&cfg.flavor, width) {
-            (Flavor::Bytes, _) => (6, 20),
+            (Flavor::Bytes, _) => (
+                std::env::var("STZ_ML")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(6),
+                22,
+            ),
             (_, 1) => (32, 22),
             (Flavor::Symbols { dna: true, .. }, _) => (24, 22),
             _ => (16, 22),
@@ -122,7 +129,8 @@ impl Cm {
             final_mixer: Mixer::new(6, 1 << width.min(8), 2, 1 << 14),
             apm1: Apm::new(1 << (2 * width + 1), 7),
             apm2: Apm::new(1 << 16, 7),
-            apm_cx: [0; 2],
+            apm3: Apm::new(1 << 16, 7),
+            apm_cx: [0; 3],
             pr_mix: 2048,
             hist: Vec::new(),
             partial: 1,
@@ -217,11 +225,8 @@ impl Cm {
         self.pr_mix = p0;
         let p1 = self.apm1.p(p0, self.apm_cx[0] | self.partial as usize);
         let p2 = self.apm2.p(p0, self.apm_cx[1]);
-        let wv: u32 = std::env::var("STZ_W")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
-        let p = (wv * p0 + (4 - wv) * ((p1 + p2) >> 1) + 2) >> 2;
+        let p3 = self.apm3.p(p0, self.apm_cx[2]);
+        let p = (p0 + p1 + p2 + p3 + 2) >> 2;
         // 12-bit to 16-bit for the coder, kept away from 0 and 65536.
         (p << 4).clamp(16, 65520)
     }
@@ -239,6 +244,7 @@ impl Cm {
         self.final_mixer.update(bit);
         self.apm1.update(bit);
         self.apm2.update(bit);
+        self.apm3.update(bit);
         self.matcher.update(bit);
         if let Some(r) = &mut self.relation {
             r.update(bit);
@@ -302,6 +308,10 @@ impl Cm {
         };
         self.selectors[4] = if w >= 5 { c2 } else { (c3 << w) | c2 };
         self.apm_cx[0] = c1.min(255) << (w + 1).min(9);
+        self.apm_cx[2] = (hash2(
+            self.hashes.get(2).copied().unwrap_or(0),
+            self.partial as u64,
+        ) & 0xffff) as usize;
         self.apm_cx[1] = match self.flavor {
             Flavor::Bytes => {
                 (hash2(c1 as u64 | (c2 as u64) << 8, self.partial as u64) & 0xffff) as usize

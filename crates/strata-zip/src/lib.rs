@@ -368,10 +368,10 @@ fn ceil_log2(n: usize) -> u32 {
 
 fn predictor(spec: &ModelSpec, width: u32, flavor: Flavor, symbols: usize) -> Predictor {
     let table_bits = match flavor {
-        Flavor::Bytes => ceil_log2(symbols) + 5,
+        Flavor::Bytes => ceil_log2(symbols) + 6,
         _ => ceil_log2(symbols.saturating_mul(width as usize)) + 3,
     }
-    .clamp(16, 25);
+    .clamp(16, 26);
     let limit = match flavor {
         Flavor::Bytes => std::env::var("STZ_LIMIT")
             .ok()

@@ -64,6 +64,10 @@ impl ModelSpec {
             },
             ..ModelSpec::default()
         };
+        // Measured on text: LSTMs learn fastest online near 1e-2; GRUs grow unstable there.
+        if m.cell() == Some(Cell::Lstm) {
+            m.lr = 0.01;
+        }
         for kv in params.split(',').filter(|p| !p.trim().is_empty()) {
             let (k, v) = kv.split_once('=').ok_or_else(|| {
                 ZipError::InvalidModel(format!("{kv:?} is not KEY=VALUE; use {MODEL_HELP}"))

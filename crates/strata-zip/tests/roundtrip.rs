@@ -101,7 +101,9 @@ fn text_dna_binary_and_small_alphabets_round_trip_and_shrink() {
     assert!((c.len() as f64) * 8.0 < 2.0 * 30_000.0, "dna {}", c.len());
 
     // A binary source (0/1 bytes): coded one bit per symbol.
-    let bits: Vec<u8> = (0..20_000).map(|_| rng(&mut s).is_multiple_of(8) as u8).collect();
+    let bits: Vec<u8> = (0..20_000)
+        .map(|_| rng(&mut s).is_multiple_of(8) as u8)
+        .collect();
     let c = round_trip(&bits, &opts("cm"));
     // Entropy h(1/8) = 0.544 bits/symbol; allow the model's learning cost.
     assert!((c.len() as f64) * 8.0 < 0.6 * 20_000.0, "bits {}", c.len());
