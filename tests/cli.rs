@@ -2,23 +2,12 @@
 #![allow(clippy::needless_range_loop)] // reference code indexes like the formulas it transcribes
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use strata_data::npy;
 use strata_data::rng::Rng;
 
-fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("the strata binary runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{last_json, scratch, stdout, strata};
 
 fn write_npy(path: &Path, rows: usize, cols: usize, data: &[f32]) {
     let mut v = Vec::new();
@@ -69,10 +58,6 @@ fn reference_linear_cka(x: &[f32], y: &[f32], n: usize) -> f64 {
         s
     };
     cross(&x, &y) / (cross(&x, &x) * cross(&y, &y)).sqrt()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn stderr(o: &Output) -> String {
@@ -218,12 +203,6 @@ fn run_spec(dir: &Path, name: &str, text: &str, extra: &[&str]) -> Output {
     ];
     args.extend_from_slice(extra);
     strata(&args)
-}
-
-fn last_json(o: &Output) -> serde_json::Value {
-    let text = stdout(o);
-    let line = text.lines().last().unwrap_or_default().to_string();
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
 #[test]

@@ -1,28 +1,8 @@
 //! End-to-end tests of `strata mia audit`: real networks trained on the embedded digits, the
 //! JSON contract, the report folder, determinism, and one-line errors.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
-
-fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("the strata binary runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-mia-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn last_json(o: &Output) -> serde_json::Value {
-    let out = String::from_utf8_lossy(&o.stdout);
-    let line = out.lines().last().expect("stdout has a line");
-    serde_json::from_str(line).expect("the last line is JSON")
-}
+mod common;
+use common::{last_json, scratch, strata};
 
 /// A small pool trained to memorize: 100 members, 100 non-members, 100 epochs.
 #[rustfmt::skip]

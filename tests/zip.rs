@@ -2,30 +2,14 @@
 //! sources, the benchmark's JSON, and the file-safety rules (one error line, non-zero exit, no
 //! output left behind, nothing overwritten without --force, inputs untouched).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-fn strata(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .expect("the strata binary runs")
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("strata-zip-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::{last_json, scratch, strata};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-fn last_json(o: &Output) -> serde_json::Value {
-    let out = String::from_utf8_lossy(&o.stdout);
-    serde_json::from_str(out.lines().last().expect("a line")).expect("JSON")
 }
 
 fn fails_with_one_line(o: &Output, needle: &str) {

@@ -55,7 +55,6 @@ pub struct Cm {
     apm2: Apm,
     apm3: Apm,
     apm_cx: [usize; 3],
-    pr_mix: u32,
     hist: Vec<u8>,
     partial: u32,
     done: u32,
@@ -67,12 +66,8 @@ pub struct Cm {
 
 const NO_CONTEXT_INPUTS: usize = 4;
 
-fn lr() -> i32 {
-    std::env::var("STZ_LR")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
-}
+/// Mixer learning rate (measured best of 1-16 on the five benchmark texts).
+const MIXER_LR: i32 = 2;
 
 impl Cm {
     /// A fresh predictor; `neural` (if any) is mixed in as two more inputs.
@@ -85,13 +80,7 @@ impl Cm {
         };
         let inputs = nctx * 4 + NO_CONTEXT_INPUTS + if neural.is_some() { 2 } else { 0 };
         let (match_min, match_bits) = match (&cfg.flavor, width) {
-            (Flavor::Bytes, _) => (
-                std::env::var("STZ_ML")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(6),
-                22,
-            ),
+            (Flavor::Bytes, _) => (6, 22),
             (_, 1) => (32, 22),
             (Flavor::Symbols { dna: true, .. }, _) => (24, 22),
             _ => (16, 22),
@@ -122,7 +111,7 @@ impl Cm {
             neural,
             mixers: sel_sizes
                 .iter()
-                .map(|&s| Mixer::new(inputs, s, lr(), (1 << 16) / inputs as i32))
+                .map(|&s| Mixer::new(inputs, s, MIXER_LR, (1 << 16) / inputs as i32))
                 .collect(),
             selectors: [0; 5],
             last_mix: vec![0; 5],
@@ -131,7 +120,6 @@ impl Cm {
             apm2: Apm::new(1 << 16, 7),
             apm3: Apm::new(1 << 16, 7),
             apm_cx: [0; 3],
-            pr_mix: 2048,
             hist: Vec::new(),
             partial: 1,
             done: 0,
@@ -222,7 +210,6 @@ impl Cm {
         let x = self.final_mixer.mix(self.partial as usize);
         self.last_mix = inputs;
         let p0 = squash(x);
-        self.pr_mix = p0;
         let p1 = self.apm1.p(p0, self.apm_cx[0] | self.partial as usize);
         let p2 = self.apm2.p(p0, self.apm_cx[1]);
         let p3 = self.apm3.p(p0, self.apm_cx[2]);
@@ -274,8 +261,7 @@ impl Cm {
 
     fn partial_in_group(&self) -> usize {
         // The bits of the current group with a leading 1: 1..2^group - 1.
-        let in_group = self.done % self.group;
-        ((1u32 << in_group) | (self.partial & ((1 << in_group) - 1))) as usize
+        slot_in_group(self.partial, self.done, self.group)
     }
 
     fn refresh_buckets(&mut self) {
@@ -423,12 +409,19 @@ impl Cm {
                     base = self.table.bucket(hash2(h, partial as u64));
                 }
                 let bit = (sym >> (self.width - 1 - d)) & 1;
-                let in_group = d % self.group;
-                let within = ((1u32 << in_group) | (partial & ((1 << in_group) - 1))) as usize;
+                let within = slot_in_group(partial, d, self.group);
                 self.table.update(base + within, bit);
                 partial = (partial << 1) | bit;
             }
         }
         self.ir_updates = updates;
     }
+}
+
+/// The slot of a bucket for the next bit: the bits of the current group coded so far (`done`
+/// bits of the symbol, `partial` with a leading 1), with a leading 1: 1..2^group - 1.
+#[inline]
+fn slot_in_group(partial: u32, done: u32, group: u32) -> usize {
+    let in_group = done % group;
+    ((1u32 << in_group) | (partial & ((1 << in_group) - 1))) as usize
 }

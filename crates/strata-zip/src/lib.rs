@@ -373,10 +373,7 @@ fn predictor(spec: &ModelSpec, width: u32, flavor: Flavor, symbols: usize) -> Pr
     }
     .clamp(16, 26);
     let limit = match flavor {
-        Flavor::Bytes => std::env::var("STZ_LIMIT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(60),
+        Flavor::Bytes => 60,
         _ => 255,
     };
     let neural = spec

@@ -84,13 +84,9 @@ impl Matcher {
     /// Logit input for the next bit, given the bits of the current symbol so far (`partial`
     /// with a leading 1, `done` bits of it), or 0 when there is no match or it was contradicted.
     pub fn input(&mut self, partial: u32, done: u32) -> i32 {
-        let ctx = match self.expected {
-            Some(e) if (e | (1 << self.width)) >> (self.width - done) == partial => {
-                let bit = (e >> (self.width - 1 - done)) & 1;
-                let l = self.len.min(63);
-                (l * 2 + bit as usize).max(2)
-            }
-            _ => 0,
+        let ctx = match expected_bit(self.expected, self.width, partial, done) {
+            Some(bit) => (self.len.min(63) * 2 + bit as usize).max(2),
+            None => 0,
         };
         if ctx == 0 {
             self.sm.p(0);
@@ -103,4 +99,18 @@ impl Matcher {
     pub fn update(&mut self, bit: u32) {
         self.sm.update(bit);
     }
+}
+
+/// The next bit of the symbol `expected` (of `width` bits), or None when there is no expected
+/// symbol or the current symbol's bits so far (`partial` with a leading 1, `done` bits of it)
+/// already departed from it.
+#[inline]
+pub(crate) fn expected_bit(
+    expected: Option<u32>,
+    width: u32,
+    partial: u32,
+    done: u32,
+) -> Option<u32> {
+    let e = expected?;
+    ((e | (1 << width)) >> (width - done) == partial).then(|| (e >> (width - 1 - done)) & 1)
 }

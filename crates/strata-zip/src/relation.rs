@@ -9,6 +9,7 @@
 
 use crate::adaptive::StateMap;
 use crate::logistic::stretch;
+use crate::matcher::expected_bit;
 
 /// Scans lag pairs up to `max_lag` on every `stride`-th symbol and predicts with the best.
 pub struct Relation {
@@ -102,12 +103,9 @@ impl Relation {
     /// Logit input for the next bit of the current symbol (`partial` with a leading 1, `done`
     /// bits known), 0 when no relation is chosen or the symbol already departed from it.
     pub fn input(&mut self, partial: u32, done: u32) -> i32 {
-        let ctx = match self.expected {
-            Some(e) if (e | (1 << self.width)) >> (self.width - done) == partial => {
-                let bit = (e >> (self.width - 1 - done)) & 1;
-                1 + self.confidence.min(16) * 2 + bit as usize
-            }
-            _ => 0,
+        let ctx = match expected_bit(self.expected, self.width, partial, done) {
+            Some(bit) => 1 + self.confidence.min(16) * 2 + bit as usize,
+            None => 0,
         };
         let p = self.sm.p(ctx);
         if ctx == 0 {

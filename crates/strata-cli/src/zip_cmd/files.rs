@@ -82,8 +82,7 @@ pub fn symbol_count(data: &[u8], a: &Alphabet) -> u64 {
             .iter()
             .filter(|b| matches!(b, b'A' | b'C' | b'G' | b'T'))
             .count() as u64,
-        Alphabet::Bits => data.len() as u64 * 8,
-        _ => data.len() as u64,
+        a => strata_zip::alphabet::symbol_count(data.len() as u64, a),
     }
 }
 
