@@ -811,3 +811,47 @@ fn reports_with_a_baseline_measure() {
         stderr(&o)
     );
 }
+
+/// `strata gpu info` exits 0 on any machine; `--device cuda` without a GPU is one clear error
+/// line; `auto` gives the CPU's answer where there is no GPU.
+#[test]
+fn gpu_info_and_device_choice_behave_on_any_machine() {
+    let info = strata(&["gpu", "info", "--json"]);
+    assert!(info.status.success(), "{}", stderr(&info));
+    let v = last_json(&info);
+    let status = v["status"].as_str().expect("status");
+    assert!(["no_driver", "devices", "error"].contains(&status), "{v}");
+    let check = strata(&["gpu", "check", "--seed", "3"]);
+    if status != "devices" {
+        assert!(check.status.success(), "{}", stderr(&check));
+        assert!(stdout(&check).starts_with("skipped:"), "{}", stdout(&check));
+    }
+    let dir = scratch("gpu-device");
+    let (a, b) = (dir.join("a.npy"), dir.join("b.npy"));
+    let mut r = strata_data::rng::Rng::new(5);
+    let x: Vec<f32> = (0..40 * 6).map(|_| r.normal() as f32).collect();
+    let y: Vec<f32> = (0..40 * 9).map(|_| r.normal() as f32).collect();
+    write_npy(&a, 40, 6, &x);
+    write_npy(&b, 40, 9, &y);
+    let (sa, sb) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let cpu = strata(&["cka", sa, sb, "--device", "cpu", "--json"]);
+    let auto = strata(&["cka", sa, sb, "--device", "auto", "--json"]);
+    assert!(cpu.status.success() && auto.status.success());
+    let (vc, va) = (last_json(&cpu), last_json(&auto));
+    let (c, g) = (vc["cka"].as_f64(), va["cka"].as_f64());
+    let (c, g) = (c.expect("cka value"), g.expect("cka value"));
+    assert!((c - g).abs() <= 1e-5 * c.abs(), "cpu {c} vs auto {g}");
+    if status == "no_driver" {
+        let cuda = strata(&["cka", sa, sb, "--device", "cuda"]);
+        assert!(!cuda.status.success());
+        let e = stderr(&cuda);
+        assert_eq!(e.lines().count(), 1, "{e}");
+        assert!(
+            e.contains("no CUDA driver found") && e.contains("--device cpu"),
+            "{e}"
+        );
+        let rbf = strata(&["cka", sa, sb, "--kernel", "rbf", "--device", "cuda"]);
+        assert!(!rbf.status.success());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

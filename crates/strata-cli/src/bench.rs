@@ -339,6 +339,8 @@ fn stream_inner(args: &BenchCkaArgs, path: &Path, n: usize, p: usize) -> Result<
         layers_a: Some(vec!["a".into()]),
         layers_b: Some(vec!["b".into()]),
         quiet: args.quiet,
+        // This benchmark measures the CPU path's streaming memory.
+        device: strata_gpu::DeviceChoice::Cpu,
     })?;
     Ok(StreamResult {
         n,

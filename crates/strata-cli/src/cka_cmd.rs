@@ -7,7 +7,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use strata_data::Activations;
-use strata_sim::{cka_all_pairs, CkaMatrix, Estimator, Kernel, MinibatchCka};
+use strata_sim::{cka_all_pairs_on, CkaMatrix, Estimator, Kernel, MinibatchCka};
 
 /// What to compare and how.
 #[derive(Clone, Debug)]
@@ -24,6 +24,8 @@ pub struct CkaArgs {
     pub layers_b: Option<Vec<String>>,
     /// No progress bars.
     pub quiet: bool,
+    /// Where linear CKA runs (`auto`: the GPU when present).
+    pub device: strata_gpu::DeviceChoice,
 }
 
 /// A computed CKA matrix with what produced it.
@@ -187,10 +189,19 @@ fn full(
     };
     let pb = progress::bar(0, "CKA", "pairs", args.quiet);
     let pb2 = pb.clone();
-    let m = cka_all_pairs(a, b, args.kernel, estimator, &move |done, total| {
-        pb2.set_length(total);
-        pb2.set_position(done);
-    })?;
+    let backend =
+        crate::gpu_cmd::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
+    let m = cka_all_pairs_on(
+        &*backend,
+        a,
+        b,
+        args.kernel,
+        estimator,
+        &move |done, total| {
+            pb2.set_length(total);
+            pb2.set_position(done);
+        },
+    )?;
     pb.finish_and_clear();
     Ok(m)
 }
@@ -204,6 +215,8 @@ fn minibatch(
     bs: usize,
     args: &CkaArgs,
 ) -> Result<CkaMatrix> {
+    let backend =
+        crate::gpu_cmd::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
     let mut acc = MinibatchCka::new(ia.len(), ib.len(), args.kernel, same);
     let mut ra = fa.batches(ia, bs)?;
     let mut rb = if same {
@@ -236,7 +249,7 @@ fn minibatch(
                 args.b.display()
             );
         }
-        acc.update(a, b)?;
+        acc.update_on(&*backend, a, b)?;
         pb.inc(rows as u64);
     }
     pb.finish_and_clear();

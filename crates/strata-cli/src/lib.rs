@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod cka_cmd;
+pub mod gpu_cmd;
 pub mod measure_cmd;
 pub mod mia;
 pub mod progress;

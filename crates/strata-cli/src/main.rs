@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_cli::analysis::{self, RunArgs};
-use strata_cli::{bench, cka_cmd, measure_cmd, mia, train_cmd, zip_cmd};
+use strata_cli::{bench, cka_cmd, gpu_cmd, measure_cmd, mia, train_cmd, zip_cmd};
 use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -115,9 +115,20 @@ enum Cmd {
         /// Also write cka.csv, cka.parquet, cka.json, heatmap.png and heatmap.svg into DIR.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Where linear CKA runs: cpu, cuda (an error without a GPU) or auto (the GPU when
+        /// present). The RBF kernel and the baseline measures run on the CPU.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
         /// No progress bars.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// CUDA GPUs: what this machine has (`info`), and whether the GPU paths agree with the
+    /// CPU on it (`check`). Every command runs without a GPU; `--device auto` uses one when
+    /// present.
+    Gpu {
+        #[command(subcommand)]
+        which: GpuCmd,
     },
     /// List the layers of an activation file: name, shape, features, examples.
     Layers {
@@ -199,6 +210,10 @@ enum Cmd {
         limit: Option<usize>,
         #[arg(long, value_enum, default_value = "float")]
         engine: EngineArg,
+        /// Where the packed engine's binary layers run: cpu, cuda or auto (the GPU when
+        /// present; its tensor-core kernel on compute capability 8.0 and newer).
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
         #[arg(long)]
         json: bool,
     },
@@ -653,7 +668,33 @@ enum BenchCmd {
         /// Timed repetitions (the best is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// cpu: packed kernel vs faer on the CPU. cuda: the XOR and tensor-core kernels vs
+        /// cuBLAS SGEMM, at 8192^3 and the MLP's shapes (written as bench-binary-gemm-cuda).
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
         /// Write bench-binary-gemm.json and .md into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// All-pairs linear CKA on the GPU: end to end vs the bare cuBLAS SGEMMs it needs, TF32
+    /// vs f32, and the CPU path on the same data (needs a GPU).
+    Gram {
+        /// Examples.
+        #[arg(long, default_value_t = 20000)]
+        n: usize,
+        /// Layer widths of each of the two models.
+        #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048,4096")]
+        widths: Vec<usize>,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Skip the CPU timing.
+        #[arg(long)]
+        no_cpu: bool,
+        #[arg(long, value_enum, default_value = "cuda")]
+        device: DeviceArg,
+        /// Write bench-gram-cuda.json and .md into DIR.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
         #[arg(long)]
@@ -747,6 +788,42 @@ impl ScheduleArg {
                 every: (epochs / 3).max(1),
                 gamma: 0.1,
             },
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum GpuCmd {
+    /// The CUDA devices, driver and libraries found; "no CUDA driver found" (exit 0) elsewhere.
+    Info {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Binary GEMM (both kernels, device and CPU packing) and linear CKA (biased, debiased,
+    /// features and Gram forms) on the GPU against the CPU, on random inputs of awkward sizes:
+    /// integers must be equal, CKA within 1e-5 relative. Prints a skip notice without a GPU.
+    Check {
+        /// Seed for the random inputs [default: from the clock].
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl DeviceArg {
+    fn choice(self) -> strata_gpu::DeviceChoice {
+        match self {
+            DeviceArg::Cpu => strata_gpu::DeviceChoice::Cpu,
+            DeviceArg::Cuda => strata_gpu::DeviceChoice::Cuda,
+            DeviceArg::Auto => strata_gpu::DeviceChoice::Auto,
         }
     }
 }
@@ -935,6 +1012,7 @@ fn run(cli: Cli) -> Result<()> {
             layers_b,
             json,
             out,
+            device,
             quiet,
             ..
         } => {
@@ -962,6 +1040,7 @@ fn run(cli: Cli) -> Result<()> {
                 layers_a,
                 layers_b,
                 quiet: quiet || json,
+                device: device.choice(),
             })?;
             if res.is_single() && res.matrix.values[0][0].is_none() {
                 bail!("CKA is undefined: {}", res.warnings().join("; "));
@@ -1082,6 +1161,7 @@ fn run(cli: Cli) -> Result<()> {
             split,
             limit,
             engine,
+            device,
             json,
         } => {
             let ex = train_cmd::Examples {
@@ -1090,7 +1170,12 @@ fn run(cli: Cli) -> Result<()> {
                 split: &split,
                 limit,
             };
-            let v = train_cmd::eval(&model, ex, engine == EngineArg::Packed)?;
+            let gpu = if engine == EngineArg::Packed {
+                gpu_cmd::binary_backend(device.choice(), json)?
+            } else {
+                None
+            };
+            let v = train_cmd::eval(&model, ex, engine == EngineArg::Packed, gpu.as_ref())?;
             if json {
                 println!("{v}");
             } else {
@@ -1103,6 +1188,18 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Cmd::Gpu { which } => match which {
+            GpuCmd::Info { json } => gpu_cmd::info(json),
+            GpuCmd::Check { seed, json } => {
+                let seed = seed.unwrap_or_else(|| {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos() as u64)
+                        .unwrap_or(1)
+                });
+                gpu_cmd::check(seed, json)
+            }
+        },
         Cmd::Collect {
             model,
             data,
@@ -1242,7 +1339,49 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Zip { which } => run_zip(which),
         Cmd::Bench {
-            which: BenchCmd::BinaryGemm { repeat, out, json },
+            which:
+                BenchCmd::BinaryGemm {
+                    repeat,
+                    device,
+                    out,
+                    json,
+                },
+        } if device != DeviceArg::Cpu => {
+            let Some(gpu) = gpu_cmd::resolve(device.choice(), json)? else {
+                bail!("no GPU found: use --device cpu for the CPU benchmark");
+            };
+            let mut shapes = vec![("square".to_string(), 8192, 8192, 8192)];
+            shapes.extend(bench::binary_gemm_shapes());
+            let rows = strata_gpu::bench::binary_gemm(gpu.clone(), &shapes, repeat)?;
+            let rec = gpu_cmd::record(&gpu, rows);
+            let md = gpu_cmd::binary_markdown(&rec);
+            emit_bench("bench-binary-gemm-cuda", out.as_deref(), json, &rec, &md)
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Gram {
+                    n,
+                    widths,
+                    repeat,
+                    no_cpu,
+                    device,
+                    out,
+                    json,
+                },
+        } => {
+            let Some(gpu) = gpu_cmd::resolve(device.choice(), json)? else {
+                bail!("bench gram measures the GPU path and no GPU was found (strata gpu info)");
+            };
+            let (a, b) = bench::synthetic_models(n, &widths, 11);
+            let r = strata_gpu::bench::gram(gpu.clone(), a, b, repeat, !no_cpu)?;
+            let rec = gpu_cmd::record(&gpu, r);
+            let md = gpu_cmd::gram_markdown(&rec);
+            emit_bench("bench-gram-cuda", out.as_deref(), json, &rec, &md)
+        }
+        Cmd::Bench {
+            which: BenchCmd::BinaryGemm {
+                repeat, out, json, ..
+            },
         } => {
             let shapes = bench::binary_gemm_shapes();
             let rows = bench::binary_gemm(&shapes, repeat, 7);

@@ -171,13 +171,24 @@ fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
 }
 
 /// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount.
-pub fn eval(model: &Path, ex: Examples, packed: bool) -> Result<serde_json::Value> {
+pub fn eval(
+    model: &Path,
+    ex: Examples,
+    packed: bool,
+    gpu: Option<&strata_gpu::GpuBinaryGemm>,
+) -> Result<serde_json::Value> {
     let (mut m, card, d) = load(model, ex)?;
     let (data, which) = (ex.data, ex.split);
     let t = Instant::now();
     let pred = if packed {
         let p = PackedMlp::from_net(&m).context("--engine packed")?;
-        p.predict(d.x.view())
+        match gpu {
+            Some(g) => {
+                let kernel = g.best_kernel();
+                p.predict_with(d.x.view(), &mut |a, b| g.gemm_host(a, b, kernel))?
+            }
+            None => p.predict(d.x.view()),
+        }
     } else {
         train::predict(&mut m, &d)?
     };
@@ -193,6 +204,10 @@ pub fn eval(model: &Path, ex: Examples, packed: bool) -> Result<serde_json::Valu
         "data": data,
         "split": which,
         "engine": if packed { "packed" } else { "float" },
+        "device": match gpu {
+            Some(g) => g.gpu.label(),
+            None => "cpu".to_string(),
+        },
         "n": d.len(),
         "accuracy": right as f64 / d.len().max(1) as f64,
         "seconds": secs,

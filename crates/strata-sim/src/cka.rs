@@ -132,14 +132,59 @@ fn check_rows(a: &[Array2<f32>], b: Option<&[Array2<f32>]>) -> Result<usize, Sim
     Ok(n)
 }
 
-/// Raw HSIC sums of one batch: cross (`na x nb`), self A, self B.
-type BatchHsic = (
-    Vec<Vec<f64>>,
-    Vec<f64>,
-    Vec<f64>,
-    Vec<Option<String>>,
-    Vec<Option<String>>,
-);
+/// The HSIC estimates of one batch of layers, before they are normalized into CKA.
+#[derive(Clone, Debug)]
+pub struct PairHsic {
+    /// `hsic[i][j]` = HSIC(A_i, B_j) (NaN where a layer is degenerate).
+    pub hsic: Vec<Vec<f64>>,
+    /// HSIC(A_i, A_i).
+    pub self_a: Vec<f64>,
+    /// HSIC(B_j, B_j) (equal to `self_a` when B is A).
+    pub self_b: Vec<f64>,
+    /// For each layer of A, why it is degenerate (`None`: fine).
+    pub bad_a: Vec<Option<String>>,
+    /// For each layer of B, why it is degenerate.
+    pub bad_b: Vec<Option<String>>,
+}
+
+/// Where the HSIC of every layer pair is computed. The CPU path ([`Cpu`]) and the GPU path
+/// (strata-gpu) implement it, so that full-data and minibatch CKA run unchanged on either.
+pub trait HsicBackend: Sync {
+    /// A short name for logs and reports (`cpu`, `cuda:0 NVIDIA H100 ...`).
+    fn name(&self) -> String;
+
+    /// HSIC of every layer of `a` with every layer of `b` (`None`: `a` with itself). Layers
+    /// are consumed (centered in place on the CPU).
+    fn hsic_all(
+        &self,
+        a: Vec<Array2<f32>>,
+        b: Option<Vec<Array2<f32>>>,
+        kernel: Kernel,
+        estimator: Estimator,
+        progress: Progress,
+    ) -> Result<PairHsic, SimError>;
+}
+
+/// The CPU path: faer GEMMs on all cores.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cpu;
+
+impl HsicBackend for Cpu {
+    fn name(&self) -> String {
+        "cpu".into()
+    }
+
+    fn hsic_all(
+        &self,
+        a: Vec<Array2<f32>>,
+        b: Option<Vec<Array2<f32>>>,
+        kernel: Kernel,
+        estimator: Estimator,
+        progress: Progress,
+    ) -> Result<PairHsic, SimError> {
+        hsic_all(a, b, kernel, estimator, progress)
+    }
+}
 
 fn hsic_all(
     a: Vec<Array2<f32>>,
@@ -147,7 +192,7 @@ fn hsic_all(
     kernel: Kernel,
     estimator: Estimator,
     progress: Progress,
-) -> Result<BatchHsic, SimError> {
+) -> Result<PairHsic, SimError> {
     let same = b.is_none();
     let (pa, bad_a) = prepare_all(a, kernel, estimator)?;
     let (pb_owned, bad_b) = match b {
@@ -208,7 +253,13 @@ fn hsic_all(
             tick(&mut done);
         }
     }
-    Ok((hsic, self_a, self_b, bad_a, bad_b))
+    Ok(PairHsic {
+        hsic,
+        self_a,
+        self_b,
+        bad_a,
+        bad_b,
+    })
 }
 
 /// CKA between all layers of A and all layers of B (`b = None`: A with itself, computing only
@@ -220,9 +271,23 @@ pub fn cka_all_pairs(
     estimator: Estimator,
     progress: Progress,
 ) -> Result<CkaMatrix, SimError> {
+    cka_all_pairs_on(&Cpu, a, b, kernel, estimator, progress)
+}
+
+/// [`cka_all_pairs`] on the given backend.
+pub fn cka_all_pairs_on(
+    backend: &dyn HsicBackend,
+    a: Vec<Array2<f32>>,
+    b: Option<Vec<Array2<f32>>>,
+    kernel: Kernel,
+    estimator: Estimator,
+    progress: Progress,
+) -> Result<CkaMatrix, SimError> {
     let n = check_rows(&a, b.as_deref())?;
-    let (hsic, sa, sb, bad_a, bad_b) = hsic_all(a, b, kernel, estimator, progress)?;
-    Ok(CkaMatrix::from_hsic(hsic, sa, sb, &bad_a, &bad_b, n, 1))
+    let h = backend.hsic_all(a, b, kernel, estimator, progress)?;
+    Ok(CkaMatrix::from_hsic(
+        h.hsic, h.self_a, h.self_b, &h.bad_a, &h.bad_b, n, 1,
+    ))
 }
 
 /// CKA between two representations of the same examples.
@@ -279,14 +344,29 @@ impl MinibatchCka {
         a: Vec<Array2<f32>>,
         b: Option<Vec<Array2<f32>>>,
     ) -> Result<(), SimError> {
+        self.update_on(&Cpu, a, b)
+    }
+
+    /// [`MinibatchCka::update`] on the given backend.
+    pub fn update_on(
+        &mut self,
+        backend: &dyn HsicBackend,
+        a: Vec<Array2<f32>>,
+        b: Option<Vec<Array2<f32>>>,
+    ) -> Result<(), SimError> {
         let rows = check_rows(&a, b.as_deref())?;
         if rows < Estimator::Debiased.min_examples() {
             self.skipped += rows;
             return Ok(());
         }
         let b = if self.same { None } else { b };
-        let (h, sa, sb, bad_a, bad_b) =
-            hsic_all(a, b, self.kernel, Estimator::Debiased, &|_, _| {})?;
+        let PairHsic {
+            hsic: h,
+            self_a: sa,
+            self_b: sb,
+            bad_a,
+            bad_b,
+        } = backend.hsic_all(a, b, self.kernel, Estimator::Debiased, &|_, _| {})?;
         for (acc, row) in self.sum.iter_mut().zip(&h) {
             acc.iter_mut().zip(row).for_each(|(s, v)| *s += v);
         }

@@ -26,4 +26,8 @@ pub enum SimError {
     /// instead of returning an inaccurate basis.
     #[error("the {0} did not converge")]
     NoConvergence(&'static str),
+    /// The backend (a GPU) could not run the computation: no device memory left, a kernel
+    /// unsupported there, a driver error. The message says what to do instead.
+    #[error("{0}")]
+    Backend(String),
 }

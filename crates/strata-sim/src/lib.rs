@@ -28,14 +28,17 @@ mod measures;
 mod prepared;
 
 pub use basis::{basis_bytes, Basis};
-pub use cka::{cka, cka_all_pairs, CkaMatrix, MinibatchCka};
+pub use cka::{
+    cka, cka_all_pairs, cka_all_pairs_on, CkaMatrix, Cpu, HsicBackend, MinibatchCka, PairHsic,
+    Progress,
+};
 pub use error::SimError;
 pub use measures::{
     canonical_correlations, measure_by_name, pwcca_weights, similarity_matrix, Cca, LinearCka,
     LinearHsic, LinearRegression, Measure, Procrustes, Pwcca, PwccaParts, Svcca, MEASURE_NAMES,
     SVCCA_VARIANCE,
 };
-pub use prepared::{prepared_bytes, Prepared};
+pub use prepared::{check_layer, hsic_estimate, prepared_bytes, LayerTerms, Prepared};
 
 use serde::Serialize;
 

@@ -99,28 +99,69 @@ pub(crate) fn median(mut v: Vec<f32>) -> f64 {
     (lo + hi) / 2.0
 }
 
+/// The checks every backend makes before preparing a layer: features present, enough
+/// examples for the estimator, every value finite.
+pub fn check_layer(x: ArrayView2<f32>, estimator: Estimator) -> Result<(), SimError> {
+    let (n, p) = x.dim();
+    if p == 0 {
+        return Err(SimError::NoFeatures);
+    }
+    if n < estimator.min_examples() {
+        return Err(SimError::TooFewExamples {
+            n,
+            need: estimator.min_examples(),
+            estimator: estimator.name(),
+        });
+    }
+    if let Some((i, _)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(SimError::NonFinite {
+            example: i.0,
+            feature: i.1,
+        });
+    }
+    Ok(())
+}
+
+/// The per-layer terms that turn a trace into an HSIC estimate (see [`Prepared`]).
+#[derive(Clone, Copy, Debug)]
+pub struct LayerTerms<'a> {
+    /// The squared factor the layer was divided by (`1` if unscaled).
+    pub scale2: f64,
+    /// `r = K̃1` (debiased only; empty for biased).
+    pub r: &'a [f64],
+    /// `s = 1ᵀK̃1` (debiased only).
+    pub s: f64,
+}
+
+/// Turn `t = tr(K̃L̃)` (debiased) or `tr(KcLc)` (biased) over `n` examples into the estimate.
+/// One formula for every backend, so that the CPU and GPU paths differ only in how they get
+/// `t`, `r` and `s`.
+pub fn hsic_estimate(
+    estimator: Estimator,
+    n: usize,
+    t: f64,
+    a: LayerTerms<'_>,
+    b: LayerTerms<'_>,
+) -> f64 {
+    let n = n as f64;
+    let scale = a.scale2 * b.scale2;
+    scale
+        * match estimator {
+            Estimator::Biased => t / ((n - 1.0) * (n - 1.0)),
+            Estimator::Debiased => {
+                let rr: f64 = a.r.iter().zip(b.r).map(|(x, y)| x * y).sum();
+                (t + a.s * b.s / ((n - 1.0) * (n - 2.0)) - 2.0 / (n - 2.0) * rr) / (n * (n - 3.0))
+            }
+        }
+}
+
 impl Prepared {
     /// Prepare `x` (`n x p`, consumed and centered in place) for `kernel` and `estimator`.
     pub fn new(mut x: Array2<f32>, kernel: Kernel, estimator: Estimator) -> Result<Self, SimError> {
         let (n, p) = x.dim();
-        if p == 0 {
-            return Err(SimError::NoFeatures);
-        }
-        if n < estimator.min_examples() {
-            return Err(SimError::TooFewExamples {
-                n,
-                need: estimator.min_examples(),
-                estimator: estimator.name(),
-            });
-        }
+        check_layer(x.view(), estimator)?;
         if !x.is_standard_layout() {
             x = x.as_standard_layout().into_owned();
-        }
-        if let Some(bad) = x.iter().position(|v| !v.is_finite()) {
-            return Err(SimError::NonFinite {
-                example: bad / p,
-                feature: bad % p,
-            });
         }
         center_columns(&mut x);
         let ms = x.iter().map(|&v| v as f64 * v as f64).sum::<f64>() / (n * p) as f64;
@@ -253,19 +294,16 @@ impl Prepared {
         self.finish(t, self)
     }
 
-    /// Turn `t = tr(K̃L̃)` (debiased) or `tr(KcLc)` (biased) into the estimate.
+    fn terms(&self) -> LayerTerms<'_> {
+        LayerTerms {
+            scale2: self.scale2,
+            r: &self.r,
+            s: self.s,
+        }
+    }
+
     fn finish(&self, t: f64, other: &Prepared) -> f64 {
-        let n = self.n as f64;
-        let scale = self.scale2 * other.scale2;
-        scale
-            * match self.estimator {
-                Estimator::Biased => t / ((n - 1.0) * (n - 1.0)),
-                Estimator::Debiased => {
-                    let rr: f64 = self.r.iter().zip(&other.r).map(|(a, b)| a * b).sum();
-                    (t + self.s * other.s / ((n - 1.0) * (n - 2.0)) - 2.0 / (n - 2.0) * rr)
-                        / (n * (n - 3.0))
-                }
-            }
+        hsic_estimate(self.estimator, self.n, t, self.terms(), other.terms())
     }
 }
 

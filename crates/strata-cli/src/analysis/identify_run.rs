@@ -49,6 +49,7 @@ fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<
                 layers_a: None,
                 layers_b: None,
                 quiet: true,
+                device: o.analysis.cka.device,
             })?;
             layers = r.layers_a.clone();
             grid[b][a] = transpose(&r.matrix.values);

@@ -434,6 +434,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
                     layers_a: None,
                     layers_b: None,
                     quiet: true,
+                    device: a.cka.device,
                 })
                 .with_context(what)?;
                 for w in r.warnings() {

@@ -235,6 +235,9 @@ pub struct CkaSpec {
     /// `cka` (default), or a baseline measure for every comparison: `cca_rho`, `cca_r2`,
     /// `svcca_rho`, `svcca_r2`, `pwcca`, `linreg`, `procrustes`, `hsic`, `cka_linear`.
     pub measure: Option<String>,
+    /// Where linear CKA runs: `cpu`, `cuda` or `auto` (default: the GPU when present).
+    #[serde(default)]
+    pub device: strata_gpu::DeviceChoice,
 }
 
 impl Default for CkaSpec {
@@ -246,6 +249,7 @@ impl Default for CkaSpec {
             activations: ActivationPoint::Post,
             batch_size: None,
             measure: None,
+            device: strata_gpu::DeviceChoice::Auto,
         }
     }
 }

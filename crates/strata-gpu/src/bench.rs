@@ -1,0 +1,236 @@
+//! GPU benchmarks, each against a baseline measured on the same device in the same run:
+//! binary GEMM against cuBLAS SGEMM of the same shape, and all-pairs CKA against the bare
+//! cuBLAS products it needs.
+
+use crate::{BinaryKernel, Gpu, GpuBinaryGemm, GpuError, GpuHsic};
+use cudarc::cublas::{sys::cublasOperation_t as Op, Gemm, GemmConfig};
+use ndarray::Array2;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use strata_data::rng::Rng;
+use strata_sim::{cka_all_pairs_on, Estimator, Kernel};
+
+fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> GpuError {
+    move |e| GpuError::cuda(what, e)
+}
+
+/// Best of `repeat` runs of `f` after one warm-up, synchronizing the device around each.
+fn best_of(
+    gpu: &Gpu,
+    repeat: usize,
+    mut f: impl FnMut() -> Result<(), GpuError>,
+) -> Result<f64, GpuError> {
+    f()?;
+    gpu.synchronize()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        f()?;
+        gpu.synchronize()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Seconds for one cuBLAS SGEMM `C (m x n) = A (m x k) B (k x n)` on random data.
+pub fn sgemm_seconds(
+    gpu: &Gpu,
+    m: usize,
+    n: usize,
+    k: usize,
+    repeat: usize,
+) -> Result<f64, GpuError> {
+    let s = &gpu.stream;
+    let mut r = Rng::new(1);
+    let a: Vec<f32> = (0..m * k).map(|_| r.normal() as f32).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| r.normal() as f32).collect();
+    let da = s.clone_htod(&a).map_err(cuda("upload"))?;
+    let db = s.clone_htod(&b).map_err(cuda("upload"))?;
+    let mut dc = s.alloc_zeros::<f32>(m * n).map_err(cuda("alloc"))?;
+    best_of(gpu, repeat, || {
+        let cfg = GemmConfig {
+            transa: Op::CUBLAS_OP_N,
+            transb: Op::CUBLAS_OP_N,
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            alpha: 1.0f32,
+            lda: m as i32,
+            ldb: k as i32,
+            beta: 0.0f32,
+            ldc: m as i32,
+        };
+        // SAFETY: buffers sized m*k, k*n, m*n, column-major.
+        unsafe { gpu.blas.gemm(cfg, &da, &db, &mut dc) }.map_err(cuda("SGEMM"))
+    })
+}
+
+/// One binary GEMM shape.
+#[derive(Clone, Debug, Serialize)]
+pub struct BinaryGemmGpuRow {
+    pub label: String,
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub kernel: BinaryKernel,
+    pub binary_seconds: f64,
+    pub sgemm_seconds: f64,
+    /// `m n k / s` for each.
+    pub binary_macs_per_s: f64,
+    pub sgemm_macs_per_s: f64,
+    /// SGEMM time over binary time: the speed-up over cuBLAS.
+    pub speedup_over_sgemm: f64,
+}
+
+/// Binary GEMM (every kernel the device has) against cuBLAS SGEMM, operands resident on the
+/// device, packing excluded (it is timed separately as `pack_seconds` in the label when asked).
+pub fn binary_gemm(
+    gpu: Arc<Gpu>,
+    shapes: &[(String, usize, usize, usize)],
+    repeat: usize,
+) -> Result<Vec<BinaryGemmGpuRow>, GpuError> {
+    let bin = GpuBinaryGemm::new(gpu.clone());
+    let mut kernels = vec![BinaryKernel::Xor];
+    if bin.has_tensor_cores() {
+        kernels.push(BinaryKernel::TensorCore);
+    }
+    let mut r = Rng::new(7);
+    let mut rows = Vec::new();
+    for (label, m, n, k) in shapes {
+        let (m, n, k) = (*m, *n, *k);
+        let signs = |len: usize, r: &mut Rng| -> Vec<f32> {
+            (0..len)
+                .map(|_| if r.below(2) == 1 { 1.0 } else { -1.0 })
+                .collect()
+        };
+        let a = bin.pack(&signs(m * k, &mut r), m, k)?;
+        let b = bin.pack(&signs(n * k, &mut r), n, k)?;
+        let ts = sgemm_seconds(&gpu, m, n, k, repeat)?;
+        for &kern in &kernels {
+            let tb = best_of(&gpu, repeat, || bin.gemm_device(&a, &b, kern).map(|_| ()))?;
+            let macs = (m * n * k) as f64;
+            rows.push(BinaryGemmGpuRow {
+                label: label.clone(),
+                m,
+                n,
+                k,
+                kernel: kern,
+                binary_seconds: tb,
+                sgemm_seconds: ts,
+                binary_macs_per_s: macs / tb,
+                sgemm_macs_per_s: macs / ts,
+                speedup_over_sgemm: ts / tb,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// All-pairs CKA on the GPU against its own GEMM floor and the CPU.
+#[derive(Clone, Debug, Serialize)]
+pub struct GramGpuReport {
+    pub device: String,
+    pub n: usize,
+    pub widths: Vec<usize>,
+    /// End to end: upload, centering, scaling, every product and reduction.
+    pub gpu_seconds: f64,
+    /// The bare cuBLAS SGEMMs of the same shapes, operands already on the device.
+    pub sgemm_floor_seconds: f64,
+    /// Floor over end to end: 1.0 would be all time in the products.
+    pub gemm_efficiency: f64,
+    pub tf32_seconds: f64,
+    /// Largest |CKA(TF32) - CKA(f32)| over all pairs.
+    pub tf32_max_abs_error: f64,
+    pub cpu_seconds: Option<f64>,
+    pub speedup_over_cpu: Option<f64>,
+    /// Largest |CKA(GPU) - CKA(CPU)| / CKA(CPU).
+    pub max_rel_diff_vs_cpu: Option<f64>,
+}
+
+/// Time all-pairs linear CKA between `a` and `b` on the GPU (f32 and TF32) and, unless
+/// `cpu` is false, on the CPU.
+pub fn gram(
+    gpu: Arc<Gpu>,
+    a: Vec<Array2<f32>>,
+    b: Vec<Array2<f32>>,
+    repeat: usize,
+    cpu: bool,
+) -> Result<GramGpuReport, GpuError> {
+    let n = a[0].nrows();
+    let widths: Vec<usize> = a.iter().map(|x| x.ncols()).collect();
+    let backend = GpuHsic::new(gpu.clone());
+    let nothing = |_: u64, _: u64| {};
+    let run = |be: &dyn strata_sim::HsicBackend| {
+        cka_all_pairs_on(
+            be,
+            a.clone(),
+            Some(b.clone()),
+            Kernel::Linear,
+            Estimator::Biased,
+            &nothing,
+        )
+        .map_err(|e| GpuError::Unsupported(e.to_string()))
+    };
+    let mut f32_cka = None;
+    let gpu_seconds = best_of(&gpu, repeat, || {
+        f32_cka = Some(run(&backend)?);
+        Ok(())
+    })?;
+    gpu.set_tf32(true)?;
+    let mut tf32_cka = None;
+    let tf32 = best_of(&gpu, repeat, || {
+        tf32_cka = Some(run(&backend)?);
+        Ok(())
+    });
+    gpu.set_tf32(false)?;
+    let tf32_seconds = tf32?;
+    let (fc, tc) = (f32_cka.expect("ran"), tf32_cka.expect("ran"));
+    let max_diff = |x: &strata_sim::CkaMatrix, y: &strata_sim::CkaMatrix, rel: bool| -> f64 {
+        let mut worst = 0f64;
+        for (rx, ry) in x.values.iter().zip(&y.values) {
+            for (u, v) in rx.iter().zip(ry) {
+                if let (Some(u), Some(v)) = (u, v) {
+                    let d = (u - v).abs() / if rel { u.abs().max(1e-12) } else { 1.0 };
+                    worst = worst.max(d);
+                }
+            }
+        }
+        worst
+    };
+    // The floor: the products all-pairs CKA needs (features form: Xᵀ Y for each pair and
+    // XᵀX for each layer), as bare SGEMMs.
+    let mut floor = 0.0;
+    let all: Vec<usize> = a.iter().chain(&b).map(|x| x.ncols()).collect();
+    for &p in &all {
+        floor += sgemm_seconds(&gpu, p, p, n, repeat)?;
+    }
+    for x in &a {
+        for y in &b {
+            floor += sgemm_seconds(&gpu, x.ncols(), y.ncols(), n, repeat)?;
+        }
+    }
+    let (cpu_seconds, max_rel) = if cpu {
+        let t = Instant::now();
+        let c = run(&strata_sim::Cpu)?;
+        (
+            Some(t.elapsed().as_secs_f64()),
+            Some(max_diff(&c, &fc, true)),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(GramGpuReport {
+        device: gpu.label(),
+        n,
+        widths,
+        gpu_seconds,
+        sgemm_floor_seconds: floor,
+        gemm_efficiency: floor / gpu_seconds,
+        tf32_seconds,
+        tf32_max_abs_error: max_diff(&fc, &tc, false),
+        cpu_seconds,
+        speedup_over_cpu: cpu_seconds.map(|c| c / gpu_seconds),
+        max_rel_diff_vs_cpu: max_rel,
+    })
+}

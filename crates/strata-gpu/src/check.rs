@@ -1,0 +1,175 @@
+//! The GPU paths against the CPU on random inputs of awkward sizes (no size a multiple of any
+//! tile): `strata gpu check`, and the `gpu` integration test on machines that have a GPU.
+
+use crate::{BinaryKernel, Gpu, GpuBinaryGemm, GpuError, GpuHsic};
+use serde::Serialize;
+use std::sync::Arc;
+use strata_data::rng::Rng;
+use strata_nn::binary_gemm::{binary_gemm, BitMatrix};
+use strata_sim::{cka_all_pairs_on, Cpu, Estimator, Kernel};
+
+/// CKA may differ from the CPU by f32 rounding only: this relative bound (the issue's).
+pub const CKA_TOLERANCE: f64 = 1e-5;
+
+/// One comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckLine {
+    pub what: String,
+    /// Largest difference: absolute for integers, relative for CKA.
+    pub max_diff: f64,
+    pub ok: bool,
+}
+
+/// Everything `strata gpu check` compared.
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckReport {
+    pub device: String,
+    pub seed: u64,
+    pub lines: Vec<CheckLine>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.lines.iter().all(|l| l.ok)
+    }
+
+    pub fn text(&self) -> String {
+        let mut s = format!("{} (seed {})\n", self.device, self.seed);
+        for l in &self.lines {
+            s += &format!(
+                "  {:<4} {:<58} max diff {:.3e}\n",
+                if l.ok { "ok" } else { "FAIL" },
+                l.what,
+                l.max_diff
+            );
+        }
+        s += &format!(
+            "{} of {} checks passed\n",
+            self.lines.iter().filter(|l| l.ok).count(),
+            self.lines.len()
+        );
+        s
+    }
+}
+
+fn signs(rng: &mut Rng, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
+        .collect()
+}
+
+/// Binary products on both kernels, device packing and CPU packing, against a naive ±1 dot
+/// product; CKA (linear; biased and debiased; features and Gram forms) against the CPU path.
+pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
+    let mut rng = Rng::new(seed);
+    let mut lines = Vec::new();
+    let bin = GpuBinaryGemm::new(gpu.clone());
+    let mut kernels = vec![BinaryKernel::Xor];
+    if bin.has_tensor_cores() {
+        kernels.push(BinaryKernel::TensorCore);
+    }
+    for (m, n, k) in [
+        (1, 1, 1),
+        (3, 5, 63),
+        (67, 131, 257),
+        (130, 129, 1000),
+        (259, 300, 4099),
+    ] {
+        let (av, bv) = (signs(&mut rng, m * k), signs(&mut rng, n * k));
+        let naive: Vec<i64> = (0..m * n)
+            .map(|e| {
+                let (i, j) = (e / n, e % n);
+                (0..k).map(|q| (av[i * k + q] * bv[j * k + q]) as i64).sum()
+            })
+            .collect();
+        let (pa, pb) = (BitMatrix::pack(&av, m, k), BitMatrix::pack(&bv, n, k));
+        let cpu = binary_gemm(&pa, &pb);
+        let diff = |c: &[i32]| -> f64 {
+            c.iter()
+                .zip(&naive)
+                .map(|(&x, &y)| (x as i64 - y).abs())
+                .max()
+                .unwrap_or(0) as f64
+        };
+        lines.push(CheckLine {
+            what: format!("binary GEMM {m}x{n}x{k}: CPU kernel vs naive"),
+            max_diff: diff(&cpu),
+            ok: diff(&cpu) == 0.0,
+        });
+        let (da, db) = (bin.pack(&av, m, k)?, bin.pack(&bv, n, k)?);
+        let (ua, ub) = (bin.upload(&pa)?, bin.upload(&pb)?);
+        for &kern in &kernels {
+            for (how, x, y) in [("device-packed", &da, &db), ("CPU-packed", &ua, &ub)] {
+                let c = bin.gemm(x, y, kern)?;
+                let d = if c.len() == naive.len() {
+                    diff(&c)
+                } else {
+                    f64::INFINITY
+                };
+                lines.push(CheckLine {
+                    what: format!("binary GEMM {m}x{n}x{k}: {} {how}", kern.name()),
+                    max_diff: d,
+                    ok: d == 0.0,
+                });
+            }
+        }
+    }
+    let hsic = GpuHsic::new(gpu.clone());
+    // (examples, widths of A, widths of B): features form (p < n), Gram form (p >= n), mixed.
+    for (n, wa, wb) in [
+        (37usize, vec![5usize, 50], vec![3usize, 37]),
+        (301, vec![17, 129], vec![300, 401]),
+        (1003, vec![65, 257], vec![1031, 3]),
+    ] {
+        let layers = |rng: &mut Rng, ws: &[usize]| -> Vec<ndarray::Array2<f32>> {
+            ws.iter()
+                .map(|&p| {
+                    // An offset and a scale far from 1, as real activations have.
+                    rng.normal_matrix(n, p).mapv(|v| 3.0 + 40.0 * v)
+                })
+                .collect()
+        };
+        let (a, b) = (layers(&mut rng, &wa), layers(&mut rng, &wb));
+        for est in [Estimator::Biased, Estimator::Debiased] {
+            let nothing = |_: u64, _: u64| {};
+            let c = cka_all_pairs_on(
+                &Cpu,
+                a.clone(),
+                Some(b.clone()),
+                Kernel::Linear,
+                est,
+                &nothing,
+            )
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+            let g = cka_all_pairs_on(
+                &hsic,
+                a.clone(),
+                Some(b.clone()),
+                Kernel::Linear,
+                est,
+                &nothing,
+            )
+            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+            let mut worst = 0f64;
+            for (rc, rg) in c.values.iter().zip(&g.values) {
+                for (x, y) in rc.iter().zip(rg) {
+                    worst = worst.max(match (x, y) {
+                        (Some(x), Some(y)) => (x - y).abs() / x.abs().max(1e-12),
+                        (None, None) => 0.0,
+                        _ => f64::INFINITY,
+                    });
+                }
+            }
+            lines.push(CheckLine {
+                what: format!("CKA linear {} n={n} A{wa:?} B{wb:?}", est.name()),
+                max_diff: worst,
+                ok: worst <= CKA_TOLERANCE,
+            });
+        }
+    }
+    Ok(CheckReport {
+        device: gpu.label(),
+        seed,
+        lines,
+    })
+}

@@ -1,0 +1,148 @@
+//! One GPU ready for work: context, streams, cuBLAS handle and the compiled kernels.
+
+use crate::error::guarded;
+use crate::info::{cublas_present, driver_present, nvrtc_present};
+use crate::{kernels, DeviceInfo, GpuError};
+use cudarc::cublas::{sys as blas_sys, CudaBlas};
+use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::nvrtc::Ptx;
+use std::sync::Arc;
+
+/// A CUDA device with everything strata's GPU paths need, created once and shared.
+pub struct Gpu {
+    pub(crate) ctx: Arc<CudaContext>,
+    /// Where kernels and products run.
+    pub(crate) stream: Arc<CudaStream>,
+    pub(crate) blas: CudaBlas,
+    gram: Arc<CudaModule>,
+    binary: Arc<CudaModule>,
+    /// What the driver reported.
+    pub info: DeviceInfo,
+    /// The architecture kernels were compiled for (`sm_90`).
+    pub arch: String,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Gpu({})", self.label())
+    }
+}
+
+impl Gpu {
+    /// The first device (`cuda:0`).
+    pub fn first() -> Result<Arc<Gpu>, GpuError> {
+        Gpu::new(0)
+    }
+
+    /// Device `ordinal`: checks the driver, NVRTC and cuBLAS are loadable, creates a context
+    /// and compiles the kernels for the device's architecture.
+    pub fn new(ordinal: usize) -> Result<Arc<Gpu>, GpuError> {
+        if !driver_present() {
+            return Err(GpuError::NoDriver);
+        }
+        guarded("GPU set-up", || {
+            result::init().map_err(|e| GpuError::cuda("cuInit", e))?;
+            let count =
+                CudaContext::device_count().map_err(|e| GpuError::cuda("device count", e))?;
+            if count <= 0 {
+                return Err(GpuError::NoDevice);
+            }
+            if ordinal >= count as usize {
+                return Err(GpuError::Unsupported(format!(
+                    "cuda:{ordinal} does not exist ({count} device(s))"
+                )));
+            }
+            if !nvrtc_present() {
+                return Err(GpuError::MissingLibrary("libnvrtc"));
+            }
+            if !cublas_present() {
+                return Err(GpuError::MissingLibrary("libcublas"));
+            }
+            let ctx = CudaContext::new(ordinal).map_err(|e| GpuError::cuda("context", e))?;
+            let cc = ctx
+                .compute_capability()
+                .map_err(|e| GpuError::cuda("compute capability", e))?;
+            let (free, total) = ctx
+                .mem_get_info()
+                .map_err(|e| GpuError::cuda("memory info", e))?;
+            let info = DeviceInfo {
+                ordinal,
+                name: ctx.name().map_err(|e| GpuError::cuda("device name", e))?,
+                compute_capability: cc,
+                total_memory: total,
+                free_memory: free,
+                multiprocessors: ctx
+                    .attribute(sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)
+                    .map_err(|e| GpuError::cuda("attribute", e))?,
+            };
+            let arch = format!("sm_{}{}", cc.0, cc.1);
+            let load = |name: &'static str, src: &str| -> Result<Arc<CudaModule>, GpuError> {
+                let c = kernels::compile(name, src, &arch)?;
+                ctx.load_module(Ptx::from_binary(c.cubin))
+                    .map_err(|e| GpuError::cuda("loading kernels", e))
+            };
+            let gram = load("gram.cu", kernels::GRAM_SRC)?;
+            let binary = load("binary.cu", kernels::BINARY_SRC)?;
+            let stream = ctx.new_stream().map_err(|e| GpuError::cuda("stream", e))?;
+            let blas = CudaBlas::new(stream.clone()).map_err(|e| GpuError::cuda("cuBLAS", e))?;
+            Ok(Arc::new(Gpu {
+                ctx,
+                stream,
+                blas,
+                gram,
+                binary,
+                info,
+                arch,
+            }))
+        })
+    }
+
+    /// `cuda:0 NVIDIA H100 80GB HBM3 (sm_90)`.
+    pub fn label(&self) -> String {
+        format!(
+            "cuda:{} {} ({})",
+            self.info.ordinal, self.info.name, self.arch
+        )
+    }
+
+    /// Let cuBLAS use TF32 tensor cores for f32 products (about 10 bits of mantissa in the
+    /// inputs: faster, less exact; `strata bench gram --tf32` reports the error it costs).
+    pub fn set_tf32(&self, on: bool) -> Result<(), GpuError> {
+        let mode = if on {
+            blas_sys::cublasMath_t::CUBLAS_TF32_TENSOR_OP_MATH
+        } else {
+            blas_sys::cublasMath_t::CUBLAS_DEFAULT_MATH
+        };
+        // SAFETY: a live handle owned by `self.blas`.
+        unsafe { blas_sys::cublasSetMathMode(*self.blas.handle(), mode) }
+            .result()
+            .map_err(|e| GpuError::cuda("cublasSetMathMode", e))
+    }
+
+    pub(crate) fn gram_fn(&self, name: &str) -> Result<CudaFunction, GpuError> {
+        self.gram
+            .load_function(name)
+            .map_err(|e| GpuError::cuda("kernel lookup", e))
+    }
+
+    pub(crate) fn binary_fn(&self, name: &str) -> Result<CudaFunction, GpuError> {
+        self.binary
+            .load_function(name)
+            .map_err(|e| GpuError::cuda("kernel lookup", e))
+    }
+
+    /// Free device memory now, in bytes.
+    pub fn free_memory(&self) -> Result<usize, GpuError> {
+        self.ctx
+            .mem_get_info()
+            .map(|(free, _)| free)
+            .map_err(|e| GpuError::cuda("memory info", e))
+    }
+
+    /// Wait for all queued work.
+    pub fn synchronize(&self) -> Result<(), GpuError> {
+        self.stream
+            .synchronize()
+            .map_err(|e| GpuError::cuda("synchronize", e))
+    }
+}

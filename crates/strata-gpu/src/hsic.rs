@@ -1,0 +1,420 @@
+//! Linear HSIC of all layer pairs on the GPU: the [`HsicBackend`] the CPU path also implements.
+//!
+//! The same algebra as strata-sim's `Prepared`, step for step, so the two paths agree to f32
+//! rounding: each layer is centered (column means in f64), divided by its RMS (so f32 products
+//! neither overflow nor underflow), then kept either as features (`p < n`: HSIC from
+//! `‖XᵀY‖²_F`, `p² n` work) or as its `n x n` Gram matrix. Every product is one cuBLAS SGEMM
+//! and every product is reduced to its scalar on the device in f64, so only scalars and
+//! per-example vectors come back to the host. The estimate itself is
+//! [`strata_sim::hsic_estimate`], shared with the CPU.
+
+use crate::{Gpu, GpuError};
+use cudarc::cublas::{sys::cublasOperation_t as Op, Gemm, GemmConfig};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use ndarray::Array2;
+use std::sync::Arc;
+use strata_sim::{
+    check_layer, hsic_estimate, Estimator, HsicBackend, Kernel, LayerTerms, PairHsic, Progress,
+    SimError,
+};
+
+const BLOCK: u32 = 256;
+
+/// The GPU as an [`HsicBackend`] (linear kernel; the RBF kernel stays on the CPU).
+#[derive(Clone, Debug)]
+pub struct GpuHsic {
+    pub gpu: Arc<Gpu>,
+}
+
+impl GpuHsic {
+    pub fn new(gpu: Arc<Gpu>) -> Self {
+        GpuHsic { gpu }
+    }
+}
+
+/// One layer on the device, ready for every pair it enters.
+struct DeviceLayer {
+    n: usize,
+    p: usize,
+    /// Centered, scaled features (row-major `n x p`).
+    x: CudaSlice<f32>,
+    /// `X Xᵀ` (`n x n`; for the unbiased estimator with a zero diagonal) when `p >= n`.
+    gram: Option<CudaSlice<f32>>,
+    /// Squared row norms (the features form of the unbiased estimator).
+    diag: Vec<f64>,
+    r: Vec<f64>,
+    s: f64,
+    scale2: f64,
+}
+
+impl DeviceLayer {
+    fn terms(&self) -> LayerTerms<'_> {
+        LayerTerms {
+            scale2: self.scale2,
+            r: &self.r,
+            s: self.s,
+        }
+    }
+}
+
+fn err(e: GpuError) -> SimError {
+    SimError::Backend(e.to_string())
+}
+
+fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> SimError {
+    move |e| err(GpuError::cuda(what, e))
+}
+
+fn grid_for(len: usize) -> u32 {
+    // Enough blocks to fill any current GPU; grid-stride loops cover the rest.
+    (len.div_ceil(BLOCK as usize)).clamp(1, 4096) as u32
+}
+
+fn cfg(grid: (u32, u32, u32)) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: grid,
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+impl GpuHsic {
+    fn f(&self, name: &str) -> Result<CudaFunction, SimError> {
+        self.gpu.gram_fn(name).map_err(err)
+    }
+
+    /// Column sums (f64) of a row-major `n x p` device matrix.
+    fn column_sums(
+        &self,
+        x: &CudaSlice<f32>,
+        n: usize,
+        p: usize,
+    ) -> Result<CudaSlice<f64>, SimError> {
+        let s = &self.gpu.stream;
+        let mut sums = s.alloc_zeros::<f64>(p).map_err(cuda("alloc"))?;
+        let chunk = 256i32;
+        let f = self.f("column_sums")?;
+        let (ni, pi) = (n as i32, p as i32);
+        let grid = (
+            p.div_ceil(BLOCK as usize) as u32,
+            n.div_ceil(chunk as usize) as u32,
+            1,
+        );
+        let mut l = s.launch_builder(&f);
+        l.arg(x).arg(&ni).arg(&pi).arg(&chunk).arg(&mut sums);
+        // SAFETY: argument types match the kernel's signature; every index is bounds-checked.
+        unsafe { l.launch(cfg(grid)) }.map_err(cuda("column_sums"))?;
+        Ok(sums)
+    }
+
+    fn dot(&self, a: &CudaSlice<f32>, b: &CudaSlice<f32>, len: usize) -> Result<f64, SimError> {
+        let s = &self.gpu.stream;
+        let mut out = s.alloc_zeros::<f64>(1).map_err(cuda("alloc"))?;
+        let f = self.f("dot")?;
+        let len_i = len as i64;
+        let mut l = s.launch_builder(&f);
+        l.arg(a).arg(b).arg(&len_i).arg(&mut out);
+        unsafe { l.launch(cfg((grid_for(len), 1, 1))) }.map_err(cuda("dot"))?;
+        Ok(s.clone_dtoh(&out).map_err(cuda("copy"))?[0])
+    }
+
+    /// Column-major `C (m x n) = op(A) op(B)` with cuBLAS.
+    #[allow(clippy::too_many_arguments)]
+    fn sgemm(
+        &self,
+        ta: Op,
+        tb: Op,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &CudaSlice<f32>,
+        lda: usize,
+        b: &CudaSlice<f32>,
+        ldb: usize,
+        c: &mut CudaSlice<f32>,
+        ldc: usize,
+    ) -> Result<(), SimError> {
+        let cfg = GemmConfig {
+            transa: ta,
+            transb: tb,
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            alpha: 1.0f32,
+            lda: lda as i32,
+            ldb: ldb as i32,
+            beta: 0.0f32,
+            ldc: ldc as i32,
+        };
+        // SAFETY: the dimensions and leading dimensions describe the buffers' sizes.
+        unsafe { self.gpu.blas.gemm(cfg, a, b, c) }.map_err(cuda("cuBLAS SGEMM"))
+    }
+
+    /// Upload, center, scale and put one layer in the form its pairs need.
+    fn prepare(&self, x: Array2<f32>, estimator: Estimator) -> Result<DeviceLayer, SimError> {
+        check_layer(x.view(), estimator)?;
+        let (n, p) = x.dim();
+        let x = x.as_standard_layout().into_owned();
+        let s = &self.gpu.stream;
+        let host = x.as_slice().expect("standard layout");
+        let mut dx = s.clone_htod(host).map_err(cuda("upload"))?;
+        drop(x);
+        let len = n * p;
+        let sums = self.column_sums(&dx, n, p)?;
+        let mut sumsq = s.alloc_zeros::<f64>(1).map_err(cuda("alloc"))?;
+        {
+            let f = self.f("center_columns")?;
+            let (len_i, pi, ni) = (len as i64, p as i32, n as i32);
+            let mut l = s.launch_builder(&f);
+            l.arg(&mut dx)
+                .arg(&len_i)
+                .arg(&pi)
+                .arg(&ni)
+                .arg(&sums)
+                .arg(&mut sumsq);
+            unsafe { l.launch(cfg((grid_for(len), 1, 1))) }.map_err(cuda("center_columns"))?;
+        }
+        let ms = s.clone_dtoh(&sumsq).map_err(cuda("copy"))?[0] / len as f64;
+        let rms = ms.sqrt();
+        let mut scale2 = 1.0;
+        if rms > 0.0 && rms.is_finite() {
+            let f = self.f("scale")?;
+            let len_i = len as i64;
+            let mut l = s.launch_builder(&f);
+            l.arg(&mut dx).arg(&len_i).arg(&rms);
+            unsafe { l.launch(cfg((grid_for(len), 1, 1))) }.map_err(cuda("scale"))?;
+            scale2 = ms;
+        }
+        let mut layer = DeviceLayer {
+            n,
+            p,
+            x: dx,
+            gram: None,
+            diag: Vec::new(),
+            r: Vec::new(),
+            s: 0.0,
+            scale2,
+        };
+        if p < n {
+            if estimator == Estimator::Debiased {
+                let mut diag = s.alloc_zeros::<f64>(n).map_err(cuda("alloc"))?;
+                let pi = p as i32;
+                let f = self.f("row_sq_norms")?;
+                let mut l = s.launch_builder(&f);
+                l.arg(&layer.x).arg(&pi).arg(&mut diag);
+                unsafe { l.launch(cfg((n as u32, 1, 1))) }.map_err(cuda("row_sq_norms"))?;
+                // r = X (Xᵀ1) - diag, as on the CPU (Xᵀ1 is zero only up to rounding).
+                let c = self.column_sums(&layer.x, n, p)?;
+                let mut r = s.alloc_zeros::<f64>(n).map_err(cuda("alloc"))?;
+                let f = self.f("row_dot_minus")?;
+                let mut l = s.launch_builder(&f);
+                l.arg(&layer.x).arg(&pi).arg(&c).arg(&diag).arg(&mut r);
+                unsafe { l.launch(cfg((n as u32, 1, 1))) }.map_err(cuda("row_dot_minus"))?;
+                layer.diag = s.clone_dtoh(&diag).map_err(cuda("copy"))?;
+                layer.r = s.clone_dtoh(&r).map_err(cuda("copy"))?;
+            }
+        } else {
+            let mut k = s.alloc_zeros::<f32>(n * n).map_err(cuda("alloc"))?;
+            // Row-major X is column-major Xᵀ (p x n); K = (Xᵀ)ᵀ Xᵀ.
+            self.sgemm(
+                Op::CUBLAS_OP_T,
+                Op::CUBLAS_OP_N,
+                n,
+                n,
+                p,
+                &layer.x,
+                p,
+                &layer.x,
+                p,
+                &mut k,
+                n,
+            )?;
+            if estimator == Estimator::Debiased {
+                let mut r = s.alloc_zeros::<f64>(n).map_err(cuda("alloc"))?;
+                let ni = n as i32;
+                let f = self.f("zero_diag_row_sums")?;
+                let mut l = s.launch_builder(&f);
+                l.arg(&mut k).arg(&ni).arg(&mut r);
+                unsafe { l.launch(cfg((n as u32, 1, 1))) }.map_err(cuda("zero_diag_row_sums"))?;
+                layer.r = s.clone_dtoh(&r).map_err(cuda("copy"))?;
+            }
+            layer.gram = Some(k);
+        }
+        layer.s = layer.r.iter().sum();
+        Ok(layer)
+    }
+
+    /// `tr(K̃L̃)` (debiased) or `tr(KcLc)` (biased) of two prepared layers.
+    fn trace(
+        &self,
+        a: &DeviceLayer,
+        b: &DeviceLayer,
+        estimator: Estimator,
+    ) -> Result<f64, SimError> {
+        let s = &self.gpu.stream;
+        let n = a.n;
+        match (&a.gram, &b.gram) {
+            (None, None) => {
+                let mut c = s.alloc_zeros::<f32>(a.p * b.p).map_err(cuda("alloc"))?;
+                // Xaᵀ Xb (pa x pb) from the column-major Xaᵀ (pa x n) and Xbᵀ (pb x n).
+                self.sgemm(
+                    Op::CUBLAS_OP_N,
+                    Op::CUBLAS_OP_T,
+                    a.p,
+                    b.p,
+                    n,
+                    &a.x,
+                    a.p,
+                    &b.x,
+                    b.p,
+                    &mut c,
+                    a.p,
+                )?;
+                let core = self.dot(&c, &c, a.p * b.p)?;
+                Ok(match estimator {
+                    Estimator::Biased => core,
+                    Estimator::Debiased => {
+                        core - a.diag.iter().zip(&b.diag).map(|(u, v)| u * v).sum::<f64>()
+                    }
+                })
+            }
+            (Some(k), None) => self.gram_features(k, b),
+            (None, Some(k)) => self.gram_features(k, a),
+            (Some(ka), Some(kb)) => self.dot(ka, kb, n * n),
+        }
+    }
+
+    /// `⟨K, X Xᵀ⟩ = ⟨K X, X⟩`: `n² p` work instead of forming the second Gram matrix.
+    fn gram_features(&self, k: &CudaSlice<f32>, f: &DeviceLayer) -> Result<f64, SimError> {
+        let (n, p) = (f.n, f.p);
+        let mut kx = self
+            .gpu
+            .stream
+            .alloc_zeros::<f32>(n * p)
+            .map_err(cuda("alloc"))?;
+        // Column-major (K X)ᵀ = Xᵀ K (K symmetric): p x n, the row-major n x p K X.
+        self.sgemm(
+            Op::CUBLAS_OP_N,
+            Op::CUBLAS_OP_N,
+            p,
+            n,
+            n,
+            &f.x,
+            p,
+            k,
+            n,
+            &mut kx,
+            p,
+        )?;
+        self.dot(&kx, &f.x, n * p)
+    }
+
+    /// Device bytes the layers need at once, to refuse early with a useful message.
+    fn bytes_needed(layers: &[&Array2<f32>]) -> usize {
+        layers
+            .iter()
+            .map(|x| {
+                let (n, p) = x.dim();
+                n * p * 4 + if p >= n { n * n * 4 } else { 0 } + n * 24
+            })
+            .sum()
+    }
+}
+
+impl HsicBackend for GpuHsic {
+    fn name(&self) -> String {
+        self.gpu.label()
+    }
+
+    fn hsic_all(
+        &self,
+        a: Vec<Array2<f32>>,
+        b: Option<Vec<Array2<f32>>>,
+        kernel: Kernel,
+        estimator: Estimator,
+        progress: Progress,
+    ) -> Result<PairHsic, SimError> {
+        if kernel != Kernel::Linear {
+            return Err(SimError::Backend(
+                "the RBF kernel runs on the CPU only; use --device cpu (or auto)".into(),
+            ));
+        }
+        let all: Vec<&Array2<f32>> = a.iter().chain(b.iter().flatten()).collect();
+        let need = GpuHsic::bytes_needed(&all);
+        let free = self.gpu.free_memory().map_err(err)?;
+        if need > free {
+            return Err(SimError::Backend(format!(
+                "the layers need about {} MiB of GPU memory and {} MiB are free; use minibatch \
+                 CKA (--batch-size) or fewer layers",
+                need >> 20,
+                free >> 20
+            )));
+        }
+        let same = b.is_none();
+        let prep = |v: Vec<Array2<f32>>| -> Result<Vec<DeviceLayer>, SimError> {
+            v.into_iter().map(|x| self.prepare(x, estimator)).collect()
+        };
+        let pa = prep(a)?;
+        let pb_owned = match b {
+            Some(b) => Some(prep(b)?),
+            None => None,
+        };
+        let pb = pb_owned.as_ref().unwrap_or(&pa);
+        let (na, nb) = (pa.len(), pb.len());
+        let n = pa.first().map_or(0, |l| l.n);
+        let total = if same {
+            na * (na + 1) / 2
+        } else {
+            na * nb + na + nb
+        } as u64;
+        let mut done = 0u64;
+        let mut tick = || {
+            done += 1;
+            progress(done, total);
+        };
+        let self_hsic = |l: &DeviceLayer| -> Result<f64, SimError> {
+            let t = self.trace(l, l, estimator)?;
+            Ok(hsic_estimate(estimator, n, t, l.terms(), l.terms()))
+        };
+        let mut self_a = Vec::with_capacity(na);
+        for l in &pa {
+            self_a.push(self_hsic(l)?);
+            if !same {
+                tick();
+            }
+        }
+        let self_b = if same {
+            self_a.clone()
+        } else {
+            let mut v = Vec::with_capacity(nb);
+            for l in pb {
+                v.push(self_hsic(l)?);
+                tick();
+            }
+            v
+        };
+        let mut hsic = vec![vec![f64::NAN; nb]; na];
+        for i in 0..na {
+            for j in 0..nb {
+                if same && j < i {
+                    hsic[i][j] = hsic[j][i];
+                    continue;
+                }
+                hsic[i][j] = if same && i == j {
+                    self_a[i]
+                } else {
+                    let t = self.trace(&pa[i], &pb[j], estimator)?;
+                    hsic_estimate(estimator, n, t, pa[i].terms(), pb[j].terms())
+                };
+                tick();
+            }
+        }
+        Ok(PairHsic {
+            hsic,
+            self_a,
+            self_b,
+            bad_a: vec![None; na],
+            bad_b: vec![None; nb],
+        })
+    }
+}
