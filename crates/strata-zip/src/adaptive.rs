@@ -26,10 +26,10 @@ pub(crate) fn learn(p: u32, bit: u32, r: u32) -> u32 {
 }
 
 /// Adaptive probabilities indexed by a small context: each entry keeps a 16-bit probability
-/// and how often it was updated (up to `limit`, which sets how fast it forgets).
+/// and how often it was updated (up to `limit`, which sets how fast it forgets), packed in one
+/// word (probability high, count low) so a lookup and its update touch one cache line.
 pub struct StateMap {
-    p: Vec<u16>,
-    n: Vec<u16>,
+    t: Vec<u32>,
     limit: u32,
     last: usize,
 }
@@ -38,29 +38,33 @@ impl StateMap {
     /// `size` contexts, all starting at 1/2.
     pub fn new(size: usize, limit: u32) -> Self {
         StateMap {
-            p: vec![32768; size],
-            n: vec![0; size],
-            limit,
+            t: vec![32768 << 16; size.max(1)],
+            limit: limit.min(0xffff),
             last: 0,
+        }
+    }
+
+    /// Starts context `cx` at the 16-bit probability `p` (a prior; learning overrides it).
+    pub fn set(&mut self, cx: usize, p: u16) {
+        if let Some(e) = self.t.get_mut(cx) {
+            *e = (p as u32) << 16 | (*e & 0xffff);
         }
     }
 
     /// 12-bit probability of a one in context `cx` (remembered for [`StateMap::update`]).
     #[inline]
     pub fn p(&mut self, cx: usize) -> u32 {
-        self.last = cx.min(self.p.len() - 1);
-        (self.p[self.last] >> 4) as u32
+        self.last = cx.min(self.t.len() - 1);
+        self.t[self.last] >> 20
     }
 
     /// Learns the bit that followed the last [`StateMap::p`].
     #[inline]
     pub fn update(&mut self, bit: u32) {
-        let i = self.last;
-        let n = self.n[i] as u32;
-        self.p[i] = learn(self.p[i] as u32, bit, rate(n)) as u16;
-        if n < self.limit {
-            self.n[i] += 1;
-        }
+        let e = self.t[self.last];
+        let (p, n) = (e >> 16, e & 0xffff);
+        let p = learn(p, bit, rate(n));
+        self.t[self.last] = p << 16 | (n + (n < self.limit) as u32);
     }
 }
 
@@ -78,7 +82,8 @@ pub struct Mixer {
 }
 
 impl Mixer {
-    /// `n` inputs, `sets` weight vectors, learning rate `lr` (PAQ-like values: 2-24).
+    /// `n` inputs, `sets` weight vectors, learning rate `lr` in sixteenths (PAQ-like values:
+    /// 32-384, i.e. 2-24).
     pub fn new(n: usize, sets: usize, lr: i32, init: i32) -> Self {
         Mixer {
             inputs: Vec::with_capacity(n),
@@ -124,8 +129,8 @@ impl Mixer {
         // thousands of bits then cost less without making the settled mixer noisy.
         const K: u64 = 1 << 16;
         self.updates += 1;
-        let boost = (self.lr as u64 * 16 * 3 * K / (K + self.updates)) as i32;
-        let err = ((((bit as i32) << 12) - self.pr as i32) * (self.lr * 16 + boost)) >> 4;
+        let boost = (self.lr as u64 * 3 * K / (K + self.updates)) as i32;
+        let err = ((((bit as i32) << 12) - self.pr as i32) * (self.lr + boost)) >> 4;
         let w = &mut self.weights[self.selected..self.selected + self.n];
         for (&x, w) in self.inputs.iter().zip(w.iter_mut()) {
             *w += (x * err + (1 << 13)) >> 14;
@@ -139,6 +144,7 @@ impl Mixer {
 pub struct Apm {
     t: Vec<u16>,
     index: usize,
+    weight: u32,
     rate: u32,
 }
 
@@ -151,27 +157,39 @@ impl Apm {
                 t.push((squash((j - 16) * 128) * 16) as u16);
             }
         }
-        Apm { t, index: 0, rate }
+        Apm {
+            t,
+            index: 0,
+            weight: 0,
+            rate,
+        }
     }
 
-    /// Refined 12-bit probability of `p` in context `cx`.
+    /// Refined probability of `p` (12 bits) in context `cx`, in 16 bits: the finer output keeps
+    /// the cost of well-predicted bits below the 12-bit floor of 1/4096.
     pub fn p(&mut self, p: u32, cx: usize) -> u32 {
         let s = stretch(p) + 2048;
         let lo = (s >> 7) as usize;
         let w = (s & 127) as u32;
         let contexts = self.t.len() / 33;
         let base = (cx % contexts) * 33;
-        self.index = base + lo + if w >= 64 { 1 } else { 0 };
+        self.index = base + lo;
+        self.weight = w;
         let a = self.t[base + lo] as u32;
         let b = self.t[base + (lo + 1).min(32)] as u32;
-        ((a * (128 - w) + b * w) >> 11).clamp(1, 4095)
+        ((a * (128 - w) + b * w) >> 7).clamp(16, 65520)
     }
 
-    /// Trains the point nearest the last query on `bit`.
+    /// Trains the two points around the last query on `bit`.
     pub fn update(&mut self, bit: u32) {
         let g = if bit != 0 { 65535u32 } else { 0 };
-        let t = self.t[self.index] as i64;
-        self.t[self.index] = (t + ((g as i64 - t) >> self.rate)) as u16;
+        // Both neighbours learn, each in proportion to its share of the interpolation.
+        let i = self.index;
+        let j = (i + 1).min(self.t.len() - 1);
+        let (a, b) = (self.t[i] as i64, self.t[j] as i64);
+        let w = self.weight as i64;
+        self.t[i] = (a + (((g as i64 - a) * (128 - w)) >> (self.rate + 6))) as u16;
+        self.t[j] = (b + (((g as i64 - b) * w) >> (self.rate + 6))) as u16;
     }
 }
 
@@ -197,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_mixer_learns_to_trust_the_informative_input() {
-        let mut m = Mixer::new(2, 1, 6, 0);
+        let mut m = Mixer::new(2, 1, 6 * 16, 0);
         let mut s = 3u64;
         for _ in 0..5000 {
             s = s

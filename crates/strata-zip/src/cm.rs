@@ -1,16 +1,27 @@
-//! The context-mixing predictor: hashed context models, a match model, a lag-relation model and
-//! optionally a recurrent network, mixed by gated logistic mixers and refined by two APMs.
+//! The context-mixing predictor: hashed context models, a match model, a run model, a
+//! lag-relation model and optionally a recurrent network, mixed by gated logistic mixers and
+//! refined by a chain of APMs.
 //!
 //! Symbols of `width` bits are coded most significant bit first; every model predicts the next
 //! bit given the symbols before and the bits of the current symbol so far. Which contexts are
-//! hashed depends on the [`Flavor`]: words and sparse byte contexts for text and other bytes;
-//! orders in symbols (and inverted repeats for DNA) for small alphabets.
+//! hashed depends on the [`Flavor`]: for bytes, orders 0-6 and 8, words (the current word with
+//! the previous one, two or the byte before it), sparse byte contexts, the match model's
+//! expected byte, and text-layout contexts (the column, the line above, wrapped lines, bytes
+//! with line breaks read as spaces); orders in symbols (and inverted repeats for DNA) for small
+//! alphabets.
+//!
+//! Each context gives the mixers its slot's probability three ways (stretched, weighted by
+//! confidence, linear) and what its bit history state predicts ([`crate::bithistory`], through
+//! two adaptive state maps), and for bytes what its run predicts ([`crate::run`]). Six mixers
+//! with different weight-set selectors (match length, partial byte, previous bytes, known
+//! contexts and column, text shape) feed a final mixer.
 
-use crate::adaptive::{Apm, Mixer};
+use crate::adaptive::{Apm, Mixer, StateMap};
 use crate::logistic::{squash, stretch};
 use crate::matcher::Matcher;
 use crate::neural::Neural;
 use crate::relation::Relation;
+use crate::run::RunModel;
 use crate::slots::{hash2, SlotTable};
 
 /// Which family of contexts to hash.
@@ -43,12 +54,27 @@ pub struct Cm {
     table: SlotTable,
     hashes: Vec<u64>,
     bases: Vec<usize>,
-    indirect: Vec<crate::adaptive::StateMap>,
+    /// Per context: what its slot's bit history state predicts, given the partial symbol
+    /// (`by_partial`) and given the previous symbol (`by_prev`).
+    by_partial: Vec<StateMap>,
+    by_prev: Vec<StateMap>,
     matcher: Matcher,
+    run: Option<RunModel>,
     relation: Option<Relation>,
     neural: Option<Neural>,
     mixers: Vec<Mixer>,
-    selectors: [usize; 5],
+    selectors: [usize; 6],
+    /// Letters in the current word so far (text mixer selector).
+    word_len: usize,
+    /// The byte before the current (or last) word and whether the word is capitalized.
+    word_start: u64,
+    /// The last bytes with line breaks read as spaces (CR dropped): text wrapped at a fixed
+    /// width breaks phrases at arbitrary points, and these contexts see through the breaks.
+    flat: u64,
+    /// Bytes since the last line break.
+    col: usize,
+    /// Whether the current line has a space yet (so the first word is over).
+    line_has_space: bool,
     last_mix: Vec<i32>,
     final_mixer: Mixer,
     apm1: Apm,
@@ -66,8 +92,10 @@ pub struct Cm {
 
 const NO_CONTEXT_INPUTS: usize = 4;
 
-/// Mixer learning rate (measured best of 1-16 on the five benchmark texts).
-const MIXER_LR: i32 = 2;
+/// Learning rates of the first mixer layer and the final mixer, in sixteenths (measured on the
+/// five benchmark texts).
+const MIXER_LR: i32 = 14;
+const FINAL_LR: i32 = 16;
 
 impl Cm {
     /// A fresh predictor; `neural` (if any) is mixed in as two more inputs.
@@ -75,10 +103,23 @@ impl Cm {
         let width = cfg.width.clamp(1, 8);
         let group = width.min(4);
         let nctx = match &cfg.flavor {
-            Flavor::Bytes => 14,
+            Flavor::Bytes => 20,
             Flavor::Symbols { orders, dna } => orders.len() + 1 + *dna as usize,
         };
-        let inputs = nctx * 4 + NO_CONTEXT_INPUTS + if neural.is_some() { 2 } else { 0 };
+        // Runs for text only: in small alphabets the slots' bit histories already see whole
+        // symbols.
+        let run = match cfg.flavor {
+            Flavor::Bytes => Some(RunModel::new(
+                nctx,
+                cfg.table_bits.saturating_sub(3).clamp(12, 22),
+                width,
+            )),
+            _ => None,
+        };
+        let inputs = nctx * 5
+            + NO_CONTEXT_INPUTS
+            + if run.is_some() { nctx } else { 0 }
+            + if neural.is_some() { 2 } else { 0 };
         let (match_min, match_bits) = match (&cfg.flavor, width) {
             (Flavor::Bytes, _) => (6, 22),
             (_, 1) => (32, 22),
@@ -89,13 +130,18 @@ impl Cm {
             Flavor::Symbols { dna: true, .. } => None,
             _ => Some(Relation::new(width, 64, if width == 1 { 16 } else { 4 })),
         };
-        let sel_sizes = [
-            16 * 4,
-            1usize << (width + 1).min(9),
-            1usize << (2 * width).min(10),
-            32 * 8,
-            1usize << (2 * width).min(10),
+        let mut sel_sizes = vec![
+            16 * 4 * 4,
+            4usize << (width + 1).min(9),
+            (1usize << (2 * width).min(10)) * 8 * 4,
+            32 * 16 * 8,
+            4usize << (2 * width).min(10),
         ];
+        if cfg.flavor == Flavor::Bytes {
+            // Text shape: classes of the last three bytes, word length, nearness to the end of
+            // a wrapped line, bit position.
+            sel_sizes.push(64 * 8 * 4 * 8);
+        }
         Cm {
             width,
             group,
@@ -103,22 +149,33 @@ impl Cm {
             table: SlotTable::new(cfg.table_bits, group, cfg.limit),
             hashes: vec![0; nctx],
             bases: vec![0; nctx],
-            indirect: (0..nctx)
-                .map(|_| crate::adaptive::StateMap::new(1024, 1023))
-                .collect(),
+            by_partial: (0..nctx).map(|_| state_map()).collect(),
+            by_prev: (0..nctx).map(|_| state_map()).collect(),
             matcher: Matcher::new(match_min, match_bits, width),
+            run,
             relation,
             neural,
             mixers: sel_sizes
                 .iter()
                 .map(|&s| Mixer::new(inputs, s, MIXER_LR, (1 << 16) / inputs as i32))
                 .collect(),
-            selectors: [0; 5],
-            last_mix: vec![0; 5],
-            final_mixer: Mixer::new(6, 1 << width.min(8), 2, 1 << 14),
-            apm1: Apm::new(1 << (2 * width + 1), 7),
-            apm2: Apm::new(1 << 16, 7),
-            apm3: Apm::new(1 << 16, 7),
+            selectors: [0; 6],
+            word_len: 0,
+            word_start: 0,
+            flat: 0,
+            col: 0,
+            line_has_space: false,
+            last_mix: vec![0; 6],
+            // Starts as the plain average of the first layer.
+            final_mixer: Mixer::new(
+                sel_sizes.len() + 1,
+                4 << width.min(8),
+                FINAL_LR,
+                (1 << 16) / sel_sizes.len() as i32,
+            ),
+            apm1: Apm::new(4 << (2 * width + 1), 8),
+            apm2: Apm::new(1 << 16, 6),
+            apm3: Apm::new(1 << 16, 6),
             apm_cx: [0; 3],
             hist: Vec::new(),
             partial: 1,
@@ -132,6 +189,9 @@ impl Cm {
 
     fn started(mut self) -> Self {
         self.compute_contexts();
+        if let Some(r) = &mut self.run {
+            r.next_symbol(None, &self.hashes);
+        }
         self.refresh_buckets();
         self
     }
@@ -143,6 +203,7 @@ impl Cm {
         let mut inputs = std::mem::take(&mut self.last_mix);
         inputs.clear();
         let mut known = 0usize;
+        let c1 = self.hist.last().copied().unwrap_or(0) as usize;
         for i in 0..n {
             let s = self.table.get(self.bases[i] + within);
             known += (s.n > 0) as usize;
@@ -154,26 +215,31 @@ impl Cm {
             let conf = if s.n == 0 {
                 0
             } else {
-                (direct * (s.n.min(15) as i32 + 1)) >> 4
+                (direct * (s.n.min(31) as i32 + 1)) >> 5
             };
             let lin = if s.n == 0 {
                 0
             } else {
                 ((s.p >> 4) as i32 - 2048) >> 1
             };
-            let nb = match s.n {
-                0..=3 => 0,
-                4..=11 => 1,
-                12..=40 => 2,
-                _ => 3,
-            };
-            let ind = stretch(self.indirect[i].p(s.hist as usize | nb << 8));
+            let state = s.state as usize;
+            let ind = stretch(self.by_partial[i].p(state | (self.partial as usize) << 8));
+            let ind2 = stretch(self.by_prev[i].p(state | c1 << 8));
             for m in &mut self.mixers {
                 m.add(direct);
                 m.add(conf);
                 m.add(ind);
+                m.add(ind2);
                 m.add(lin);
             }
+        }
+        if let Some(r) = &mut self.run {
+            let mixers = &mut self.mixers;
+            r.inputs(self.partial, self.done, |x| {
+                for m in mixers.iter_mut() {
+                    m.add(x);
+                }
+            });
         }
         let mi = self.matcher.input(self.partial, self.done);
         let ri = match &mut self.relation {
@@ -198,7 +264,9 @@ impl Cm {
                 m.add(if s > 0 { nconf } else { -nconf });
             }
         }
-        self.selectors[3] = known.min(31) * 8 + (self.done as usize).min(7);
+        // How many contexts were seen before, and the column (line ends in wrapped text).
+        self.selectors[3] =
+            (known.min(31) * 16 + (self.col / 5).min(15)) * 8 + (self.done as usize).min(7);
         for (k, m) in self.mixers.iter_mut().enumerate() {
             let x = m.mix(self.selectors[k]);
             inputs.push(x);
@@ -207,22 +275,27 @@ impl Cm {
             self.final_mixer.add(x);
         }
         self.final_mixer.add(256);
-        let x = self.final_mixer.mix(self.partial as usize);
+        let x = self
+            .final_mixer
+            .mix(self.partial as usize | line_end(self.col) << self.width);
         self.last_mix = inputs;
         let p0 = squash(x);
         let p1 = self.apm1.p(p0, self.apm_cx[0] | self.partial as usize);
-        let p2 = self.apm2.p(p0, self.apm_cx[1]);
-        let p3 = self.apm3.p(p0, self.apm_cx[2]);
-        let p = (p0 + p1 + p2 + p3 + 2) >> 2;
-        // 12-bit to 16-bit for the coder, kept away from 0 and 65536.
-        (p << 4).clamp(16, 65520)
+        // A chain: the order-1 APM's estimate, averaged with the mixer's, feeds the order-2
+        // and order-3 APMs.
+        let q = ((p0 << 4) + p1 + 1) >> 1;
+        let p2 = self.apm2.p(q >> 4, self.apm_cx[1]);
+        let p3 = self.apm3.p(q >> 4, self.apm_cx[2]);
+        // 16 bits for the coder, kept away from 0 and 65536.
+        ((2 * q + p2 + p3 + 2) >> 2).clamp(16, 65520)
     }
 
     /// Learns the bit that came and moves to the next.
     pub fn update(&mut self, bit: u32) {
         let within = self.partial_in_group();
         for i in 0..self.hashes.len() {
-            self.indirect[i].update(bit);
+            self.by_partial[i].update(bit);
+            self.by_prev[i].update(bit);
             self.table.update(self.bases[i] + within, bit);
         }
         for m in &mut self.mixers {
@@ -233,6 +306,9 @@ impl Cm {
         self.apm2.update(bit);
         self.apm3.update(bit);
         self.matcher.update(bit);
+        if let Some(r) = &mut self.run {
+            r.update(bit);
+        }
         if let Some(r) = &mut self.relation {
             r.update(bit);
         }
@@ -251,6 +327,9 @@ impl Cm {
                 r.next_symbol(&self.hist);
             }
             self.compute_contexts();
+            if let Some(r) = &mut self.run {
+                r.next_symbol(Some(sym as u32), &self.hashes);
+            }
             self.apply_ir_updates();
             self.refresh_buckets();
         } else if self.done.is_multiple_of(self.group) {
@@ -284,16 +363,29 @@ impl Cm {
             .as_ref()
             .map(|r| r.expected().is_some() as usize)
             .unwrap_or(0);
-        self.selectors[0] = self.matcher.bucket() * 4 + rel * 2 + (self.done == 0) as usize;
-        self.selectors[1] = self.partial as usize;
-        self.selectors[2] = if w >= 5 { c1 } else { (c2 << w) | c1 };
+        // Byte classes refine the selectors of text.
+        let text = self.flavor == Flavor::Bytes;
+        let cls = |c: usize| if text { byte_class(c) } else { 0 };
+        self.selectors[0] =
+            (self.matcher.bucket() * 4 + rel * 2 + (self.done == 0) as usize) * 4 + cls(c1);
+        self.selectors[1] = self.partial as usize | cls(c1) << (w + 1).min(9);
+        self.selectors[2] =
+            ((if w >= 5 { c1 } else { (c2 << w) | c1 }) * 8 + self.done.min(7) as usize) * 4
+                + cls(c2);
         let c3 = if self.hist.len() >= 3 {
             self.hist[self.hist.len() - 3] as usize
         } else {
             0
         };
-        self.selectors[4] = if w >= 5 { c2 } else { (c3 << w) | c2 };
-        self.apm_cx[0] = c1.min(255) << (w + 1).min(9);
+        self.selectors[4] = (if w >= 5 { c2 } else { (c3 << w) | c2 }) * 4 + cls(c1);
+        let line_end = line_end(self.col);
+        self.selectors[5] = ((((byte_class(c1) * 4 + byte_class(c2)) * 4 + byte_class(c3)) * 8
+            + self.word_len.min(7))
+            * 4
+            + line_end)
+            * 8
+            + self.done.min(7) as usize;
+        self.apm_cx[0] = (cls(c2) << (2 * w + 1)) | c1.min(255) << (w + 1).min(9);
         self.apm_cx[2] = (hash2(
             self.hashes.get(2).copied().unwrap_or(0),
             self.partial as u64,
@@ -326,10 +418,20 @@ impl Cm {
         match &self.flavor {
             Flavor::Bytes => {
                 if let Some(&c) = hist.last() {
+                    if c != b'\r' {
+                        let f = if c == b'\n' { b' ' } else { c };
+                        self.flat = (self.flat << 8) | f as u64;
+                    }
                     let lc = (c as char).to_ascii_lowercase();
                     if lc.is_ascii_alphabetic() {
+                        if self.word_len == 0 {
+                            let before = if n >= 2 { hist[n - 2] as u64 } else { 0 };
+                            self.word_start = before | (c.is_ascii_uppercase() as u64) << 8;
+                        }
+                        self.word_len += 1;
                         self.word[0] = hash2(self.word[0], lc as u64);
                     } else if self.word[0] != 0 {
+                        self.word_len = 0;
                         self.word[2] = self.word[1];
                         self.word[1] = self.word[0];
                         self.word[0] = 0;
@@ -349,6 +451,7 @@ impl Cm {
                     self.lines = [n, self.lines[0]];
                 }
                 let col = n - self.lines[0];
+                self.col = col;
                 let above = if self.lines[1] + col < self.lines[0] {
                     hist[self.lines[1] + col] as u64
                 } else {
@@ -356,12 +459,40 @@ impl Cm {
                 };
                 self.hashes[13] = hash2(above | (c1 << 8) | ((col.min(255) as u64) << 16), 107);
 
-                self.hashes[7] = hash2(hash2(self.word[0], 101), c1);
+                self.hashes[7] = hash2(hash2(self.word[0], 101), self.flat & 0xff);
                 self.hashes[8] = hash2(hash2(self.word[0], self.word[1]), 102);
-                self.hashes[9] = hash2(at(1), 103);
+                // Order 0 (a sparse skip-one context was here: worth less than order 0).
+                self.hashes[9] = hash2(0, 103);
                 self.hashes[10] = hash2(at(1) | (at(2) << 8), 104);
                 self.hashes[11] = hash2(at(2) | (at(3) << 8), 105);
-                self.hashes[12] = hash2(hash2(self.word[1], self.word[2]), 106 + (c1 << 8));
+                self.hashes[12] =
+                    hash2(hash2(hash2(self.word[0], self.word[1]), self.word[2]), 106);
+                // The byte the match model expects, as a context of its own.
+                let m = self
+                    .matcher
+                    .expected()
+                    .map(|(e, l)| (e as u64 + 1) | ((l.min(15) as u64) << 9));
+                self.hashes[14] = hash2(m.unwrap_or(0), 108 + (c1 << 8));
+                self.hashes[15] = hash2(hash2(self.word[0], self.word[2]), 109);
+                self.hashes[16] = hash2(hash2(self.word[0], self.word_start), 110);
+                self.hashes[17] = hash2(self.flat & 0xff_ffff_ffff, 111);
+                // The column with the last two bytes: where wrapped lines end.
+                self.hashes[18] = hash2(col.min(255) as u64 | (self.flat & 0xffff) << 8, 112);
+                // Wrapped text: the first word of a line did not fit at the end of the line
+                // before, so the previous line's length plus this word's length is large; while
+                // in that word, their sum says whether it can end yet.
+                if c1 == b'\n' as u64 {
+                    self.line_has_space = false;
+                } else if c1 == b' ' as u64 {
+                    self.line_has_space = true;
+                }
+                let first_word = !self.line_has_space;
+                self.hashes[19] = if first_word {
+                    let prev_len = (self.lines[0] - self.lines[1]) as u64;
+                    hash2((prev_len + col as u64).min(1023) | c1 << 10, 114)
+                } else {
+                    hash2(hash2(self.word[0], col.min(255) as u64), 113)
+                };
             }
             Flavor::Symbols { orders, dna } => {
                 let mut h = 0u64;
@@ -418,10 +549,81 @@ impl Cm {
     }
 }
 
+/// An adaptive map from (bit history state, a byte of context) to a probability, started at
+/// the states' count-based priors. The limit of 255 lets it follow drifting statistics.
+fn state_map() -> StateMap {
+    let mut m = StateMap::new(1 << 16, 255);
+    for s in 0..crate::bithistory::states() {
+        for cx in 0..256 {
+            m.set(s | cx << 8, crate::bithistory::prior(s as u8));
+        }
+    }
+    m
+}
+
+/// A byte's class in text: lower case, upper case, white space, other.
+fn byte_class(c: usize) -> usize {
+    match c as u8 {
+        b'a'..=b'z' => 0,
+        b'A'..=b'Z' => 1,
+        b' ' | b'\n' | b'\r' | b'\t' => 2,
+        _ => 3,
+    }
+}
+
+/// How near a typical wrapped line's end the column is: below 50, in the 50s, 60s, beyond.
+fn line_end(col: usize) -> usize {
+    match col {
+        0..=49 => 0,
+        50..=59 => 1,
+        60..=69 => 2,
+        _ => 3,
+    }
+}
+
 /// The slot of a bucket for the next bit: the bits of the current group coded so far (`done`
 /// bits of the symbol, `partial` with a leading 1), with a leading 1: 1..2^group - 1.
 #[inline]
 fn slot_in_group(partial: u32, done: u32, group: u32) -> usize {
     let in_group = done % group;
     ((1u32 << in_group) | (partial & ((1 << in_group) - 1))) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probabilities(data: &[u8]) -> Vec<u32> {
+        let cfg = CmConfig {
+            width: 8,
+            flavor: Flavor::Bytes,
+            table_bits: 18,
+            limit: 255,
+        };
+        let mut cm = Cm::new(&cfg, None);
+        let mut out = Vec::new();
+        for &b in data {
+            for d in (0..8).rev() {
+                out.push(cm.predict());
+                cm.update((b as u32 >> d) & 1);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn predictions_are_reproducible_and_learn_wrapped_text() {
+        let line = b"the quick brown fox jumps over the lazy dog and runs\r\n";
+        let text: Vec<u8> = line.iter().cycle().take(line.len() * 40).copied().collect();
+        let a = probabilities(&text);
+        assert_eq!(a, probabilities(&text), "same input, same predictions");
+        // Cost of the last line in bits: a repeated line should be nearly free.
+        let mut bits = 0.0;
+        for (i, &p) in a[a.len() - line.len() * 8..].iter().enumerate() {
+            let bit = (line[i / 8] >> (7 - i % 8)) & 1;
+            let q = p as f64 / 65536.0;
+            bits -= if bit == 1 { q.log2() } else { (1.0 - q).log2() };
+        }
+        assert!(bits < 0.05 * line.len() as f64 * 8.0, "{bits} bits");
+    }
 }

@@ -5,7 +5,7 @@
 pub enum ZipError {
     #[error("not a strata-zip file (no STZP magic at the start)")]
     NotAContainer,
-    #[error("strata-zip format version {0} is not supported by this build (it reads version 1)")]
+    #[error("strata-zip format version {0} is not supported by this build (it reads version {v}; the model changed between versions, so decompress with the strata that wrote the file)", v = crate::VERSION)]
     UnsupportedVersion(u8),
     #[error("truncated strata-zip file: {0}")]
     Truncated(&'static str),

@@ -433,15 +433,22 @@ fn stationary(size: usize, work: usize, mut step: impl FnMut(&[f64], &mut [f64])
     pi
 }
 
-fn markov(alphabet: u32, order: u32, n: usize, rng: &mut Rng, mut out: Vec<u8>) -> Generated {
-    let (a, k) = (alphabet as usize, order as usize);
-    let contexts = a.pow(order); // validated: a^(k+1) <= MAX_MARKOV_TABLE
+/// A random order-k chain over `a` letters: `cdf[ctx * a..][..a]` is the next-symbol cdf after
+/// context `ctx` (the last k symbols in base a, newest least significant) and `pi` the stationary
+/// distribution of contexts.
+struct MarkovChain {
+    cdf: Vec<f64>,
+    pi: Vec<f64>,
+}
+
+fn markov_chain(a: usize, k: usize, rng: &mut Rng) -> MarkovChain {
+    let contexts = a.pow(k as u32); // validated: a^(k+1) <= MAX_MARKOV_TABLE
     let (mut cdf, mut w) = (vec![0.0; contexts * a], vec![0.0; a]);
     for row in cdf.chunks_exact_mut(a) {
         random_cdf(rng, 3, &mut w, row);
     }
-    // The context is the last k symbols in base a, newest least significant, so context s
-    // followed by x goes to (s * a) % contexts + x: the base walks in steps of a and wraps.
+    // Context s followed by x goes to (s * a) % contexts + x: the base walks in steps of a and
+    // wraps.
     let pi = if k == 0 {
         vec![1.0]
     } else {
@@ -456,6 +463,13 @@ fn markov(alphabet: u32, order: u32, n: usize, rng: &mut Rng, mut out: Vec<u8>) 
             }
         })
     };
+    MarkovChain { cdf, pi }
+}
+
+fn markov(alphabet: u32, order: u32, n: usize, rng: &mut Rng, mut out: Vec<u8>) -> Generated {
+    let (a, k) = (alphabet as usize, order as usize);
+    let contexts = a.pow(order);
+    let MarkovChain { cdf, pi } = markov_chain(a, k, rng);
     let rows = cdf.chunks_exact(a).zip(&pi);
     let rate: f64 = rows.map(|(row, p)| p * entropy_of(cdf_probs(row))).sum();
     // Start in the stationary distribution, so the whole sequence is stationary and its total
@@ -596,10 +610,67 @@ mod tests {
         ] {
             let seed = fresh_seed();
             let g = gen(&format!("markov:alphabet={a},order={k}"), n, seed);
-            let (est, rate) = (cond_entropy(&g.symbols, a, k), g.entropy_rate);
+            // The same chain, rebuilt from the same seed (generate draws the chain first).
+            let chain = markov_chain(a, k, &mut Rng::new(seed));
+            let contexts = a.pow(k as u32);
+            let probs = |c: usize| {
+                let row = &chain.cdf[c * a..c * a + a];
+                (0..a).map(|x| row[x] - if x == 0 { 0.0 } else { row[x - 1] })
+            };
+            let h =
+                |c: usize| -> f64 { probs(c).filter(|&p| p > 0.0).map(|p| -p * p.log2()).sum() };
+            // pi is stationary: moving every context's mass one step gives pi back.
+            let mut moved = vec![0.0; contexts];
+            for (c, &mass) in chain.pi.iter().enumerate() {
+                for (x, p) in probs(c).enumerate() {
+                    moved[(c * a + x) % contexts] += mass * p;
+                }
+            }
+            let drift: f64 = moved
+                .iter()
+                .zip(&chain.pi)
+                .map(|(m, p)| (m - p).abs())
+                .sum();
+            assert!(drift < 1e-9, "a={a} k={k} seed={seed}: pi moves by {drift}");
+            let rate: f64 = (0..contexts).map(|c| chain.pi[c] * h(c)).sum();
             assert!(
-                (est - rate).abs() < 0.01,
-                "a={a} k={k} seed={seed}: {est} vs {rate}"
+                (g.entropy_rate - rate).abs() < 1e-12,
+                "{} vs {rate}",
+                g.entropy_rate
+            );
+            // Over the sample: the true model's code length per symbol, and the plug-in
+            // (maximum-likelihood) conditional entropy.
+            let (mut visits, mut code, mut code2, mut ctx) = (vec![0u64; contexts], 0.0, 0.0, 0);
+            for (t, &s) in g.symbols.iter().enumerate() {
+                if t >= k {
+                    visits[ctx] += 1;
+                    let len = -probs(ctx).nth(s as usize).unwrap().log2();
+                    (code, code2) = (code + len, code2 + len * len);
+                }
+                ctx = (ctx * a + s as usize) % contexts;
+            }
+            let total = (n - k) as f64;
+            let (code, sd) = (
+                code / total,
+                ((code2 / total - (code / total).powi(2)) / total).sqrt(),
+            );
+            // Given the contexts visited, the code length's mean is their conditional entropies
+            // weighted by visits (its deviations form a martingale: 5 standard errors). Compared
+            // with the rate itself a slowly mixing chain would fail now and then: 10^6 steps
+            // visit its contexts in proportions away from pi, which says nothing about the rate.
+            let expected: f64 = (0..contexts).map(|c| visits[c] as f64 / total * h(c)).sum();
+            assert!(
+                (code - expected).abs() < 5.0 * sd + 1e-9,
+                "a={a} k={k} seed={seed}: code length {code} vs {expected} +- {sd}"
+            );
+            // The plug-in maximizes the likelihood, so it lies below the true code length, by
+            // about a chi-square with contexts*(a-1) degrees of freedom over 2 n ln 2.
+            let dof = (contexts * (a - 1)) as f64;
+            let gap = code - cond_entropy(&g.symbols, a, k);
+            let most = (dof + 6.0 * (2.0 * dof).sqrt()) / (2.0 * total * 2f64.ln());
+            assert!(
+                (-1e-9..most).contains(&gap),
+                "a={a} k={k} seed={seed}: plug-in {gap} below the code length (at most {most})"
             );
             assert!(
                 rate > 0.0 && rate < log2(a as f64) - 0.05,
@@ -607,7 +678,13 @@ mod tests {
             );
             // total = H(first k) + (n - k) rate, and H(first k) <= k log2 a.
             let tail = (n - k) as f64 * rate;
-            assert!(g.total_bits >= tail && g.total_bits <= tail + k as f64 * log2(a as f64));
+            let slack = 1e-9 * g.total_bits;
+            assert!(
+                g.total_bits >= tail - slack
+                    && g.total_bits <= tail + k as f64 * log2(a as f64) + slack,
+                "a={a} k={k} seed={seed}: total {} vs tail {tail}",
+                g.total_bits
+            );
         }
     }
 

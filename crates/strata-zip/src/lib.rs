@@ -20,6 +20,7 @@
 
 mod adaptive;
 pub mod alphabet;
+mod bithistory;
 pub mod cm;
 pub mod coder;
 pub mod detmath;
@@ -31,6 +32,7 @@ pub mod model;
 mod neural;
 mod relation;
 pub mod rnn;
+mod run;
 mod slots;
 mod varint;
 
@@ -45,8 +47,10 @@ use varint::Reader;
 
 /// First bytes of every strata-zip file.
 pub const MAGIC: &[u8; 4] = b"STZP";
-/// The container version this build writes and reads.
-pub const VERSION: u8 = 1;
+/// The container version this build writes and reads. Bumped whenever the model's predictions
+/// change (2: bit-history states, run model, column contexts), because a file can only be decoded
+/// by the exact model that coded it.
+pub const VERSION: u8 = 2;
 
 /// How to compress.
 #[derive(Clone, Debug)]
@@ -367,15 +371,16 @@ fn ceil_log2(n: usize) -> u32 {
 }
 
 fn predictor(spec: &ModelSpec, width: u32, flavor: Flavor, symbols: usize) -> Predictor {
+    // Bytes: about 128 slots per input byte (text of a few hundred KB still gains from room),
+    // at most 2^26 slots = 256 MB.
     let table_bits = match flavor {
-        Flavor::Bytes => ceil_log2(symbols) + 6,
+        Flavor::Bytes => ceil_log2(symbols) + 7,
         _ => ceil_log2(symbols.saturating_mul(width as usize)) + 3,
     }
     .clamp(16, 26);
-    let limit = match flavor {
-        Flavor::Bytes => 60,
-        _ => 255,
-    };
+    // Slot counts run up to 255 (nearly stationary probabilities): the slots' bit history
+    // states carry the recent, nonstationary side.
+    let limit = 255;
     let neural = spec
         .rnn_spec(1 << width)
         .map(|s| Box::new(Neural::new(&s, width)));

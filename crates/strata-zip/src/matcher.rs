@@ -43,6 +43,11 @@ impl Matcher {
         }
     }
 
+    /// The symbol that followed the match, with the match length, when there is a match.
+    pub fn expected(&self) -> Option<(u32, usize)> {
+        self.expected.map(|e| (e, self.len))
+    }
+
     /// After symbol `hist.len() - 1` was appended: extend or look up the match.
     pub fn next_symbol(&mut self, hist: &[u8]) {
         let n = hist.len();

@@ -1,5 +1,5 @@
 //! Hashed context slots: for every (context, partial symbol) a bit predictor that keeps a
-//! count-based probability and the last bits seen there, packed in 32 bits.
+//! count-based probability and a bit history state, packed in 32 bits.
 //!
 //! Slots are grouped in buckets of `2^group` (group = up to 4 bits of a symbol; 16 slots of 4
 //! bytes = one 64-byte cache line), so one context costs one cache miss per nibble rather than
@@ -8,15 +8,15 @@
 //! the least used of the three is reset and claimed, so frequent contexts survive collisions.
 
 /// One bit predictor: `p` (16 bits) learns with rate 1/(n+1.5) up to the table's limit;
-/// `hist` is the last up to 7 bits with a leading 1 (1 = nothing seen yet).
+/// `state` is the bit history as a [`crate::bithistory`] state.
 #[derive(Clone, Copy)]
 pub struct Slot {
     pub p: u16,
     pub n: u8,
-    pub hist: u8,
+    pub state: u8,
 }
 
-const FRESH: u32 = (32768 << 16) | 1;
+const FRESH: u32 = (32768 << 16) | crate::bithistory::EMPTY as u32;
 
 /// A table of buckets addressed by 64-bit context hashes.
 pub struct SlotTable {
@@ -80,7 +80,7 @@ impl SlotTable {
         Slot {
             p: (v >> 16) as u16,
             n: (v >> 8) as u8,
-            hist: v as u8,
+            state: v as u8,
         }
     }
 
@@ -90,9 +90,8 @@ impl SlotTable {
         let s = self.get(index);
         let p = crate::adaptive::learn(s.p as u32, bit, crate::adaptive::rate(s.n as u32));
         let n = if s.n < self.limit { s.n + 1 } else { s.n };
-        let h = ((s.hist as u32) << 1) | bit;
-        let hist = if h >= 256 { (h & 0x7f) | 0x80 } else { h };
-        self.slots[index] = (p << 16) | ((n as u32) << 8) | hist;
+        let state = crate::bithistory::next(s.state, bit) as u32;
+        self.slots[index] = (p << 16) | ((n as u32) << 8) | state;
     }
 }
 
