@@ -106,14 +106,15 @@ pub fn record<T: Serialize>(gpu: &Gpu, results: T) -> GpuBenchRecord<T> {
 /// Markdown for `strata bench binary-gemm --device cuda`.
 pub fn binary_markdown(r: &GpuBenchRecord<Vec<bench::BinaryGemmGpuRow>>) -> String {
     let mut s = format!(
-        "### binary GEMM on {} vs cuBLAS SGEMM (driver CUDA {}, NVRTC {})\n\n\
-         | shape (m x n x k) | kernel | binary | SGEMM | binary TMAC/s | SGEMM TMAC/s | speed-up |\n\
-         |---|---|---:|---:|---:|---:|---:|\n",
+        "### binary GEMM on {} vs cuBLAS SGEMM and FP16 tensor-core GEMM (driver CUDA {}, NVRTC {})\n\n\
+         | shape (m x n x k) | kernel | binary | SGEMM | FP16 | binary TMAC/s | SGEMM TMAC/s | FP16 TMAC/s | vs SGEMM | vs FP16 |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         r.device, r.driver, r.nvrtc
     );
+    let or_na = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("n/a".to_string(), f);
     for x in &r.results {
         s += &format!(
-            "| {} ({} x {} x {}) | {} | {:.3} ms | {:.3} ms | {:.1} | {:.1} | {:.1}x |\n",
+            "| {} ({} x {} x {}) | {} | {:.3} ms | {:.3} ms | {} | {:.1} | {:.1} | {} | {:.1}x | {} |\n",
             x.label,
             x.m,
             x.n,
@@ -121,9 +122,12 @@ pub fn binary_markdown(r: &GpuBenchRecord<Vec<bench::BinaryGemmGpuRow>>) -> Stri
             x.kernel.name(),
             x.binary_seconds * 1e3,
             x.sgemm_seconds * 1e3,
+            or_na(x.fp16_seconds, &|t| format!("{:.3} ms", t * 1e3)),
             x.binary_macs_per_s / 1e12,
             x.sgemm_macs_per_s / 1e12,
-            x.speedup_over_sgemm
+            or_na(x.fp16_macs_per_s, &|v| format!("{:.1}", v / 1e12)),
+            x.speedup_over_sgemm,
+            or_na(x.speedup_over_fp16, &|v| format!("{v:.1}x")),
         );
     }
     s

@@ -33,6 +33,44 @@ fn best_of(
     Ok(best)
 }
 
+/// Seconds for one cuBLAS GEMM `C (m x n) = A (m x k) B (k x n)` in element type `T` on random
+/// data (`from` converts a standard normal draw; `seed` picks the data).
+fn gemm_seconds<T>(
+    gpu: &Gpu,
+    (m, n, k): (usize, usize, usize),
+    repeat: usize,
+    seed: u64,
+    from: impl Fn(f32) -> T,
+    what: &'static str,
+) -> Result<f64, GpuError>
+where
+    T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy,
+    cudarc::cublas::CudaBlas: Gemm<T>,
+{
+    let s = &gpu.stream;
+    let mut r = Rng::new(seed);
+    let mut random = |len: usize| -> Vec<T> { (0..len).map(|_| from(r.normal() as f32)).collect() };
+    let da = s.clone_htod(&random(m * k)).map_err(cuda("upload"))?;
+    let db = s.clone_htod(&random(k * n)).map_err(cuda("upload"))?;
+    let mut dc = s.alloc_zeros::<T>(m * n).map_err(cuda("alloc"))?;
+    best_of(gpu, repeat, || {
+        let cfg = GemmConfig {
+            transa: Op::CUBLAS_OP_N,
+            transb: Op::CUBLAS_OP_N,
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            alpha: from(1.0),
+            lda: m as i32,
+            ldb: k as i32,
+            beta: from(0.0),
+            ldc: m as i32,
+        };
+        // SAFETY: buffers sized m*k, k*n, m*n, column-major.
+        unsafe { gpu.blas.gemm(cfg, &da, &db, &mut dc) }.map_err(cuda(what))
+    })
+}
+
 /// Seconds for one cuBLAS SGEMM `C (m x n) = A (m x k) B (k x n)` on random data.
 pub fn sgemm_seconds(
     gpu: &Gpu,
@@ -41,29 +79,20 @@ pub fn sgemm_seconds(
     k: usize,
     repeat: usize,
 ) -> Result<f64, GpuError> {
-    let s = &gpu.stream;
-    let mut r = Rng::new(1);
-    let a: Vec<f32> = (0..m * k).map(|_| r.normal() as f32).collect();
-    let b: Vec<f32> = (0..k * n).map(|_| r.normal() as f32).collect();
-    let da = s.clone_htod(&a).map_err(cuda("upload"))?;
-    let db = s.clone_htod(&b).map_err(cuda("upload"))?;
-    let mut dc = s.alloc_zeros::<f32>(m * n).map_err(cuda("alloc"))?;
-    best_of(gpu, repeat, || {
-        let cfg = GemmConfig {
-            transa: Op::CUBLAS_OP_N,
-            transb: Op::CUBLAS_OP_N,
-            m: m as i32,
-            n: n as i32,
-            k: k as i32,
-            alpha: 1.0f32,
-            lda: m as i32,
-            ldb: k as i32,
-            beta: 0.0f32,
-            ldc: m as i32,
-        };
-        // SAFETY: buffers sized m*k, k*n, m*n, column-major.
-        unsafe { gpu.blas.gemm(cfg, &da, &db, &mut dc) }.map_err(cuda("SGEMM"))
-    })
+    gemm_seconds(gpu, (m, n, k), repeat, 1, |v| v, "SGEMM")
+}
+
+/// Seconds for one FP16 GEMM on the tensor cores (cublasGemmEx: FP16 operands and result, FP32
+/// accumulation, the default algorithm, which uses tensor cores on Volta and later): the
+/// fastest float product the device offers, the stronger baseline beside SGEMM.
+pub fn hgemm_seconds(
+    gpu: &Gpu,
+    m: usize,
+    n: usize,
+    k: usize,
+    repeat: usize,
+) -> Result<f64, GpuError> {
+    gemm_seconds(gpu, (m, n, k), repeat, 2, half::f16::from_f32, "FP16 GEMM")
 }
 
 /// One binary GEMM shape.
@@ -81,6 +110,11 @@ pub struct BinaryGemmGpuRow {
     pub sgemm_macs_per_s: f64,
     /// SGEMM time over binary time: the speed-up over cuBLAS.
     pub speedup_over_sgemm: f64,
+    /// FP16 tensor-core GEMM of the same shape (`None` where cuBLAS refused it).
+    pub fp16_seconds: Option<f64>,
+    pub fp16_macs_per_s: Option<f64>,
+    /// FP16 time over binary time.
+    pub speedup_over_fp16: Option<f64>,
 }
 
 /// Binary GEMM (every kernel the device has) against cuBLAS SGEMM, operands resident on the
@@ -107,6 +141,8 @@ pub fn binary_gemm(
         let a = bin.pack(&signs(m * k, &mut r), m, k)?;
         let b = bin.pack(&signs(n * k, &mut r), n, k)?;
         let ts = sgemm_seconds(&gpu, m, n, k, repeat)?;
+        // A device without FP16 GEMM still gets its SGEMM comparison.
+        let th = hgemm_seconds(&gpu, m, n, k, repeat).ok();
         for &kern in &kernels {
             let tb = best_of(&gpu, repeat, || bin.gemm_device(&a, &b, kern).map(|_| ()))?;
             let macs = (m * n * k) as f64;
@@ -121,6 +157,9 @@ pub fn binary_gemm(
                 binary_macs_per_s: macs / tb,
                 sgemm_macs_per_s: macs / ts,
                 speedup_over_sgemm: ts / tb,
+                fp16_seconds: th,
+                fp16_macs_per_s: th.map(|t| macs / t),
+                speedup_over_fp16: th.map(|t| t / tb),
             });
         }
     }

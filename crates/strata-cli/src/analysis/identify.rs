@@ -11,8 +11,8 @@
 //! Uncertainty: the jackknife over networks (leave one network out, recompute the accuracy over
 //! the remaining pairs), which respects that the pairs sharing a network are not independent.
 
-/// Identification accuracy with its jackknife standard error.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// Identification accuracy with its jackknife standard error, and where the misses went.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Identification {
     /// Fraction of (ordered pair, layer) cases where the corresponding layer is the most similar.
     pub accuracy: f64,
@@ -20,6 +20,14 @@ pub struct Identification {
     pub std_error: Option<f64>,
     /// Cases counted: `N (N - 1) L`.
     pub cases: usize,
+    /// Accuracy for each layer i of the first network, over the `N (N - 1)` ordered pairs.
+    pub per_layer: Vec<f64>,
+    /// `picks[i][j]`: cases where layer j was the unique most similar layer to layer i (ties
+    /// and undefined layers pick nothing, so a row can sum to less than `N (N - 1)`).
+    pub picks: Vec<Vec<usize>>,
+    /// Fraction of cases whose unique pick is layer i - 1, i or i + 1: how many misses are
+    /// only a neighbour away, which is what a measure blurring adjacent layers produces.
+    pub within_one: f64,
 }
 
 impl Identification {
@@ -50,12 +58,13 @@ pub fn identification(
     }
     // hits[a][b] = layers of a identified in b.
     let mut hits = vec![vec![0usize; n]; n];
+    let mut picks = vec![vec![0usize; layers]; layers];
     for a in 0..n {
         for b in 0..n {
             if a == b {
                 continue;
             }
-            for i in 0..layers {
+            for (i, pick_row) in picks.iter_mut().enumerate() {
                 let score = |j: usize| -> Option<f64> {
                     let v = sim[a][b].get(i)?.get(j).copied().flatten()?;
                     let v = if symmetrize {
@@ -66,10 +75,21 @@ pub fn identification(
                     let v = if higher_is_similar { v } else { -v };
                     v.is_finite().then_some(v)
                 };
-                let Some(own) = score(i) else { continue };
-                let beaten = (0..layers).any(|j| j != i && score(j).is_some_and(|v| v >= own));
-                if !beaten {
-                    hits[a][b] += 1;
+                // The unique argmax over layers of b, if there is one (a tie picks nothing).
+                let (mut best, mut tied) = (None::<(usize, f64)>, false);
+                for j in 0..layers {
+                    let Some(v) = score(j) else { continue };
+                    match best {
+                        Some((_, top)) if v < top => {}
+                        Some((_, top)) if v == top => tied = true,
+                        _ => (best, tied) = (Some((j, v)), false),
+                    }
+                }
+                if let (Some((j, _)), false) = (best, tied) {
+                    pick_row[j] += 1;
+                    if j == i {
+                        hits[a][b] += 1;
+                    }
                 }
             }
         }
@@ -94,10 +114,19 @@ pub fn identification(
         let ss: f64 = loo.iter().map(|v| (v - mean) * (v - mean)).sum();
         ((n - 1) as f64 / n as f64 * ss).sqrt()
     });
+    let pairs = (n * (n - 1)) as f64;
+    let per_layer = (0..layers).map(|i| picks[i][i] as f64 / pairs).collect();
+    let near: usize = (0..layers)
+        .flat_map(|i| (i.saturating_sub(1)..(i + 2).min(layers)).map(move |j| (i, j)))
+        .map(|(i, j)| picks[i][j])
+        .sum();
     Some(Identification {
         accuracy,
         std_error,
         cases: n * (n - 1) * layers,
+        per_layer,
+        within_one: near as f64 / (pairs * layers as f64),
+        picks,
     })
 }
 
@@ -146,6 +175,8 @@ mod tests {
         let r = identification(&s, false, true).unwrap();
         assert_eq!((r.accuracy, r.cases), (1.0, 4 * 3 * 5));
         assert_eq!(r.std_error, Some(0.0));
+        assert_eq!((r.per_layer, r.within_one), (vec![1.0; 5], 1.0));
+        assert!((0..5).all(|i| (0..5).all(|j| r.picks[i][j] == if i == j { 12 } else { 0 })));
         // As a distance, the same numbers point the other way: nothing is identified.
         assert_eq!(identification(&s, false, false).unwrap().accuracy, 0.0);
     }
@@ -153,12 +184,18 @@ mod tests {
     #[test]
     fn ties_and_undefined_values_are_misses() {
         let s = grid(3, 4, |_, _, _, _| Some(0.7));
-        assert_eq!(identification(&s, false, true).unwrap().accuracy, 0.0);
+        let r = identification(&s, false, true).unwrap();
+        assert_eq!((r.accuracy, r.within_one), (0.0, 0.0));
+        assert!(
+            r.picks.iter().flatten().all(|&c| c == 0),
+            "a tie picks nothing"
+        );
         let s = grid(3, 2, |_, _, i, j| {
             (i == j).then_some(0.9).or(Some(0.1)).filter(|_| i != 1)
         });
         // Layer 1 is undefined everywhere: only layer 0 can be a hit.
-        assert_eq!(identification(&s, false, true).unwrap().accuracy, 0.5);
+        let r = identification(&s, false, true).unwrap();
+        assert_eq!((r.accuracy, r.per_layer), (0.5, vec![1.0, 0.0]));
     }
 
     #[test]
@@ -179,6 +216,22 @@ mod tests {
         // without 2 -> 1. Mean 5/6; SE = sqrt(2/3 * ((1/12)^2 * 2 + (1/6)^2)).
         let se = (2.0 / 3.0 * (2.0 * (1.0f64 / 12.0).powi(2) + (1.0f64 / 6.0).powi(2))).sqrt();
         assert!((r.std_error.unwrap() - se).abs() < 1e-15);
+        // Layer 0 is found in 4 of 6 ordered pairs, layer 1 in all; both misses picked the
+        // neighbouring layer 1.
+        assert_eq!(r.per_layer, vec![4.0 / 6.0, 1.0]);
+        assert_eq!(r.picks, vec![vec![4, 2], vec![0, 6]]);
+        assert_eq!(r.within_one, 1.0);
+    }
+
+    #[test]
+    fn misses_far_away_are_not_within_one() {
+        // Every layer of 4 picks layer 3 (the last), strictly.
+        let s = grid(3, 4, |_, _, _, j| Some(j as f64));
+        let r = identification(&s, false, true).unwrap();
+        assert_eq!(r.per_layer, vec![0.0, 0.0, 0.0, 1.0]);
+        // Within one: layers 2 and 3 (their picks are 3), not 0 and 1.
+        assert_eq!(r.within_one, 0.5);
+        assert!((0..4).all(|i| r.picks[i][3] == 6));
     }
 
     #[test]

@@ -146,7 +146,11 @@ pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<IdentifyRow>> {
             p.log(&format!(
                 "identification {family} ({}): {name}: {}",
                 precision.name(),
-                result.map_or("n/a".into(), |r| format!("{:.1}%", 100.0 * r.accuracy))
+                result.as_ref().map_or("n/a".into(), |r| format!(
+                    "{:.1}% ({:.1}% within one layer)",
+                    100.0 * r.accuracy,
+                    100.0 * r.within_one
+                ))
             ));
             rows.push(IdentifyRow {
                 family: family.clone(),

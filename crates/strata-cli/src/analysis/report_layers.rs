@@ -271,21 +271,23 @@ pub(super) fn identify_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Blo
             .map(|(_, label, v)| (label.to_string(), *v))
     };
     let (mut fam, mut prec, mut meas, mut nets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut vals: [Vec<Option<f64>>; 5] = Default::default();
+    let mut vals: [Vec<Option<f64>>; 6] = Default::default();
     let mut md_rows = Vec::new();
     for r in &o.identify {
         let (label, p) = paper(&r.measure).map_or((r.measure.clone(), None), |(l, v)| (l, Some(v)));
-        let acc = r.result.map(|x| x.accuracy);
-        let ci = r.result.and_then(|x| x.interval());
+        let acc = r.result.as_ref().map(|x| x.accuracy);
+        let near = r.result.as_ref().map(|x| x.within_one);
+        let ci = r.result.as_ref().and_then(|x| x.interval());
         fam.push(r.family.clone());
         prec.push(s(r.precision.name()));
         meas.push(r.measure.clone());
         nets.push(Some(r.networks as i64));
         vals[0].push(acc);
-        vals[1].push(r.result.and_then(|x| x.std_error));
+        vals[1].push(r.result.as_ref().and_then(|x| x.std_error));
         vals[2].push(ci.map(|c| c.0));
         vals[3].push(ci.map(|c| c.1));
         vals[4].push(p.map(|v| v / 100.0));
+        vals[5].push(near);
         md_rows.push(vec![
             r.family.clone(),
             label,
@@ -296,9 +298,10 @@ pub(super) fn identify_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Blo
                 format!("{:.1} - {:.1}", 100.0 * lo, 100.0 * hi)
             }),
             p.map_or(s("-"), |v| format!("{v:.1}")),
+            near.map_or(s("n/a"), |a| format!("{:.1}", 100.0 * a)),
         ]);
     }
-    let [acc, se, lo, hi, paper_v] = vals;
+    let [acc, se, lo, hi, paper_v, near] = vals;
     let t = Table {
         columns: vec![
             str_col("family", fam),
@@ -310,6 +313,7 @@ pub(super) fn identify_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Blo
             f64_col("ci95_low", lo),
             f64_col("ci95_high", hi),
             f64_col("kornblith2019_cifar10", paper_v),
+            f64_col("within_one_layer", near),
         ],
     };
     let files = w.table("identification", &t)?;
@@ -323,11 +327,95 @@ pub(super) fn identify_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Blo
             "accuracy (%)",
             "95% interval",
             "paper, CIFAR-10 (%)",
+            "within one layer (%)",
         ]
         .map(s)
         .to_vec(),
         rows: md_rows,
-        numeric: vec![false, false, true, true, true, true, true],
+        numeric: vec![false, false, true, true, true, true, true, true],
+        files,
+    });
+    identify_layers(o, w, blocks)
+}
+
+/// Where identification fails: accuracy for each layer and, for its misses, the layer most often
+/// picked instead.
+fn identify_layers(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Result<()> {
+    let (mut fam, mut meas, mut layer, mut depth, mut acc) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut instead, mut instead_share) = (vec![], vec![]);
+    let mut md_rows = Vec::new();
+    for r in &o.identify {
+        let Some(res) = &r.result else { continue };
+        let pairs = (r.networks * r.networks.saturating_sub(1)).max(1) as f64;
+        let mut row = vec![r.family.clone(), r.measure.clone()];
+        for (i, name) in r.layers.iter().enumerate() {
+            let a = res.per_layer.get(i).copied();
+            // The most frequent wrong pick (the first on a tie, for a stable table).
+            let wrong = res.picks.get(i).and_then(|p| {
+                p.iter()
+                    .enumerate()
+                    .filter(|&(j, &c)| j != i && c > 0)
+                    .fold(None::<(usize, usize)>, |m, (j, &c)| match m {
+                        Some((_, top)) if top >= c => m,
+                        _ => Some((j, c)),
+                    })
+            });
+            fam.push(r.family.clone());
+            meas.push(r.measure.clone());
+            layer.push(name.clone());
+            depth.push(Some(i as i64 + 1));
+            acc.push(a);
+            instead.push(
+                wrong
+                    .and_then(|(j, _)| r.layers.get(j).cloned())
+                    .unwrap_or_default(),
+            );
+            instead_share.push(wrong.map(|(_, c)| c as f64 / pairs));
+            row.push(match (a, wrong) {
+                (Some(a), Some((j, _))) if a < 1.0 => format!(
+                    "{:.0} ({})",
+                    100.0 * a,
+                    r.layers.get(j).map_or("?", String::as_str)
+                ),
+                (Some(a), _) => format!("{:.0}", 100.0 * a),
+                (None, _) => s("n/a"),
+            });
+        }
+        md_rows.push(row);
+    }
+    if md_rows.is_empty() {
+        return Ok(());
+    }
+    let t = Table {
+        columns: vec![
+            str_col("family", fam),
+            str_col("measure", meas),
+            i64_col("depth", depth),
+            str_col("layer", layer),
+            f64_col("accuracy", acc),
+            str_col("most_picked_instead", instead),
+            f64_col("most_picked_instead_share", instead_share),
+        ],
+    };
+    let files = w.table("identification-layers", &t)?;
+    // Layer names of the first family head the columns (families of one architecture share them).
+    let names = o
+        .identify
+        .iter()
+        .find(|r| r.result.is_some())
+        .map_or(vec![], |r| r.layers.clone());
+    let mut header = vec![s("family"), s("measure")];
+    header.extend(names.iter().cloned());
+    let numeric = (0..header.len()).map(|k| k >= 2).collect();
+    blocks.push(Block::Table {
+        caption: s(
+            "Identification accuracy (%) by layer; in parentheses, the layer most often \
+                    picked instead when the layer was missed",
+        ),
+        header,
+        rows: md_rows,
+        numeric,
         files,
     });
     Ok(())

@@ -142,23 +142,33 @@ pub fn text(o: &Outcome, dir: &Path) -> String {
     }
     if !o.identify.is_empty() {
         out.push_str("\nlayer identification (Kornblith et al. 2019), accuracy %:\n");
-        let mut rows = vec![
-            ["family", "measure", "networks", "accuracy", "95% interval"]
-                .map(String::from)
-                .to_vec(),
-        ];
+        let mut rows = vec![[
+            "family",
+            "measure",
+            "networks",
+            "accuracy",
+            "95% interval",
+            "within one layer",
+        ]
+        .map(String::from)
+        .to_vec()];
         for r in &o.identify {
             rows.push(vec![
                 r.family.clone(),
                 r.measure.clone(),
                 r.networks.to_string(),
                 r.result
+                    .as_ref()
                     .map_or("n/a".into(), |x| format!("{:.1}", 100.0 * x.accuracy)),
                 r.result
+                    .as_ref()
                     .and_then(|x| x.interval())
                     .map_or("n/a".into(), |(lo, hi)| {
                         format!("{:.1} - {:.1}", 100.0 * lo, 100.0 * hi)
                     }),
+                r.result
+                    .as_ref()
+                    .map_or("n/a".into(), |x| format!("{:.1}", 100.0 * x.within_one)),
             ]);
         }
         out.push_str(&pad(&rows));
@@ -220,8 +230,11 @@ pub fn json(o: &Outcome, dir: &Path) -> serde_json::Value {
         "twins": twins,
         "identification": o.identify.iter().map(|r| json!({
             "family": r.family, "precision": r.precision.name(), "measure": r.measure,
-            "networks": r.networks, "accuracy": r.result.map(|x| x.accuracy),
-            "jackknife_se": r.result.and_then(|x| x.std_error),
+            "networks": r.networks, "accuracy": r.result.as_ref().map(|x| x.accuracy),
+            "jackknife_se": r.result.as_ref().and_then(|x| x.std_error),
+            "within_one_layer": r.result.as_ref().map(|x| x.within_one),
+            "per_layer": r.result.as_ref().map(|x| r.layers.iter().zip(&x.per_layer)
+                .map(|(l, a)| json!({"layer": l, "accuracy": a})).collect::<Vec<_>>()),
         })).collect::<Vec<_>>(),
         "privacy": o.privacy.iter().map(|r| {
             let mut v = crate::mia::report::json_line(&r.result, None);
