@@ -225,7 +225,8 @@ fn minibatch(
         Some(fb.batches(ib, bs)?)
     };
     let pb = progress::bar(fa.n() as u64, "minibatch CKA", "examples", args.quiet);
-    loop {
+    // The next batches are read (and decoded) on their own thread while this one computes.
+    let next = move || -> Result<Option<Batch>> {
         let a = ra.next_batch()?;
         let b = match rb.as_mut() {
             Some(r) => r.next_batch()?,
@@ -239,7 +240,7 @@ fn minibatch(
                     args.b.display()
                 );
             }
-            break;
+            return Ok(None);
         };
         let rows = a[0].nrows();
         if !same && b.as_ref().map(|b| b[0].nrows()) != Some(rows) {
@@ -249,9 +250,14 @@ fn minibatch(
                 args.b.display()
             );
         }
+        Ok(Some((a, b)))
+    };
+    read_ahead(next, |(a, b)| {
+        let rows = a[0].nrows();
         acc.update_on(&*backend, a, b)?;
         pb.inc(rows as u64);
-    }
+        Ok(())
+    })?;
     pb.finish_and_clear();
     if acc.skipped() > 0 {
         eprintln!(
@@ -260,6 +266,34 @@ fn minibatch(
         );
     }
     Ok(acc.finish())
+}
+
+/// One batch of every layer of A and, unless A is compared with itself, of B.
+type Batch = (Vec<Array2<f32>>, Option<Vec<Array2<f32>>>);
+
+/// Calls `consume` on every item `produce` yields, in order, with `produce` running on its own
+/// thread up to two items ahead: reading and decoding the next batch overlaps computing on this
+/// one (on a GPU the device then never waits for the disk). The first error of either side ends
+/// both and is returned; the producer stops at its next item once the consumer has failed.
+pub(crate) fn read_ahead<T: Send>(
+    mut produce: impl FnMut() -> Result<Option<T>> + Send,
+    mut consume: impl FnMut(T) -> Result<()>,
+) -> Result<()> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T>>(1);
+        scope.spawn(move || loop {
+            let item = produce().transpose();
+            let last = !matches!(item, Some(Ok(_)));
+            // A failed send means the consumer has stopped: nothing more is wanted.
+            if item.is_none_or(|i| tx.send(i).is_err()) || last {
+                break;
+            }
+        });
+        for item in rx {
+            consume(item?)?;
+        }
+        Ok(())
+    })
 }
 
 impl CkaResult {
@@ -415,4 +449,65 @@ pub fn matrix_table(rows: &[String], cols: &[String], values: &[Vec<Option<f64>>
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_ahead;
+    use anyhow::bail;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn read_ahead_keeps_the_order_and_every_item() {
+        let mut i = 0;
+        let mut seen = Vec::new();
+        read_ahead(
+            || {
+                i += 1;
+                Ok((i <= 100).then_some(i))
+            },
+            |x| {
+                seen.push(x);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (1..=100).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn read_ahead_returns_the_first_error_of_either_side() {
+        // The producer fails after 3 items: the consumer saw exactly those.
+        let (mut i, mut seen) = (0, 0);
+        let e = read_ahead(
+            || {
+                i += 1;
+                if i == 4 {
+                    bail!("bad batch {i}")
+                }
+                Ok(Some(i))
+            },
+            |_| {
+                seen += 1;
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert_eq!((e.to_string(), seen), ("bad batch 4".into(), 3));
+        // The consumer fails on item 2: the producer stops a few items later, not at the end.
+        let made = AtomicUsize::new(0);
+        let e = read_ahead(
+            || Ok(Some(made.fetch_add(1, Ordering::SeqCst))),
+            |x| {
+                if x == 2 {
+                    bail!("cannot use {x}")
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "cannot use 2");
+        assert!(made.load(Ordering::SeqCst) <= 6, "the producer kept going");
+    }
 }

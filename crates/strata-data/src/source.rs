@@ -410,7 +410,7 @@ impl Activations {
     /// members are compressed streams and are read whole.
     pub fn batches(&self, ids: &[usize], batch_size: usize) -> Result<BatchReader<'_>> {
         let batch_size = batch_size.max(1);
-        let chunks: Box<dyn Chunks + '_> = match &self.backend {
+        let chunks: Box<dyn Chunks + Send + '_> = match &self.backend {
             Backend::Mapped { mmap, raw } if raw.iter().all(|r| !r.fortran_order) => {
                 Box::new(MappedChunks {
                     acts: self,
@@ -583,7 +583,7 @@ pub struct BatchReader<'a> {
     path: PathBuf,
     names: Vec<String>,
     widths: Vec<usize>,
-    chunks: Box<dyn Chunks + 'a>,
+    chunks: Box<dyn Chunks + Send + 'a>,
     pending: Vec<Vec<f32>>,
     pending_rows: usize,
     batch_size: usize,
