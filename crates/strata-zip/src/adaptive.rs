@@ -82,8 +82,8 @@ pub struct Mixer {
 }
 
 impl Mixer {
-    /// `n` inputs, `sets` weight vectors, learning rate `lr` in sixteenths (PAQ-like values:
-    /// 32-384, i.e. 2-24).
+    /// `n` inputs, `sets` weight vectors, learning rate `lr` in sixteenths (strata uses 14 and
+    /// 16, i.e. about 1; larger rates adapt faster and settle noisier).
     pub fn new(n: usize, sets: usize, lr: i32, init: i32) -> Self {
         Mixer {
             inputs: Vec::with_capacity(n),

@@ -34,8 +34,9 @@ fn allowed(n0: u8, n1: u8) -> bool {
 }
 
 /// The counts after `bit` follows `(n0, n1)`: the bit's count grows, the other one is discounted
-/// (halved, keeping at least 2) so that old evidence fades, and the pair is capped to the
-/// allowed set by giving up growth of the bit's count.
+/// (halved, keeping at least 2) so that old evidence fades, and the pair is brought back into
+/// the allowed set by lowering the larger count (so the bit's count never falls below its old
+/// value, and the other count may drop further: (1, 24) then a 0 gives (2, 12)).
 fn step(n0: u8, n1: u8, bit: u8) -> (u8, u8) {
     let (mut mine, mut other) = if bit == 0 { (n0, n1) } else { (n1, n0) };
     mine += 1;
@@ -140,9 +141,9 @@ mod tests {
                 assert_eq!(last as u32, bit);
                 // The observed bit's count never falls; the other never grows.
                 if bit == 0 {
-                    assert!(m0 >= n0.min(m0) && m0 >= 1 && m1 <= n1);
+                    assert!(m0 >= n0 && m0 >= 1 && m1 <= n1);
                 } else {
-                    assert!(m1 >= 1 && m0 <= n0);
+                    assert!(m1 >= n1 && m1 >= 1 && m0 <= n0);
                 }
             }
         }

@@ -12,9 +12,10 @@
 //!
 //! Each context gives the mixers its slot's probability three ways (stretched, weighted by
 //! confidence, linear) and what its bit history state predicts ([`crate::bithistory`], through
-//! two adaptive state maps), and for bytes what its run predicts ([`crate::run`]). Six mixers
-//! with different weight-set selectors (match length, partial byte, previous bytes, known
-//! contexts and column, text shape) feed a final mixer.
+//! two adaptive state maps), and for bytes what its run predicts ([`crate::run`]). Five mixers
+//! (six for bytes) with different weight-set selectors (match length, partial symbol, the
+//! previous symbols with the bit position, known contexts and column, the two symbols before,
+//! and for bytes the text shape) feed a final mixer.
 
 use crate::adaptive::{Apm, Mixer, StateMap};
 use crate::logistic::{squash, stretch};
@@ -27,7 +28,7 @@ use crate::slots::{hash2, SlotTable};
 /// Which family of contexts to hash.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Flavor {
-    /// Bytes: orders 1-7, words, sparse contexts.
+    /// Bytes: orders 0-6 and 8, words, sparse and text-layout contexts.
     Bytes,
     /// Symbols of a small alphabet: contexts of the given orders (in symbols); `dna` adds
     /// inverted-repeat updates (the reverse complement strand, symbols 0..4 = A, C, G, T).
@@ -130,12 +131,15 @@ impl Cm {
             Flavor::Symbols { dna: true, .. } => None,
             _ => Some(Relation::new(width, 64, if width == 1 { 16 } else { 4 })),
         };
+        // Bits of the previous-symbol selectors: one symbol for bytes, two for small alphabets
+        // (as in `set_selectors`). Each size is the largest selector + 1, so no set goes unused.
+        let prev_bits = if width >= 5 { width } else { 2 * width };
         let mut sel_sizes = vec![
             16 * 4 * 4,
-            4usize << (width + 1).min(9),
-            (1usize << (2 * width).min(10)) * 8 * 4,
+            4usize << width,
+            32usize << prev_bits,
             32 * 16 * 8,
-            4usize << (2 * width).min(10),
+            4usize << prev_bits,
         ];
         if cfg.flavor == Flavor::Bytes {
             // Text shape: classes of the last three bytes, word length, nearness to the end of
@@ -166,14 +170,15 @@ impl Cm {
             col: 0,
             line_has_space: false,
             last_mix: vec![0; 6],
-            // Starts as the plain average of the first layer.
+            // Starts near the plain average of the first layer (the bias input gets the same
+            // weight as each mixer).
             final_mixer: Mixer::new(
                 sel_sizes.len() + 1,
                 4 << width.min(8),
                 FINAL_LR,
                 (1 << 16) / sel_sizes.len() as i32,
             ),
-            apm1: Apm::new(4 << (2 * width + 1), 8),
+            apm1: Apm::new(4 << (2 * width), 8),
             apm2: Apm::new(1 << 16, 6),
             apm3: Apm::new(1 << 16, 6),
             apm_cx: [0; 3],
@@ -368,7 +373,8 @@ impl Cm {
         let cls = |c: usize| if text { byte_class(c) } else { 0 };
         self.selectors[0] =
             (self.matcher.bucket() * 4 + rel * 2 + (self.done == 0) as usize) * 4 + cls(c1);
-        self.selectors[1] = self.partial as usize | cls(c1) << (w + 1).min(9);
+        // The partial symbol is below 2^w.
+        self.selectors[1] = self.partial as usize | cls(c1) << w;
         self.selectors[2] =
             ((if w >= 5 { c1 } else { (c2 << w) | c1 }) * 8 + self.done.min(7) as usize) * 4
                 + cls(c2);
@@ -385,7 +391,7 @@ impl Cm {
             + line_end)
             * 8
             + self.done.min(7) as usize;
-        self.apm_cx[0] = (cls(c2) << (2 * w + 1)) | c1.min(255) << (w + 1).min(9);
+        self.apm_cx[0] = (cls(c2) << (2 * w)) | c1.min(255) << w;
         self.apm_cx[2] = (hash2(
             self.hashes.get(2).copied().unwrap_or(0),
             self.partial as u64,

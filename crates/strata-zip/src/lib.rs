@@ -371,7 +371,7 @@ fn ceil_log2(n: usize) -> u32 {
 }
 
 fn predictor(spec: &ModelSpec, width: u32, flavor: Flavor, symbols: usize) -> Predictor {
-    // Bytes: about 128 slots per input byte (text of a few hundred KB still gains from room),
+    // Bytes: 128-256 slots per input byte (text of a few hundred KB still gains from room),
     // at most 2^26 slots = 256 MB.
     let table_bits = match flavor {
         Flavor::Bytes => ceil_log2(symbols) + 7,
