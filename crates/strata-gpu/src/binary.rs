@@ -192,46 +192,28 @@ impl GpuBinaryGemm {
             return Ok(c);
         }
         let (mi, ni, kwi, ki) = (m as i32, n as i32, a.kw as i32, a.k as i32);
-        match kernel {
-            BinaryKernel::Xor => {
-                let f = self.gpu.binary_fn("xor_gemm")?;
-                let mut l = s.launch_builder(&f);
-                l.arg(&a.words)
-                    .arg(&b.words)
-                    .arg(&mi)
-                    .arg(&ni)
-                    .arg(&kwi)
-                    .arg(&ki)
-                    .arg(&mut c);
-                let cfg = LaunchConfig {
-                    grid_dim: (n.div_ceil(64) as u32, m.div_ceil(64) as u32, 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                };
-                // SAFETY: tiles past m, n or kw load zeros; stores are bounds-checked.
-                unsafe { l.launch(cfg) }.map_err(cuda("xor_gemm"))?;
-            }
-            BinaryKernel::TensorCore => {
-                let f = self.gpu.binary_fn("mma_and_gemm")?;
-                let mut l = s.launch_builder(&f);
-                l.arg(&a.words)
-                    .arg(&b.words)
-                    .arg(&a.popcounts)
-                    .arg(&b.popcounts)
-                    .arg(&mi)
-                    .arg(&ni)
-                    .arg(&kwi)
-                    .arg(&ki)
-                    .arg(&mut c);
-                let cfg = LaunchConfig {
-                    grid_dim: (n.div_ceil(128) as u32, m.div_ceil(128) as u32, 1),
-                    block_dim: (256, 1, 1),
-                    shared_mem_bytes: 0,
-                };
-                // SAFETY: as above; kw is a multiple of 8 so vector loads stay inside rows.
-                unsafe { l.launch(cfg) }.map_err(cuda("mma_and_gemm"))?;
-            }
+        // Output tile per block of 256 threads; the tensor-core kernel also takes the rows'
+        // popcounts (its AND form needs them).
+        let (name, tile) = match kernel {
+            BinaryKernel::Xor => ("xor_gemm", 64),
+            BinaryKernel::TensorCore => ("mma_and_gemm", 128),
+        };
+        let f = self.gpu.binary_fn(name)?;
+        let mut l = s.launch_builder(&f);
+        l.arg(&a.words).arg(&b.words);
+        if kernel == BinaryKernel::TensorCore {
+            l.arg(&a.popcounts).arg(&b.popcounts);
         }
+        l.arg(&mi).arg(&ni).arg(&kwi).arg(&ki).arg(&mut c);
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, 1),
+            block_dim: (256, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        // SAFETY: argument lists match each kernel's signature; tiles past m, n or kw load
+        // zeros and stores are bounds-checked; kw is a multiple of 8, so the tensor-core
+        // kernel's vector loads stay inside rows.
+        unsafe { l.launch(cfg) }.map_err(cuda(name))?;
         Ok(c)
     }
 

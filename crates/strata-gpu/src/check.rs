@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use strata_data::rng::Rng;
 use strata_nn::binary_gemm::{binary_gemm, BitMatrix};
-use strata_sim::{cka_all_pairs_on, Cpu, Estimator, Kernel};
+use strata_sim::{cka_all_pairs_on, Cpu, Estimator, HsicBackend, Kernel};
 
 /// CKA may differ from the CPU by f32 rounding only: this relative bound (the issue's).
 pub const CKA_TOLERANCE: f64 = 1e-5;
@@ -132,24 +132,18 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
         let (a, b) = (layers(&mut rng, &wa), layers(&mut rng, &wb));
         for est in [Estimator::Biased, Estimator::Debiased] {
             let nothing = |_: u64, _: u64| {};
-            let c = cka_all_pairs_on(
-                &Cpu,
-                a.clone(),
-                Some(b.clone()),
-                Kernel::Linear,
-                est,
-                &nothing,
-            )
-            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
-            let g = cka_all_pairs_on(
-                &hsic,
-                a.clone(),
-                Some(b.clone()),
-                Kernel::Linear,
-                est,
-                &nothing,
-            )
-            .map_err(|e| GpuError::Unsupported(e.to_string()))?;
+            let all_pairs = |be: &dyn HsicBackend| {
+                cka_all_pairs_on(
+                    be,
+                    a.clone(),
+                    Some(b.clone()),
+                    Kernel::Linear,
+                    est,
+                    &nothing,
+                )
+                .map_err(|e| GpuError::Unsupported(e.to_string()))
+            };
+            let (c, g) = (all_pairs(&Cpu)?, all_pairs(&hsic)?);
             let mut worst = 0f64;
             for (rc, rg) in c.values.iter().zip(&g.values) {
                 for (x, y) in rc.iter().zip(rg) {

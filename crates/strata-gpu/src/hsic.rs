@@ -362,59 +362,22 @@ impl HsicBackend for GpuHsic {
         let pb = pb_owned.as_ref().unwrap_or(&pa);
         let (na, nb) = (pa.len(), pb.len());
         let n = pa.first().map_or(0, |l| l.n);
-        let total = if same {
-            na * (na + 1) / 2
-        } else {
-            na * nb + na + nb
-        } as u64;
-        let mut done = 0u64;
-        let mut tick = || {
-            done += 1;
-            progress(done, total);
-        };
         let self_hsic = |l: &DeviceLayer| -> Result<f64, SimError> {
             let t = self.trace(l, l, estimator)?;
             Ok(hsic_estimate(estimator, n, t, l.terms(), l.terms()))
         };
-        let mut self_a = Vec::with_capacity(na);
-        for l in &pa {
-            self_a.push(self_hsic(l)?);
-            if !same {
-                tick();
-            }
-        }
-        let self_b = if same {
-            self_a.clone()
-        } else {
-            let mut v = Vec::with_capacity(nb);
-            for l in pb {
-                v.push(self_hsic(l)?);
-                tick();
-            }
-            v
-        };
-        let mut hsic = vec![vec![f64::NAN; nb]; na];
-        for i in 0..na {
-            for j in 0..nb {
-                if same && j < i {
-                    hsic[i][j] = hsic[j][i];
-                    continue;
-                }
-                hsic[i][j] = if same && i == j {
-                    self_a[i]
-                } else {
-                    let t = self.trace(&pa[i], &pb[j], estimator)?;
-                    hsic_estimate(estimator, n, t, pa[i].terms(), pb[j].terms())
-                };
-                tick();
-            }
-        }
-        Ok(PairHsic {
-            hsic,
-            self_a,
-            self_b,
-            bad_a: vec![None; na],
-            bad_b: vec![None; nb],
-        })
+        PairHsic::fill(
+            (na, nb),
+            same,
+            progress,
+            |i| self_hsic(&pa[i]),
+            |j| self_hsic(&pb[j]),
+            |i, j| {
+                let t = self.trace(&pa[i], &pb[j], estimator)?;
+                Ok(hsic_estimate(estimator, n, t, pa[i].terms(), pb[j].terms()))
+            },
+            vec![None; na],
+            vec![None; nb],
+        )
     }
 }

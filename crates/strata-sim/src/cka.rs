@@ -147,6 +147,73 @@ pub struct PairHsic {
     pub bad_b: Vec<Option<String>>,
 }
 
+impl PairHsic {
+    /// Every HSIC of an all-pairs comparison of `na` layers of A with `nb` of B (`same`: B is
+    /// A, so only one triangle is computed and the diagonal is the self terms), in the order
+    /// and with the progress ticks every backend shares: the self terms of A (ticked unless B
+    /// is A), those of B, then the pairs. A backend supplies how to get one self term
+    /// (`self_a`, `self_b`) and one cross term (`cross`); the first error ends the grid.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fill(
+        (na, nb): (usize, usize),
+        same: bool,
+        progress: Progress,
+        mut self_a: impl FnMut(usize) -> Result<f64, SimError>,
+        mut self_b: impl FnMut(usize) -> Result<f64, SimError>,
+        mut cross: impl FnMut(usize, usize) -> Result<f64, SimError>,
+        bad_a: Vec<Option<String>>,
+        bad_b: Vec<Option<String>>,
+    ) -> Result<PairHsic, SimError> {
+        let total = if same {
+            na * (na + 1) / 2
+        } else {
+            na * nb + na + nb
+        } as u64;
+        let mut done = 0u64;
+        let mut tick = || {
+            done += 1;
+            progress(done, total);
+        };
+        let mut sa = Vec::with_capacity(na);
+        for i in 0..na {
+            sa.push(self_a(i)?);
+            if !same {
+                tick();
+            }
+        }
+        let sb = if same {
+            sa.clone()
+        } else {
+            let mut v = Vec::with_capacity(nb);
+            for j in 0..nb {
+                v.push(self_b(j)?);
+                tick();
+            }
+            v
+        };
+        let mut hsic = vec![vec![f64::NAN; nb]; na];
+        // Indices, not iterators: the mirrored half reads another row of `hsic`.
+        #[allow(clippy::needless_range_loop)]
+        for i in 0..na {
+            for j in 0..nb {
+                if same && j < i {
+                    hsic[i][j] = hsic[j][i];
+                    continue;
+                }
+                hsic[i][j] = if same && i == j { sa[i] } else { cross(i, j)? };
+                tick();
+            }
+        }
+        Ok(PairHsic {
+            hsic,
+            self_a: sa,
+            self_b: sb,
+            bad_a,
+            bad_b,
+        })
+    }
+}
+
 /// Where the HSIC of every layer pair is computed. The CPU path ([`Cpu`]) and the GPU path
 /// (strata-gpu) implement it, so that full-data and minibatch CKA run unchanged on either.
 pub trait HsicBackend: Sync {
@@ -203,63 +270,22 @@ fn hsic_all(
         None => (None, bad_a.clone()),
     };
     let pb = pb_owned.as_ref().unwrap_or(&pa);
-    let (na, nb) = (pa.len(), pb.len());
-    let total = if same {
-        (na * (na + 1) / 2) as u64
-    } else {
-        (na * nb + na + nb) as u64
-    };
-    let mut done = 0u64;
-    let tick = |done: &mut u64| {
-        *done += 1;
-        progress(*done, total);
-    };
-    let self_a: Vec<f64> = pa
-        .iter()
-        .map(|p| {
-            let h = p.as_ref().map_or(f64::NAN, Prepared::self_hsic);
-            if !same {
-                tick(&mut done);
-            }
-            h
-        })
-        .collect();
-    let self_b: Vec<f64> = if same {
-        self_a.clone()
-    } else {
-        pb.iter()
-            .map(|p| {
-                let h = p.as_ref().map_or(f64::NAN, Prepared::self_hsic);
-                tick(&mut done);
-                h
+    let self_hsic = |p: &Option<Prepared>| Ok(p.as_ref().map_or(f64::NAN, Prepared::self_hsic));
+    PairHsic::fill(
+        (pa.len(), pb.len()),
+        same,
+        progress,
+        |i| self_hsic(&pa[i]),
+        |j| self_hsic(&pb[j]),
+        |i, j| {
+            Ok(match (&pa[i], &pb[j]) {
+                (Some(x), Some(y)) => x.hsic(y),
+                _ => f64::NAN,
             })
-            .collect()
-    };
-    let mut hsic = vec![vec![f64::NAN; nb]; na];
-    for i in 0..na {
-        for j in 0..nb {
-            if same && j < i {
-                hsic[i][j] = hsic[j][i];
-                continue;
-            }
-            hsic[i][j] = if same && i == j {
-                self_a[i]
-            } else {
-                match (&pa[i], &pb[j]) {
-                    (Some(x), Some(y)) => x.hsic(y),
-                    _ => f64::NAN,
-                }
-            };
-            tick(&mut done);
-        }
-    }
-    Ok(PairHsic {
-        hsic,
-        self_a,
-        self_b,
+        },
         bad_a,
         bad_b,
-    })
+    )
 }
 
 /// CKA between all layers of A and all layers of B (`b = None`: A with itself, computing only
