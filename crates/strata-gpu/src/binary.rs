@@ -68,7 +68,7 @@ impl GpuBinaryGemm {
         }
     }
 
-    fn popcounts(
+    pub(crate) fn popcounts(
         &self,
         words: &CudaSlice<u32>,
         rows: usize,

@@ -59,7 +59,8 @@ fn signs(rng: &mut Rng, len: usize) -> Vec<f32> {
 }
 
 /// Binary products on both kernels, device packing and CPU packing, against a naive ±1 dot
-/// product; CKA (linear; biased and debiased; features and Gram forms) against the CPU path.
+/// product; CKA (linear; biased and debiased; features and Gram forms) against the CPU path;
+/// trained-network inference on both GPU engines against the CPU engines.
 pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
     let mut rng = Rng::new(seed);
     let mut lines = Vec::new();
@@ -161,6 +162,7 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
             });
         }
     }
+    lines.extend(crate::check_mlp::lines(&gpu, &mut rng)?);
     Ok(CheckReport {
         device: gpu.label(),
         seed,

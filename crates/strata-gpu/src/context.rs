@@ -3,8 +3,8 @@
 use crate::error::guarded;
 use crate::info::{cublas_present, driver_present, nvrtc_present};
 use crate::{kernels, DeviceInfo, GpuError};
-use cudarc::cublas::{sys as blas_sys, CudaBlas};
-use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaStream};
+use cudarc::cublas::{sys as blas_sys, sys::cublasOperation_t as Op, CudaBlas, Gemm, GemmConfig};
+use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
 use cudarc::nvrtc::Ptx;
 use std::sync::Arc;
 
@@ -13,9 +13,14 @@ pub struct Gpu {
     pub(crate) ctx: Arc<CudaContext>,
     /// Where kernels and products run.
     pub(crate) stream: Arc<CudaStream>,
+    /// Where host-to-device copies run while `stream` computes. cudarc records an event on
+    /// every slice a copy writes, and a kernel on `stream` that reads it waits for that event,
+    /// so the two streams need no hand-placed synchronization.
+    pub(crate) copy: Arc<CudaStream>,
     pub(crate) blas: CudaBlas,
     gram: Arc<CudaModule>,
     binary: Arc<CudaModule>,
+    mlp: Arc<CudaModule>,
     /// What the driver reported.
     pub info: DeviceInfo,
     /// The architecture kernels were compiled for (`sm_90`).
@@ -83,14 +88,18 @@ impl Gpu {
             };
             let gram = load("gram.cu", kernels::GRAM_SRC)?;
             let binary = load("binary.cu", kernels::BINARY_SRC)?;
+            let mlp = load("mlp.cu", kernels::MLP_SRC)?;
             let stream = ctx.new_stream().map_err(|e| GpuError::cuda("stream", e))?;
+            let copy = ctx.new_stream().map_err(|e| GpuError::cuda("stream", e))?;
             let blas = CudaBlas::new(stream.clone()).map_err(|e| GpuError::cuda("cuBLAS", e))?;
             Ok(Arc::new(Gpu {
                 ctx,
                 stream,
+                copy,
                 blas,
                 gram,
                 binary,
+                mlp,
                 info,
                 arch,
             }))
@@ -120,15 +129,49 @@ impl Gpu {
     }
 
     pub(crate) fn gram_fn(&self, name: &str) -> Result<CudaFunction, GpuError> {
-        self.gram
-            .load_function(name)
-            .map_err(|e| GpuError::cuda("kernel lookup", e))
+        lookup(&self.gram, name)
     }
 
     pub(crate) fn binary_fn(&self, name: &str) -> Result<CudaFunction, GpuError> {
-        self.binary
-            .load_function(name)
-            .map_err(|e| GpuError::cuda("kernel lookup", e))
+        lookup(&self.binary, name)
+    }
+
+    pub(crate) fn mlp_fn(&self, name: &str) -> Result<CudaFunction, GpuError> {
+        lookup(&self.mlp, name)
+    }
+
+    /// Column-major `C (m x n) = op(A) op(B)` with cuBLAS SGEMM (TF32 only if
+    /// [`Gpu::set_tf32`] turned it on). A row-major matrix is its column-major transpose, which
+    /// is how callers with row-major data pick `op` and the leading dimensions.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn sgemm(
+        &self,
+        ta: Op,
+        tb: Op,
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &CudaSlice<f32>,
+        lda: usize,
+        b: &CudaSlice<f32>,
+        ldb: usize,
+        c: &mut CudaSlice<f32>,
+        ldc: usize,
+    ) -> Result<(), GpuError> {
+        let cfg = GemmConfig {
+            transa: ta,
+            transb: tb,
+            m: m as i32,
+            n: n as i32,
+            k: k as i32,
+            alpha: 1.0f32,
+            lda: lda as i32,
+            ldb: ldb as i32,
+            beta: 0.0f32,
+            ldc: ldc as i32,
+        };
+        // SAFETY: the dimensions and leading dimensions describe the buffers' sizes.
+        unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| GpuError::cuda("cuBLAS SGEMM", e))
     }
 
     /// Free device memory now, in bytes.
@@ -139,10 +182,18 @@ impl Gpu {
             .map_err(|e| GpuError::cuda("memory info", e))
     }
 
-    /// Wait for all queued work.
+    /// Wait for all queued work, copies included.
     pub fn synchronize(&self) -> Result<(), GpuError> {
-        self.stream
-            .synchronize()
-            .map_err(|e| GpuError::cuda("synchronize", e))
+        for s in [&self.copy, &self.stream] {
+            s.synchronize()
+                .map_err(|e| GpuError::cuda("synchronize", e))?;
+        }
+        Ok(())
     }
+}
+
+fn lookup(module: &Arc<CudaModule>, name: &str) -> Result<CudaFunction, GpuError> {
+    module
+        .load_function(name)
+        .map_err(|e| GpuError::cuda("kernel lookup", e))
 }

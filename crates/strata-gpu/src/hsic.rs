@@ -9,7 +9,7 @@
 //! [`strata_sim::hsic_estimate`], shared with the CPU.
 
 use crate::{Gpu, GpuError};
-use cudarc::cublas::{sys::cublasOperation_t as Op, Gemm, GemmConfig};
+use cudarc::cublas::sys::cublasOperation_t as Op;
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use ndarray::Array2;
 use std::sync::Arc;
@@ -118,7 +118,6 @@ impl GpuHsic {
         Ok(s.clone_dtoh(&out).map_err(cuda("copy"))?[0])
     }
 
-    /// Column-major `C (m x n) = op(A) op(B)` with cuBLAS.
     #[allow(clippy::too_many_arguments)]
     fn sgemm(
         &self,
@@ -134,31 +133,60 @@ impl GpuHsic {
         c: &mut CudaSlice<f32>,
         ldc: usize,
     ) -> Result<(), SimError> {
-        let cfg = GemmConfig {
-            transa: ta,
-            transb: tb,
-            m: m as i32,
-            n: n as i32,
-            k: k as i32,
-            alpha: 1.0f32,
-            lda: lda as i32,
-            ldb: ldb as i32,
-            beta: 0.0f32,
-            ldc: ldc as i32,
-        };
-        // SAFETY: the dimensions and leading dimensions describe the buffers' sizes.
-        unsafe { self.gpu.blas.gemm(cfg, a, b, c) }.map_err(cuda("cuBLAS SGEMM"))
+        self.gpu
+            .sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)
+            .map_err(err)
     }
 
-    /// Upload, center, scale and put one layer in the form its pairs need.
-    fn prepare(&self, x: Array2<f32>, estimator: Estimator) -> Result<DeviceLayer, SimError> {
-        check_layer(x.view(), estimator)?;
-        let (n, p) = x.dim();
-        let x = x.as_standard_layout().into_owned();
+    /// Upload, center, scale and prepare every layer, in order. The uploads run on the copy
+    /// stream from a second host thread, one or two layers ahead, so layer `i + 1` crosses
+    /// the bus (and the host stages it) while the GPU centers and multiplies layer `i`; each
+    /// host array is freed as soon as its copy is queued. Layers are checked on the host
+    /// first, so a bad one is refused before anything is uploaded.
+    fn prepare_all(
+        &self,
+        layers: Vec<Array2<f32>>,
+        estimator: Estimator,
+    ) -> Result<Vec<DeviceLayer>, SimError> {
+        for x in &layers {
+            check_layer(x.view(), estimator)?;
+        }
+        let copy = self.gpu.copy.clone();
+        type Uploaded = Result<(usize, usize, CudaSlice<f32>), SimError>;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Uploaded>(1);
+            scope.spawn(move || {
+                for x in layers {
+                    let (n, p) = x.dim();
+                    let x = x.as_standard_layout();
+                    let host = x.as_slice().expect("standard layout");
+                    let up = copy
+                        .clone_htod(host)
+                        .map(|d| (n, p, d))
+                        .map_err(cuda("upload"));
+                    let failed = up.is_err();
+                    // A closed channel means the consumer stopped on an error: stop too.
+                    if tx.send(up).is_err() || failed {
+                        break;
+                    }
+                }
+            });
+            // Dropping `rx` on an early error (collect stops at the first) ends the producer.
+            rx.into_iter()
+                .map(|up| up.and_then(|(n, p, dx)| self.prepare(n, p, dx, estimator)))
+                .collect()
+        })
+    }
+
+    /// Center, scale and put one uploaded `n x p` layer in the form its pairs need.
+    fn prepare(
+        &self,
+        n: usize,
+        p: usize,
+        mut dx: CudaSlice<f32>,
+        estimator: Estimator,
+    ) -> Result<DeviceLayer, SimError> {
         let s = &self.gpu.stream;
-        let host = x.as_slice().expect("standard layout");
-        let mut dx = s.clone_htod(host).map_err(cuda("upload"))?;
-        drop(x);
         let len = n * p;
         let sums = self.column_sums(&dx, n, p)?;
         let mut sumsq = s.alloc_zeros::<f64>(1).map_err(cuda("alloc"))?;
@@ -351,12 +379,9 @@ impl HsicBackend for GpuHsic {
             )));
         }
         let same = b.is_none();
-        let prep = |v: Vec<Array2<f32>>| -> Result<Vec<DeviceLayer>, SimError> {
-            v.into_iter().map(|x| self.prepare(x, estimator)).collect()
-        };
-        let pa = prep(a)?;
+        let pa = self.prepare_all(a, estimator)?;
         let pb_owned = match b {
-            Some(b) => Some(prep(b)?),
+            Some(b) => Some(self.prepare_all(b, estimator)?),
             None => None,
         };
         let pb = pb_owned.as_ref().unwrap_or(&pa);

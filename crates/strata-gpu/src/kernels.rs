@@ -13,6 +13,8 @@ use std::ffi::{c_char, CStr, CString};
 pub const GRAM_SRC: &str = include_str!("kernels/gram.cu");
 /// Bit packing and the two binary GEMM kernels.
 pub const BINARY_SRC: &str = include_str!("kernels/binary.cu");
+/// Batch norm, activations and sign packing between a dense network's products.
+pub const MLP_SRC: &str = include_str!("kernels/mlp.cu");
 
 /// Kernel entry points of each source, checked after compilation.
 pub const GRAM_KERNELS: &[&str] = &[
@@ -25,6 +27,12 @@ pub const GRAM_KERNELS: &[&str] = &[
     "dot",
 ];
 pub const BINARY_KERNELS: &[&str] = &["pack_signs", "row_popcounts", "xor_gemm", "mma_and_gemm"];
+pub const MLP_KERNELS: &[&str] = &[
+    "bn_act",
+    "bn_logits_i32",
+    "bn_sign_pack_f32",
+    "bn_sign_pack_i32",
+];
 
 /// Machine code for one architecture.
 pub struct Compiled {

@@ -12,7 +12,10 @@
 //!   cuBLAS SGEMM (optionally TF32) reduced to a scalar in f64 on the device;
 //! * binary matrix products on packed bits ([`GpuBinaryGemm`]): a shared-memory tiled
 //!   XOR-popcount kernel on the CUDA cores, and a tensor-core kernel on `mma.sync` b1 operands
-//!   in the AND form that Hopper keeps.
+//!   in the AND form that Hopper keeps;
+//! * trained MLPs with their weights resident ([`GpuMlp`]): the float engine (SGEMM, batch norm
+//!   and activation kernels) and the bit-packed `w1a1` engine (activations packed to bits on
+//!   the device, binary layers on the kernels above).
 //!
 //! Kernels are CUDA C in `src/kernels/`, compiled by NVRTC for the device's own architecture
 //! when a context is created ([`kernels::compile`]); the same sources compile here without a
@@ -21,17 +24,20 @@
 pub mod bench;
 pub mod binary;
 pub mod check;
+mod check_mlp;
 mod context;
 mod error;
 mod hsic;
 pub mod info;
 pub mod kernels;
+pub mod mlp;
 
 pub use binary::{BinaryKernel, GpuBinaryGemm, PackedDevice};
 pub use context::Gpu;
 pub use error::GpuError;
 pub use hsic::GpuHsic;
 pub use info::{probe, DeviceInfo, Probe};
+pub use mlp::{GpuMlp, MlpBatch, MlpEngine, Record};
 
 use std::sync::Arc;
 

@@ -4,6 +4,7 @@
 
 use strata_gpu::kernels::{
     compile, nvrtc_available, nvrtc_version, BINARY_KERNELS, BINARY_SRC, GRAM_KERNELS, GRAM_SRC,
+    MLP_KERNELS, MLP_SRC,
 };
 
 fn contains(hay: &[u8], needle: &str) -> bool {
@@ -25,6 +26,7 @@ fn kernels_compile_for_turing_ampere_and_hopper() {
         for (name, src, kernels) in [
             ("gram.cu", GRAM_SRC, GRAM_KERNELS),
             ("binary.cu", BINARY_SRC, BINARY_KERNELS),
+            ("mlp.cu", MLP_SRC, MLP_KERNELS),
         ] {
             let c = compile(name, src, arch).unwrap_or_else(|e| panic!("{e}"));
             assert!(
