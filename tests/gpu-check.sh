@@ -23,19 +23,35 @@ echo "== binary GEMM vs cuBLAS SGEMM"
 "$strata" bench binary-gemm --device cuda --out "$out"
 echo "== all-pairs CKA: GPU vs its SGEMM floor, TF32, CPU"
 "$strata" bench gram --device cuda --out "$out"
-echo "== w1a1 MLP inference: packed engine on the GPU vs the CPU (images/s, same accuracy)"
+echo "== MNIST MLPs on the GPU and the CPU: w1a1 (float and packed engines) vs float (images/s)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$strata" train --data mnist-small --precision w1a1 --widths 1024,1024 --epochs 1 --lr 1e-2 \
-    --seed 0 --out "$work/w1a1" >/dev/null
+    --seed 0 --out "$work/w1a1" --quiet >/dev/null
 "$strata" train --data mnist-small --precision float --widths 1024,1024 --epochs 1 --lr 1e-3 \
-    --seed 0 --out "$work/float" >/dev/null
+    --seed 0 --out "$work/float" --quiet >/dev/null
 mkdir -p "$out"
 {
     for split in test train; do
-        "$strata" eval --model "$work/float" --split "$split" --json
-        "$strata" eval --model "$work/w1a1" --split "$split" --json
-        "$strata" eval --model "$work/w1a1" --split "$split" --engine packed --device cpu --json
-        "$strata" eval --model "$work/w1a1" --split "$split" --engine packed --device cuda --json
+        for device in cpu cuda; do
+            "$strata" eval --model "$work/float" --split "$split" --device "$device" --repeat 5 --json
+            "$strata" eval --model "$work/w1a1" --split "$split" --device "$device" --repeat 5 --json
+            "$strata" eval --model "$work/w1a1" --split "$split" --engine packed --device "$device" \
+                --repeat 5 --json
+        done
     done
 } | tee "$out/eval-mlp.jsonl"
+echo "== collect on the GPU vs the CPU"
+for net in w1a1 float; do
+    "$strata" collect --model "$work/$net" --split train --device cpu --out "$work/$net-cpu.arrow" -q
+    "$strata" collect --model "$work/$net" --split train --device cuda --out "$work/$net-cuda.arrow" -q
+done
+# 1-bit networks' products are exact integers: the stores must be byte for byte the same.
+if cmp -s "$work/w1a1-cpu.arrow" "$work/w1a1-cuda.arrow"; then
+    echo "ok   collect w1a1: the GPU store is byte-identical to the CPU's"
+else
+    echo "FAIL collect w1a1: the GPU store differs from the CPU's"
+    exit 1
+fi
+# A float network's differ by f32 rounding: each layer's CKA with its CPU twin is 1.
+"$strata" cka "$work/float-cpu.arrow" "$work/float-cuda.arrow" --device cpu

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::sync::Arc;
-use strata_gpu::{bench, check, DeviceChoice, Gpu, GpuBinaryGemm, GpuHsic};
+use strata_gpu::{bench, check, DeviceChoice, Gpu, GpuHsic};
 
 /// The GPU a `--device` asks for (`None`: the CPU), with a note on stderr when `auto` finds
 /// one, so a user always knows where the work ran.
@@ -38,9 +38,24 @@ pub fn hsic_backend(
     })
 }
 
-/// The binary GEMM for `--device` (`None`: the CPU kernel).
-pub fn binary_backend(device: DeviceChoice, quiet: bool) -> Result<Option<GpuBinaryGemm>> {
-    Ok(resolve(device, quiet)?.map(GpuBinaryGemm::new))
+/// The GPU a trained network runs on for `--device` (`None`: the CPU). The GPU engines run
+/// MLPs; a convolutional network stays on the CPU under `auto` and is an error under `cuda`.
+pub fn net_device(
+    device: DeviceChoice,
+    net: &strata_nn::net::Net,
+    quiet: bool,
+) -> Result<Option<Arc<Gpu>>> {
+    if device != DeviceChoice::Cpu && !net.is_mlp() {
+        if device == DeviceChoice::Cuda {
+            anyhow::bail!(
+                "--device cuda: the GPU engines run MLPs, and this is a {} network; use \
+                 --device cpu (or auto, which runs it on the CPU)",
+                net.config.architecture.name()
+            );
+        }
+        return Ok(None);
+    }
+    resolve(device, quiet)
 }
 
 /// `strata gpu info`: exit 0 whatever the machine has.

@@ -210,10 +210,15 @@ enum Cmd {
         limit: Option<usize>,
         #[arg(long, value_enum, default_value = "float")]
         engine: EngineArg,
-        /// Where the packed engine's binary layers run: cpu, cuda or auto (the GPU when
-        /// present; its tensor-core kernel on compute capability 8.0 and newer).
+        /// Where an MLP runs: cpu, cuda or auto (the GPU when present). On the GPU the float
+        /// engine is cuBLAS SGEMM with batch-norm/activation kernels; the packed engine packs
+        /// activations to bits on the device and runs the binary layers on its tensor-core
+        /// kernel (compute capability 8.0 and newer) or XOR-popcount kernel. CNNs run on the CPU.
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
+        /// Run the data through N times; images/s is the fastest pass's (a warm GPU).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat: usize,
         #[arg(long)]
         json: bool,
     },
@@ -237,6 +242,11 @@ enum Cmd {
         /// The store to write (.arrow or .parquet).
         #[arg(long)]
         out: PathBuf,
+        /// Where an MLP runs: cpu, cuda or auto (the GPU when present: cuBLAS SGEMM and
+        /// batch-norm/activation kernels; values equal the CPU's to f32 rounding, exactly for
+        /// w1a1). CNNs run on the CPU.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
         #[arg(long, short)]
         quiet: bool,
     },
@@ -1162,6 +1172,7 @@ fn run(cli: Cli) -> Result<()> {
             limit,
             engine,
             device,
+            repeat,
             json,
         } => {
             let ex = train_cmd::Examples {
@@ -1170,12 +1181,14 @@ fn run(cli: Cli) -> Result<()> {
                 split: &split,
                 limit,
             };
-            let gpu = if engine == EngineArg::Packed {
-                gpu_cmd::binary_backend(device.choice(), json)?
-            } else {
-                None
-            };
-            let v = train_cmd::eval(&model, ex, engine == EngineArg::Packed, gpu.as_ref())?;
+            let v = train_cmd::eval(
+                &model,
+                ex,
+                engine == EngineArg::Packed,
+                device.choice(),
+                repeat,
+                json,
+            )?;
             if json {
                 println!("{v}");
             } else {
@@ -1208,6 +1221,7 @@ fn run(cli: Cli) -> Result<()> {
             limit,
             pre,
             out,
+            device,
             quiet,
         } => {
             let ex = train_cmd::Examples {
@@ -1216,7 +1230,7 @@ fn run(cli: Cli) -> Result<()> {
                 split: &split,
                 limit,
             };
-            let rows = train_cmd::collect(&model, ex, pre, &out, quiet)?;
+            let rows = train_cmd::collect(&model, ex, pre, &out, device.choice(), quiet)?;
             println!(
                 "wrote {} examples of every layer to {}",
                 rows,

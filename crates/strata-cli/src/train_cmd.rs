@@ -170,29 +170,56 @@ fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
     Ok((m, card, d))
 }
 
-/// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount.
+/// Rows per GPU batch in `eval`: large enough to fill the GPU, small enough for any of them.
+const GPU_EVAL_BATCH: usize = 8192;
+
+/// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount. `device` picks
+/// the CPU or the GPU (MLPs only; both engines), as `gpu_cmd::net_device` decides. The data
+/// go through `repeat` times and the fastest pass gives the images/s (setting up the engine,
+/// uploading weights included, is not timed).
 pub fn eval(
     model: &Path,
     ex: Examples,
     packed: bool,
-    gpu: Option<&strata_gpu::GpuBinaryGemm>,
+    device: strata_gpu::DeviceChoice,
+    repeat: usize,
+    quiet: bool,
 ) -> Result<serde_json::Value> {
+    enum Engine {
+        Gpu(strata_gpu::GpuMlp),
+        Packed(PackedMlp),
+        Float,
+    }
     let (mut m, card, d) = load(model, ex)?;
     let (data, which) = (ex.data, ex.split);
-    let t = Instant::now();
-    let pred = if packed {
-        let p = PackedMlp::from_net(&m).context("--engine packed")?;
-        match gpu {
-            Some(g) => {
-                let kernel = g.best_kernel();
-                p.predict_with(d.x.view(), &mut |a, b| g.gemm_host(a, b, kernel))?
-            }
-            None => p.predict(d.x.view()),
+    let gpu = crate::gpu_cmd::net_device(device, &m, quiet)?;
+    let mut name = if packed { "packed" } else { "float" }.to_string();
+    let engine = match (&gpu, packed) {
+        (Some(g), _) => {
+            let kind = if packed {
+                let kernel = strata_gpu::GpuBinaryGemm::new(g.clone()).best_kernel();
+                strata_gpu::MlpEngine::Packed(kernel)
+            } else {
+                strata_gpu::MlpEngine::Float
+            };
+            let mlp = strata_gpu::GpuMlp::new(g.clone(), &m, kind)
+                .with_context(|| format!("--engine {name} --device {device}"))?;
+            name = kind.name();
+            Engine::Gpu(mlp)
         }
-    } else {
-        train::predict(&mut m, &d)?
+        (None, true) => Engine::Packed(PackedMlp::from_net(&m).context("--engine packed")?),
+        (None, false) => Engine::Float,
     };
-    let secs = t.elapsed().as_secs_f64();
+    let (mut pred, mut secs) = (Vec::new(), f64::INFINITY);
+    for _ in 0..repeat.max(1) {
+        let t = Instant::now();
+        pred = match &engine {
+            Engine::Gpu(mlp) => mlp.predict(d.x.view(), GPU_EVAL_BATCH)?,
+            Engine::Packed(p) => p.predict(d.x.view()),
+            Engine::Float => train::predict(&mut m, &d)?,
+        };
+        secs = secs.min(t.elapsed().as_secs_f64());
+    }
     let right = pred
         .iter()
         .zip(&d.y)
@@ -203,23 +230,33 @@ pub fn eval(
         "precision": card.config.precision.name(),
         "data": data,
         "split": which,
-        "engine": if packed { "packed" } else { "float" },
-        "device": match gpu {
-            Some(g) => g.gpu.label(),
+        "engine": name,
+        "device": match &gpu {
+            Some(g) => g.label(),
             None => "cpu".to_string(),
         },
         "n": d.len(),
         "accuracy": right as f64 / d.len().max(1) as f64,
+        "repeat": repeat.max(1),
         "seconds": secs,
         "images_per_second": d.len() as f64 / secs.max(1e-9),
     }))
 }
 
-/// Stream every layer's activations of a saved model into an activation store.
-pub fn collect(model: &Path, ex: Examples, pre: bool, out: &Path, quiet: bool) -> Result<usize> {
+/// Stream every layer's activations of a saved model into an activation store, on the CPU or
+/// (MLPs) the GPU's float engine.
+pub fn collect(
+    model: &Path,
+    ex: Examples,
+    pre: bool,
+    out: &Path,
+    device: strata_gpu::DeviceChoice,
+    quiet: bool,
+) -> Result<usize> {
     let (mut m, card, d) = load(model, ex)?;
+    let gpu = crate::gpu_cmd::net_device(device, &m, quiet)?;
     let pb = progress::bar(d.len() as u64, "collect", "examples", quiet);
-    let rows = collect_on(&mut m, &card, model, &d, ex, pre, out, &pb)?;
+    let rows = collect_on(&mut m, &card, model, &d, ex, pre, out, gpu.as_ref(), &pb)?;
     pb.finish_and_clear();
     Ok(rows)
 }
@@ -234,6 +271,7 @@ pub fn collect_on(
     ex: Examples,
     pre: bool,
     out: &Path,
+    gpu: Option<&std::sync::Arc<strata_gpu::Gpu>>,
     pb: &indicatif::ProgressBar,
 ) -> Result<usize> {
     if d.shape != card.config.input_shape {
@@ -264,6 +302,21 @@ pub fn collect_on(
     });
     let mut w = StoreWriter::create(out, &specs, &meta)?;
     pb.set_length(d.len() as u64);
+    if let Some(g) = gpu {
+        let mlp = strata_gpu::GpuMlp::new(g.clone(), m, strata_gpu::MlpEngine::Float)?;
+        let record = if pre {
+            strata_gpu::Record::Pre
+        } else {
+            strata_gpu::Record::Post
+        };
+        mlp.run(d.x.view(), 500, record, |rows, b| -> Result<()> {
+            let views: Vec<_> = b.layers.iter().map(|a| a.view()).collect();
+            w.write_batch(&views)?;
+            pb.inc(rows.len() as u64);
+            Ok(())
+        })?;
+        return Ok(w.finish()?);
+    }
     let all: Vec<usize> = (0..d.len()).collect();
     for chunk in all.chunks(500) {
         let (x, _) = train::batch(d, chunk)?;

@@ -229,18 +229,6 @@ impl GpuBinaryGemm {
         out.truncate(a.rows * b.rows);
         Ok(out)
     }
-
-    /// The product of two CPU-packed matrices, uploading both (the path `strata eval --engine
-    /// packed --device cuda` takes layer by layer).
-    pub fn gemm_host(
-        &self,
-        a: &BitMatrix,
-        b: &BitMatrix,
-        kernel: BinaryKernel,
-    ) -> Result<Vec<i32>, GpuError> {
-        let (da, db) = (self.upload(a)?, self.upload(b)?);
-        self.gemm(&da, &db, kernel)
-    }
 }
 
 #[cfg(test)]

@@ -246,3 +246,73 @@ pub(crate) fn lines(gpu: &Arc<Gpu>, rng: &mut Rng) -> Result<Vec<CheckLine>, Gpu
     );
     Ok(lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn share(a: &Array2<f32>, f: impl Fn(f32) -> bool) -> f64 {
+        a.iter().filter(|&&v| f(v)).count() as f64 / a.len() as f64
+    }
+
+    /// What the GPU is compared against: the CPU references agree with each other bit for bit
+    /// (w1a1), and the random statistics make every hidden unit's sign, ReLU and 2-bit level
+    /// go more than one way, so a wrong kernel cannot pass by writing constants.
+    #[test]
+    fn the_references_agree_and_exercise_every_branch() {
+        let mut rng = Rng::new(0xc0ffee);
+        let x = Array2::from_shape_fn((97, 784), |_| rng.uniform() as f32);
+        let mut net = random_net(Precision::W1A1, &mut rng).unwrap();
+        let (_, logits) = PackedMlp::from_net(&net).unwrap().run(x.view());
+        let pre = candle_layers(&mut net, &x, true).unwrap();
+        assert_eq!(max_abs(&logits, pre.last().unwrap()), 0.0);
+        for (i, y) in pre[..pre.len() - 1].iter().enumerate() {
+            let pos = share(y, |v| v >= 0.0);
+            assert!(
+                (0.1..0.9).contains(&pos),
+                "w1a1 layer {i}: {pos} non-negative"
+            );
+        }
+
+        let mut net = random_net(Precision::Float, &mut rng).unwrap();
+        let post = candle_layers(&mut net, &x, false).unwrap();
+        for (i, a) in post[..post.len() - 1].iter().enumerate() {
+            let zeros = share(a, |v| v == 0.0);
+            assert!(
+                (0.1..0.9).contains(&zeros),
+                "float layer {i}: {zeros} zeros"
+            );
+        }
+
+        let mut net = random_net(Precision::W1A2, &mut rng).unwrap();
+        let post = candle_layers(&mut net, &x, false).unwrap();
+        for level in [0.0f32, 1.0] {
+            let s = share(&post[0], |v| v == level);
+            assert!(s > 0.02, "w1a2 first layer: level {level} has share {s}");
+        }
+        let mid = share(&post[0], |v| v > 0.0 && v < 1.0);
+        assert!(
+            mid > 0.02,
+            "w1a2 first layer: inner levels have share {mid}"
+        );
+    }
+
+    #[test]
+    fn differences_count_nan_and_shape_as_infinite() {
+        let a = Array2::from_shape_vec((1, 3), vec![1.0f32, f32::NAN, 3.0]).unwrap();
+        let mut b = a.clone();
+        assert_eq!(max_abs(&a, &b), 0.0);
+        b[[0, 2]] = 3.5;
+        assert_eq!(max_abs(&a, &b), 0.5);
+        b[[0, 1]] = 0.0;
+        assert_eq!(max_abs(&a, &b), f64::INFINITY);
+        assert_eq!(max_abs(&a, &Array2::zeros((3, 1))), f64::INFINITY);
+        assert!(max_rel(&b, &a).is_infinite());
+        let c = Array2::from_shape_vec((1, 2), vec![2.0f32, 4.0]).unwrap();
+        let d = Array2::from_shape_vec((1, 2), vec![2.0f32, 5.0]).unwrap();
+        assert!(
+            (max_rel(&c, &d) - 0.2).abs() < 1e-12,
+            "relative to the largest |value|"
+        );
+    }
+}

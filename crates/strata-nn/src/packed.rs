@@ -13,10 +13,6 @@ use crate::precision::Precision;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
-/// A binary layer's product: (activations, weights) -> `activations.rows x weights.rows`
-/// integers, row-major. The CPU kernel or a GPU's.
-pub type BinaryProduct<'a, E> = dyn FnMut(&BitMatrix, &BitMatrix) -> Result<Vec<i32>, E> + 'a;
-
 /// Batch norm as applied at evaluation: `(z - mean) * scale + beta`, per unit, in f32.
 struct Affine {
     mean: Vec<f32>,
@@ -78,24 +74,9 @@ impl PackedMlp {
     }
 
     /// Integer dense outputs of every layer (before batch norm) and the logits, for a batch of
-    /// images with pixels in [0, 1].
+    /// images with pixels in [0, 1]. (strata-gpu's `GpuMlp` is the same engine on the GPU,
+    /// checked against this one by `strata gpu check`.)
     pub fn run(&self, x: ArrayView2<f32>) -> (Vec<Array2<i32>>, Array2<f32>) {
-        match self.run_with(x, &mut |a, b| {
-            Ok::<_, std::convert::Infallible>(binary_gemm(a, b))
-        }) {
-            Ok(r) => r,
-            Err(never) => match never {},
-        }
-    }
-
-    /// [`PackedMlp::run`] with the binary layers' products computed by `gemm` (activations,
-    /// weights) -> `activations.rows x weights.rows` integers: the seam where a GPU kernel
-    /// takes over (`strata eval --engine packed --device cuda`).
-    pub fn run_with<E>(
-        &self,
-        x: ArrayView2<f32>,
-        gemm: &mut BinaryProduct<'_, E>,
-    ) -> Result<(Vec<Array2<i32>>, Array2<f32>), E> {
         let n = x.nrows();
         let pixels = x.mapv(|v| (v * 255.0).round());
         // Integer pixels times ±1 weights: every partial sum is an integer below 2^24, so the
@@ -137,7 +118,7 @@ impl PackedMlp {
                 words: weights.words,
                 bits: std::mem::take(&mut h),
             };
-            let z = Array2::from_shape_vec((n, weights.rows), gemm(&acts, weights)?)
+            let z = Array2::from_shape_vec((n, weights.rows), binary_gemm(&acts, weights))
                 .expect("binary_gemm returns rows x out values");
             if li + 1 < self.layers.len() {
                 h = self.norm_and_binarize(&z, li + 1);
@@ -149,7 +130,7 @@ impl PackedMlp {
         let logits = Array2::from_shape_fn(last.dim(), |(r, j)| {
             ((last[[r, j]] as f32 - norm.mean[j]) * norm.scale[j]) + norm.beta[j]
         });
-        Ok((zs, logits))
+        (zs, logits)
     }
 
     /// Batch norm then sign, packed: bit set where the normalized value is >= 0.
@@ -173,16 +154,6 @@ impl PackedMlp {
     pub fn predict(&self, x: ArrayView2<f32>) -> Vec<usize> {
         let (_, logits) = self.run(x);
         classes(&logits)
-    }
-
-    /// Predicted classes with the binary products computed by `gemm` (see [`PackedMlp::run_with`]).
-    pub fn predict_with<E>(
-        &self,
-        x: ArrayView2<f32>,
-        gemm: &mut BinaryProduct<'_, E>,
-    ) -> Result<Vec<usize>, E> {
-        let (_, logits) = self.run_with(x, gemm)?;
-        Ok(classes(&logits))
     }
 }
 

@@ -335,6 +335,9 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     // Activations: one store per model, cached under the model's key and the examples.
     let mut models = Vec::with_capacity(plan.len());
     let collect_bar = p.bar(plan.len() as u64, "activations", "models");
+    // The spec's device also collects MLP activations (the GPU's float engine); convolutional
+    // networks collect on the CPU. Resolved once, when the first MLP store is collected.
+    let mut gpu: Option<Option<std::sync::Arc<strata_gpu::Gpu>>> = None;
     for (i, (inst, pl)) in a.instances.iter().zip(&plan).enumerate() {
         let path = cache.model(&pl.key);
         let (mut net, card) = strata_nn::file::load(&path)
@@ -345,6 +348,14 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         let store_cached = fresh && cache.has_store(&pl.store_key);
         let t = Instant::now();
         if !store_cached {
+            let collect_gpu = if net.is_mlp() {
+                if gpu.is_none() {
+                    gpu = Some(crate::gpu_cmd::resolve(a.cka.device, true)?);
+                }
+                gpu.clone().flatten()
+            } else {
+                None
+            };
             cache::evict(&store);
             if let Some(dir) = store.parent() {
                 std::fs::create_dir_all(dir)
@@ -367,6 +378,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
                 ex,
                 point == ActivationPoint::Pre,
                 &store,
+                collect_gpu.as_ref(),
                 &pb,
             )
             .with_context(|| format!("collecting the activations of {}", inst.name))?;

@@ -235,7 +235,8 @@ pub struct CkaSpec {
     /// `cka` (default), or a baseline measure for every comparison: `cca_rho`, `cca_r2`,
     /// `svcca_rho`, `svcca_r2`, `pwcca`, `linreg`, `procrustes`, `hsic`, `cka_linear`.
     pub measure: Option<String>,
-    /// Where linear CKA runs: `cpu`, `cuda` or `auto` (default: the GPU when present).
+    /// Where linear CKA runs, and where MLP activations are collected (convolutional
+    /// networks collect on the CPU): `cpu`, `cuda` or `auto` (default: the GPU when present).
     #[serde(default)]
     pub device: strata_gpu::DeviceChoice,
 }
