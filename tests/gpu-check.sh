@@ -2,7 +2,8 @@
 # The GPU checks and benchmarks, for a machine with an NVIDIA GPU (CUDA 12 or 13 driver,
 # libnvrtc and libcublas on the loader path). Build `strata` first (cargo build --release), or
 # point STRATA at a binary built elsewhere; results go to benches/results/gpu/ (or $1): the
-# benchmarks, and eval-mlp.jsonl (w1a1 MLP images/s: packed engine on the GPU and the CPU).
+# benchmarks, and eval-mlp.jsonl (images/s of a float and a w1a1 1024-1024 MNIST MLP, every
+# engine on the GPU and the CPU). Last, collect on the GPU must match collect on the CPU.
 #
 #   bash tests/gpu-check.sh
 #
@@ -54,4 +55,13 @@ else
     exit 1
 fi
 # A float network's differ by f32 rounding: each layer's CKA with its CPU twin is 1.
-"$strata" cka "$work/float-cpu.arrow" "$work/float-cuda.arrow" --device cpu
+"$strata" cka "$work/float-cpu.arrow" "$work/float-cuda.arrow" --device cpu --json >"$work/twins.json"
+python3 - "$work/twins.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+diag = [r["cka"][i][i] for i in range(len(r["layers_a"]))]
+worst = min(diag)
+print(("ok  " if worst >= 1 - 1e-6 else "FAIL"),
+      "collect float: CKA of each layer with its CPU twin, lowest %.9f" % worst)
+sys.exit(0 if worst >= 1 - 1e-6 else 1)
+PY

@@ -184,31 +184,30 @@ pub(crate) fn lines(gpu: &Arc<Gpu>, rng: &mut Rng) -> Result<Vec<CheckLine>, Gpu
         );
     }
     let mlp = GpuMlp::new(gpu.clone(), &net, MlpEngine::Float)?;
-    let MlpBatch {
-        logits: l,
-        layers: pre,
-        ..
-    } = gpu_run(&mlp, &x, Record::Pre)?;
+    let l = gpu_run(&mlp, &x, Record::Logits)?.logits;
     let d = max_abs(&l, &logits);
     push(
         "w1a1 MLP: float engine logits vs CPU packed".into(),
         d,
         d == 0.0,
     );
-    let want = candle_layers(&mut net, &x, true)?;
-    let d = if pre.len() == want.len() {
-        pre.iter()
-            .zip(&want)
-            .map(|(a, b)| max_abs(a, b))
-            .fold(0.0, f64::max)
-    } else {
-        f64::INFINITY
-    };
-    push(
-        "w1a1 MLP: float engine pre-activations vs candle".into(),
-        d,
-        d == 0.0,
-    );
+    for (record, pre) in [(Record::Pre, true), (Record::Post, false)] {
+        let got = gpu_run(&mlp, &x, record)?.layers;
+        let want = candle_layers(&mut net, &x, pre)?;
+        let d = if got.len() == want.len() {
+            got.iter()
+                .zip(&want)
+                .map(|(a, b)| max_abs(a, b))
+                .fold(0.0, f64::max)
+        } else {
+            f64::INFINITY
+        };
+        push(
+            format!("w1a1 MLP: float engine {record:?} layers vs candle"),
+            d,
+            d == 0.0,
+        );
+    }
 
     // Float: ReLU network, products in f32 in another order than the CPU's.
     let mut net = random_net(Precision::Float, rng)?;

@@ -6,7 +6,8 @@ use crate::{kernels, DeviceInfo, GpuError};
 use cudarc::cublas::{sys as blas_sys, sys::cublasOperation_t as Op, CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
 use cudarc::nvrtc::Ptx;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// A CUDA device with everything strata's GPU paths need, created once and shared.
 pub struct Gpu {
@@ -34,13 +35,30 @@ impl std::fmt::Debug for Gpu {
 }
 
 impl Gpu {
-    /// The first device (`cuda:0`).
+    /// The first device (`cuda:0`), shared by every caller in this process: the context is
+    /// created and the kernels compiled once, however many commands or comparisons ask.
     pub fn first() -> Result<Arc<Gpu>, GpuError> {
-        Gpu::new(0)
+        Gpu::shared(0)
     }
 
-    /// Device `ordinal`: checks the driver, NVRTC and cuBLAS are loadable, creates a context
-    /// and compiles the kernels for the device's architecture.
+    /// Device `ordinal`, created on first use and then shared (failures are not kept, so a
+    /// later call tries again).
+    pub fn shared(ordinal: usize) -> Result<Arc<Gpu>, GpuError> {
+        static SHARED: OnceLock<Mutex<HashMap<usize, Arc<Gpu>>>> = OnceLock::new();
+        let mut map = SHARED
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(g) = map.get(&ordinal) {
+            return Ok(g.clone());
+        }
+        let g = Gpu::new(ordinal)?;
+        map.insert(ordinal, g.clone());
+        Ok(g)
+    }
+
+    /// Device `ordinal`, fresh: checks the driver, NVRTC and cuBLAS are loadable, creates a
+    /// context and compiles the kernels for the device's architecture.
     pub fn new(ordinal: usize) -> Result<Arc<Gpu>, GpuError> {
         if !driver_present() {
             return Err(GpuError::NoDriver);
@@ -140,40 +158,6 @@ impl Gpu {
         lookup(&self.mlp, name)
     }
 
-    /// Column-major `C (m x n) = op(A) op(B)` with cuBLAS SGEMM (TF32 only if
-    /// [`Gpu::set_tf32`] turned it on). A row-major matrix is its column-major transpose, which
-    /// is how callers with row-major data pick `op` and the leading dimensions.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn sgemm(
-        &self,
-        ta: Op,
-        tb: Op,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &CudaSlice<f32>,
-        lda: usize,
-        b: &CudaSlice<f32>,
-        ldb: usize,
-        c: &mut CudaSlice<f32>,
-        ldc: usize,
-    ) -> Result<(), GpuError> {
-        let cfg = GemmConfig {
-            transa: ta,
-            transb: tb,
-            m: m as i32,
-            n: n as i32,
-            k: k as i32,
-            alpha: 1.0f32,
-            lda: lda as i32,
-            ldb: ldb as i32,
-            beta: 0.0f32,
-            ldc: ldc as i32,
-        };
-        // SAFETY: the dimensions and leading dimensions describe the buffers' sizes.
-        unsafe { self.blas.gemm(cfg, a, b, c) }.map_err(|e| GpuError::cuda("cuBLAS SGEMM", e))
-    }
-
     /// Free device memory now, in bytes.
     pub fn free_memory(&self) -> Result<usize, GpuError> {
         self.ctx
@@ -196,4 +180,38 @@ fn lookup(module: &Arc<CudaModule>, name: &str) -> Result<CudaFunction, GpuError
     module
         .load_function(name)
         .map_err(|e| GpuError::cuda("kernel lookup", e))
+}
+
+/// Column-major `C (m x n) = op(A) op(B)` with cuBLAS SGEMM on `blas`'s handle (TF32 only if
+/// that handle's math mode allows it). A row-major matrix is its column-major transpose, which
+/// is how callers with row-major data pick `op` and the leading dimensions.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn sgemm(
+    blas: &CudaBlas,
+    ta: Op,
+    tb: Op,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &CudaSlice<f32>,
+    lda: usize,
+    b: &CudaSlice<f32>,
+    ldb: usize,
+    c: &mut CudaSlice<f32>,
+    ldc: usize,
+) -> Result<(), GpuError> {
+    let cfg = GemmConfig {
+        transa: ta,
+        transb: tb,
+        m: m as i32,
+        n: n as i32,
+        k: k as i32,
+        alpha: 1.0f32,
+        lda: lda as i32,
+        ldb: ldb as i32,
+        beta: 0.0f32,
+        ldc: ldc as i32,
+    };
+    // SAFETY: the dimensions and leading dimensions describe the buffers' sizes.
+    unsafe { blas.gemm(cfg, a, b, c) }.map_err(|e| GpuError::cuda("cuBLAS SGEMM", e))
 }

@@ -133,15 +133,13 @@ impl GpuHsic {
         c: &mut CudaSlice<f32>,
         ldc: usize,
     ) -> Result<(), SimError> {
-        self.gpu
-            .sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc)
-            .map_err(err)
+        crate::context::sgemm(&self.gpu.blas, ta, tb, m, n, k, a, lda, b, ldb, c, ldc).map_err(err)
     }
 
     /// Upload, center, scale and prepare every layer, in order. The uploads run on the copy
     /// stream from a second host thread, one or two layers ahead, so layer `i + 1` crosses
     /// the bus (and the host stages it) while the GPU centers and multiplies layer `i`; each
-    /// host array is freed as soon as its copy is queued. Layers are checked on the host
+    /// host array is freed once its copy is queued and handed over. Layers are checked on the host
     /// first, so a bad one is refused before anything is uploaded.
     fn prepare_all(
         &self,

@@ -29,6 +29,7 @@ pub const GRAM_KERNELS: &[&str] = &[
 pub const BINARY_KERNELS: &[&str] = &["pack_signs", "row_popcounts", "xor_gemm", "mma_and_gemm"];
 pub const MLP_KERNELS: &[&str] = &[
     "bn_act",
+    "bn_logits_f32",
     "bn_logits_i32",
     "bn_sign_pack_f32",
     "bn_sign_pack_i32",

@@ -15,7 +15,7 @@
 
 use crate::binary::{device_words, BinaryKernel, GpuBinaryGemm, PackedDevice};
 use crate::{Gpu, GpuError};
-use cudarc::cublas::sys::cublasOperation_t as Op;
+use cudarc::cublas::{sys::cublasOperation_t as Op, CudaBlas};
 use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
 use ndarray::{s, Array2, ArrayView2};
 use std::ops::Range;
@@ -96,6 +96,9 @@ struct Layer {
 pub struct GpuMlp {
     pub gpu: Arc<Gpu>,
     pub engine: MlpEngine,
+    /// Its own cuBLAS handle in the default math mode: exact integer products need plain f32
+    /// SGEMM, whatever TF32 setting the shared handle has.
+    blas: CudaBlas,
     precision: Precision,
     layers: Vec<Layer>,
 }
@@ -206,9 +209,11 @@ impl GpuMlp {
         if layers.is_empty() {
             return Err(GpuError::Unsupported("the network has no layers".into()));
         }
+        let blas = CudaBlas::new(gpu.stream.clone()).map_err(cuda("cuBLAS"))?;
         Ok(GpuMlp {
             gpu,
             engine,
+            blas,
             precision,
             layers,
         })
@@ -248,8 +253,6 @@ impl GpuMlp {
             ))
             .into());
         }
-        // Exact integer products need plain f32 SGEMM.
-        self.gpu.set_tf32(false)?;
         let batch = batch.max(1);
         let ranges: Vec<Range<usize>> = (0..x.nrows())
             .step_by(batch)
@@ -315,11 +318,11 @@ impl GpuMlp {
         l: &Layer,
         w: &CudaSlice<f32>,
     ) -> Result<CudaSlice<f32>, GpuError> {
-        let s = &self.gpu.stream;
-        let mut z = s
-            .alloc_zeros::<f32>((rows * l.out).max(1))
+        // SAFETY: SGEMM with beta = 0 writes every element before anything reads it.
+        let mut z = unsafe { self.gpu.stream.alloc::<f32>((rows * l.out).max(1)) }
             .map_err(cuda("alloc"))?;
-        self.gpu.sgemm(
+        crate::context::sgemm(
+            &self.blas,
             Op::CUBLAS_OP_N,
             Op::CUBLAS_OP_N,
             l.out,
@@ -335,7 +338,7 @@ impl GpuMlp {
         Ok(z)
     }
 
-    /// Batch norm then activation `mode`: `(y, a)`.
+    /// A hidden block's batch norm then activation `mode`: `(y, a)`.
     fn bn_act(
         &self,
         z: &CudaSlice<f32>,
@@ -345,8 +348,9 @@ impl GpuMlp {
     ) -> Result<(CudaSlice<f32>, CudaSlice<f32>), GpuError> {
         let s = &self.gpu.stream;
         let len = rows * l.out;
-        let mut y = s.alloc_zeros::<f32>(len.max(1)).map_err(cuda("alloc"))?;
-        let mut a = s.alloc_zeros::<f32>(len.max(1)).map_err(cuda("alloc"))?;
+        // SAFETY: the kernel writes every element of both.
+        let mut y = unsafe { s.alloc::<f32>(len.max(1)) }.map_err(cuda("alloc"))?;
+        let mut a = unsafe { s.alloc::<f32>(len.max(1)) }.map_err(cuda("alloc"))?;
         let f = self.gpu.mlp_fn("bn_act")?;
         let (len_i, out_i) = (len as i64, l.out as i32);
         let mut b = s.launch_builder(&f);
@@ -365,6 +369,33 @@ impl GpuMlp {
         // every buffer holds `len` values (`out` per row for the norm parameters).
         unsafe { b.launch(cfg(len)) }.map_err(cuda("bn_act"))?;
         Ok((y, a))
+    }
+
+    /// The last block's batch norm alone: the logits, from f32 or integer sums.
+    fn logits<T: cudarc::driver::DeviceRepr>(
+        &self,
+        kernel: &'static str,
+        z: &CudaSlice<T>,
+        rows: usize,
+        l: &Layer,
+    ) -> Result<CudaSlice<f32>, GpuError> {
+        let s = &self.gpu.stream;
+        let len = rows * l.out;
+        // SAFETY: the kernel writes every element.
+        let mut y = unsafe { s.alloc::<f32>(len.max(1)) }.map_err(cuda("alloc"))?;
+        let f = self.gpu.mlp_fn(kernel)?;
+        let (len_i, out_i) = (len as i64, l.out as i32);
+        let mut b = s.launch_builder(&f);
+        b.arg(z)
+            .arg(&len_i)
+            .arg(&out_i)
+            .arg(&l.norm.mean)
+            .arg(&l.norm.scale)
+            .arg(&l.norm.beta)
+            .arg(&mut y);
+        // SAFETY: as bn_act: indices below `len`, buffers of `len` values.
+        unsafe { b.launch(cfg(len)) }.map_err(cuda(kernel))?;
+        Ok(y)
     }
 
     fn launch_float(
@@ -388,16 +419,16 @@ impl GpuMlp {
                 _ => x,
             };
             let z = self.dense(input, rows, l, w)?;
-            let (y, a) = self.bn_act(&z, rows, l, if i == last { (0, 0.0, 0.0) } else { act })?;
             if i == last {
                 return Ok(Pending {
                     rows,
-                    logits: y,
+                    logits: self.logits("bn_logits_f32", &z, rows, l)?,
                     layers: kept,
                     logits_layer: record != Record::Logits,
                     sums: Vec::new(),
                 });
             }
+            let (y, a) = self.bn_act(&z, rows, l, act)?;
             match record {
                 Record::Pre => {
                     kept.push((y, l.out));
@@ -420,9 +451,8 @@ impl GpuMlp {
     ) -> Result<PackedDevice, GpuError> {
         let s = &self.gpu.stream;
         let kw = device_words(l.out);
-        let mut words = s
-            .alloc_zeros::<u32>((rows * kw).max(1))
-            .map_err(cuda("alloc"))?;
+        // SAFETY: one thread writes each word, padding words included.
+        let mut words = unsafe { s.alloc::<u32>((rows * kw).max(1)) }.map_err(cuda("alloc"))?;
         let f = self.gpu.mlp_fn(kernel)?;
         let (ri, oi, kwi) = (rows as i32, l.out as i32, kw as i32);
         let mut b = s.launch_builder(&f);
@@ -453,7 +483,6 @@ impl GpuMlp {
         kernel: BinaryKernel,
         record: Record,
     ) -> Result<Pending, GpuError> {
-        let s = &self.gpu.stream;
         let bin = GpuBinaryGemm::new(self.gpu.clone());
         let keep = record == Record::Sums;
         let mut sums = Vec::new();
@@ -463,7 +492,7 @@ impl GpuMlp {
         };
         let z0 = self.dense(x, rows, first, w0)?;
         if self.layers.len() == 1 {
-            let (y, _) = self.bn_act(&z0, rows, first, (0, 0.0, 0.0))?;
+            let y = self.logits("bn_logits_f32", &z0, rows, first)?;
             if keep {
                 sums.push((Sums::F32(z0), first.out));
             }
@@ -492,20 +521,7 @@ impl GpuMlp {
                 }
                 continue;
             }
-            let len = rows * l.out;
-            let mut y = s.alloc_zeros::<f32>(len.max(1)).map_err(cuda("alloc"))?;
-            let f = self.gpu.mlp_fn("bn_logits_i32")?;
-            let (len_i, out_i) = (len as i64, l.out as i32);
-            let mut b = s.launch_builder(&f);
-            b.arg(&c)
-                .arg(&len_i)
-                .arg(&out_i)
-                .arg(&l.norm.mean)
-                .arg(&l.norm.scale)
-                .arg(&l.norm.beta)
-                .arg(&mut y);
-            // SAFETY: as bn_act: indices below `len`, buffers of `len` values.
-            unsafe { b.launch(cfg(len)) }.map_err(cuda("bn_logits_i32"))?;
+            let y = self.logits("bn_logits_i32", &c, rows, l)?;
             if keep {
                 sums.push((Sums::I32(c), l.out));
             }

@@ -16,7 +16,7 @@ __device__ __forceinline__ float batch_norm(float z, float mean, float scale, fl
 }
 
 // Activation modes, as strata-nn's quantize_activations forward values:
-//   0 none (the logits), 1 ReLU (float networks), 2 sign (1 bit: +1 where y >= 0, else -1),
+//   1 ReLU (float networks), 2 sign (1 bit: +1 where y >= 0, else -1),
 //   3 k bits: clamp to [0, 1], then round(c * steps) * unit (steps = 2^k - 1, unit = 1/steps:
 //     the two constants the CPU uses, passed in so both round the same).
 __device__ __forceinline__ float activation(float y, int mode, float steps, float unit) {
@@ -27,7 +27,7 @@ __device__ __forceinline__ float activation(float y, int mode, float steps, floa
         float c = fminf(fmaxf(y, 0.0f), 1.0f);
         return __fmul_rn(roundf(__fmul_rn(c, steps)), unit);
     }
-    default: return y;
+    default: return y;  // not used: the logits go through bn_logits
     }
 }
 
@@ -44,15 +44,30 @@ extern "C" __global__ void bn_act(const float* __restrict__ z, long len, int out
     }
 }
 
-// The logits of the bit-packed engine: batch norm of integer sums.
-extern "C" __global__ void bn_logits_i32(const int* __restrict__ z, long len, int out,
-                                         const float* __restrict__ mean,
-                                         const float* __restrict__ scale,
-                                         const float* __restrict__ beta, float* __restrict__ y) {
+// The logits: batch norm alone, of f32 sums (float engine) or integer sums (packed engine).
+template <typename T>
+__device__ __forceinline__ void bn_logits(const T* __restrict__ z, long len, int out,
+                                          const float* __restrict__ mean,
+                                          const float* __restrict__ scale,
+                                          const float* __restrict__ beta, float* __restrict__ y) {
     for (long i = (long)blockIdx.x * BLOCK + threadIdx.x; i < len; i += (long)gridDim.x * BLOCK) {
         int j = (int)(i % out);
         y[i] = batch_norm((float)z[i], mean[j], scale[j], beta[j]);
     }
+}
+
+extern "C" __global__ void bn_logits_f32(const float* __restrict__ z, long len, int out,
+                                         const float* __restrict__ mean,
+                                         const float* __restrict__ scale,
+                                         const float* __restrict__ beta, float* __restrict__ y) {
+    bn_logits(z, len, out, mean, scale, beta, y);
+}
+
+extern "C" __global__ void bn_logits_i32(const int* __restrict__ z, long len, int out,
+                                         const float* __restrict__ mean,
+                                         const float* __restrict__ scale,
+                                         const float* __restrict__ beta, float* __restrict__ y) {
+    bn_logits(z, len, out, mean, scale, beta, y);
 }
 
 // Batch norm, sign and packing in one pass: word w of row r holds bit b set where unit
