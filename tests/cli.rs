@@ -855,3 +855,47 @@ fn gpu_info_and_device_choice_behave_on_any_machine() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn bench_mlp_times_every_engine_and_they_agree() {
+    let o = strata(&[
+        "bench", "mlp", "--rows", "300", "--widths", "70,33", "--batch", "128", "--repeat", "1",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = last_json(&o);
+    assert_eq!(v["shape"], "784-70-33-10", "{v}");
+    let rows = v["results"].as_array().expect("results");
+    let find = |device: &str, network: &str, engine: &str| {
+        rows.iter()
+            .find(|r| r["device"] == device && r["network"] == network && r["engine"] == engine)
+            .unwrap_or_else(|| panic!("no {device} {network} {engine} row in {v}"))
+    };
+    for (network, engine) in [("float", "float"), ("w1a1", "float"), ("w1a1", "packed")] {
+        let r = find("cpu", network, engine);
+        assert!(r["images_per_second"].as_f64().unwrap() > 0.0, "{r}");
+    }
+    assert_eq!(find("cpu", "float", "float")["vs_float"], 1.0);
+    // The packed engine reproduces the float simulation of the same w1a1 network exactly,
+    // and on a GPU every w1a1 engine does.
+    for r in rows.iter().filter(|r| r["network"] == "w1a1") {
+        assert_eq!(r["agreement"], 1.0, "{r}");
+    }
+    for bad in [
+        vec!["bench", "mlp", "--rows", "0"],
+        vec!["bench", "mlp", "--widths", "0"],
+    ] {
+        let o = strata(&bad);
+        assert!(!o.status.success(), "{bad:?}");
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
+    if last_json(&strata(&["gpu", "info", "--json"]))["status"] == "no_driver" {
+        let o = strata(&["bench", "mlp", "--device", "cuda", "--rows", "10"]);
+        assert!(!o.status.success());
+        assert!(
+            stderr(&o).contains("no CUDA driver found"),
+            "{}",
+            stderr(&o)
+        );
+    }
+}

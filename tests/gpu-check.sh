@@ -24,7 +24,9 @@ echo "== binary GEMM vs cuBLAS SGEMM"
 "$strata" bench binary-gemm --device cuda --out "$out"
 echo "== all-pairs CKA: GPU vs its SGEMM floor, TF32, CPU"
 "$strata" bench gram --device cuda --out "$out"
-echo "== MNIST MLPs on the GPU and the CPU: w1a1 (float and packed engines) vs float (images/s)"
+echo "== MLP inference: w1a1 (float and packed engines) vs the float MLP, GPU and CPU (images/s)"
+"$strata" bench mlp --device cuda --out "$out"
+echo "== trained MNIST MLPs: accuracy and images/s of every engine, GPU and CPU"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$strata" train --data mnist-small --precision w1a1 --widths 1024,1024 --epochs 1 --lr 1e-2 \

@@ -74,7 +74,7 @@ fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
-fn cpu_name() -> String {
+pub fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

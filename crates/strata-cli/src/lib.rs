@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod bench;
+pub mod bench_mlp;
 pub mod cka_cmd;
 pub mod gpu_cmd;
 pub mod measure_cmd;

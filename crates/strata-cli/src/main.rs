@@ -710,6 +710,37 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// MLP inference throughput: a w1a1 MLP (float and bit-packed engines) against the float
+    /// MLP of the same shape, on the CPU and the GPU (when present) in one run. Networks are
+    /// freshly initialized (speed does not depend on the weights); images are the embedded
+    /// MNIST subset tiled to --rows.
+    Mlp {
+        /// Images per pass.
+        #[arg(long, default_value_t = 60000)]
+        rows: usize,
+        /// Hidden widths.
+        #[arg(long, value_delimiter = ',', default_value = "1024,1024")]
+        widths: Vec<usize>,
+        /// Rows per GPU batch (and per chunk of the CPU packed engine).
+        #[arg(long, default_value_t = 8192)]
+        batch: usize,
+        /// Passes per engine (the fastest is reported).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// cpu, cuda (an error without a GPU) or auto (the GPU engines too when present).
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
+        /// Skip the CPU engines.
+        #[arg(long)]
+        no_cpu: bool,
+        /// Write bench-mlp.json and .md into DIR.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// All-pairs linear CKA vs the bare GEMMs it needs and vs Kornblith et al.'s NumPy
     /// reference; minibatch CKA streamed from a large Arrow store, with its peak memory.
     Cka {
@@ -1391,6 +1422,32 @@ fn run(cli: Cli) -> Result<()> {
             let rec = gpu_cmd::record(&gpu, r);
             let md = gpu_cmd::gram_markdown(&rec);
             emit_bench("bench-gram-cuda", out.as_deref(), json, &rec, &md)
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Mlp {
+                    rows,
+                    widths,
+                    batch,
+                    repeat,
+                    device,
+                    no_cpu,
+                    out,
+                    json,
+                    quiet,
+                },
+        } => {
+            let r = strata_cli::bench_mlp::run(&strata_cli::bench_mlp::BenchMlpArgs {
+                rows,
+                widths,
+                batch,
+                repeat,
+                device: device.choice(),
+                no_cpu,
+                quiet: quiet || json,
+            })?;
+            let md = strata_cli::bench_mlp::markdown(&r);
+            emit_bench("bench-mlp", out.as_deref(), json, &r, &md)
         }
         Cmd::Bench {
             which: BenchCmd::BinaryGemm {
