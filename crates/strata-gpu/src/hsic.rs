@@ -8,6 +8,7 @@
 //! per-example vectors come back to the host. The estimate itself is
 //! [`strata_sim::hsic_estimate`], shared with the CPU.
 
+use crate::context::sgemm;
 use crate::{Gpu, GpuError};
 use cudarc::cublas::sys::cublasOperation_t as Op;
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
@@ -118,24 +119,6 @@ impl GpuHsic {
         Ok(s.clone_dtoh(&out).map_err(cuda("copy"))?[0])
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn sgemm(
-        &self,
-        ta: Op,
-        tb: Op,
-        m: usize,
-        n: usize,
-        k: usize,
-        a: &CudaSlice<f32>,
-        lda: usize,
-        b: &CudaSlice<f32>,
-        ldb: usize,
-        c: &mut CudaSlice<f32>,
-        ldc: usize,
-    ) -> Result<(), SimError> {
-        crate::context::sgemm(&self.gpu.blas, ta, tb, m, n, k, a, lda, b, ldb, c, ldc).map_err(err)
-    }
-
     /// Upload, center, scale and prepare every layer, in order. The uploads run on the copy
     /// stream from a second host thread, one or two layers ahead, so layer `i + 1` crosses
     /// the bus (and the host stages it) while the GPU centers and multiplies layer `i`; each
@@ -242,7 +225,8 @@ impl GpuHsic {
         } else {
             let mut k = s.alloc_zeros::<f32>(n * n).map_err(cuda("alloc"))?;
             // Row-major X is column-major Xᵀ (p x n); K = (Xᵀ)ᵀ Xᵀ.
-            self.sgemm(
+            sgemm(
+                &self.gpu.blas,
                 Op::CUBLAS_OP_T,
                 Op::CUBLAS_OP_N,
                 n,
@@ -254,7 +238,8 @@ impl GpuHsic {
                 p,
                 &mut k,
                 n,
-            )?;
+            )
+            .map_err(err)?;
             if estimator == Estimator::Debiased {
                 let mut r = s.alloc_zeros::<f64>(n).map_err(cuda("alloc"))?;
                 let ni = n as i32;
@@ -283,7 +268,8 @@ impl GpuHsic {
             (None, None) => {
                 let mut c = s.alloc_zeros::<f32>(a.p * b.p).map_err(cuda("alloc"))?;
                 // Xaᵀ Xb (pa x pb) from the column-major Xaᵀ (pa x n) and Xbᵀ (pb x n).
-                self.sgemm(
+                sgemm(
+                    &self.gpu.blas,
                     Op::CUBLAS_OP_N,
                     Op::CUBLAS_OP_T,
                     a.p,
@@ -295,7 +281,8 @@ impl GpuHsic {
                     b.p,
                     &mut c,
                     a.p,
-                )?;
+                )
+                .map_err(err)?;
                 let core = self.dot(&c, &c, a.p * b.p)?;
                 Ok(match estimator {
                     Estimator::Biased => core,
@@ -319,7 +306,8 @@ impl GpuHsic {
             .alloc_zeros::<f32>(n * p)
             .map_err(cuda("alloc"))?;
         // Column-major (K X)ᵀ = Xᵀ K (K symmetric): p x n, the row-major n x p K X.
-        self.sgemm(
+        sgemm(
+            &self.gpu.blas,
             Op::CUBLAS_OP_N,
             Op::CUBLAS_OP_N,
             p,
@@ -331,7 +319,8 @@ impl GpuHsic {
             n,
             &mut kx,
             p,
-        )?;
+        )
+        .map_err(err)?;
         self.dot(&kx, &f.x, n * p)
     }
 

@@ -113,6 +113,19 @@ struct Pending {
     sums: Vec<(Sums, usize)>,
 }
 
+impl Pending {
+    /// The packed engine's results: logits, and the sums if they were kept.
+    fn packed(rows: usize, logits: CudaSlice<f32>, sums: Vec<(Sums, usize)>) -> Self {
+        Pending {
+            rows,
+            logits,
+            layers: Vec::new(),
+            logits_layer: false,
+            sums,
+        }
+    }
+}
+
 enum Sums {
     F32(CudaSlice<f32>),
     I32(CudaSlice<i32>),
@@ -496,13 +509,7 @@ impl GpuMlp {
             if keep {
                 sums.push((Sums::F32(z0), first.out));
             }
-            return Ok(Pending {
-                rows,
-                logits: y,
-                layers: Vec::new(),
-                logits_layer: false,
-                sums,
-            });
+            return Ok(Pending::packed(rows, y, sums));
         }
         let mut acts = self.sign_pack("bn_sign_pack_f32", &z0, rows, first)?;
         if keep {
@@ -525,13 +532,7 @@ impl GpuMlp {
             if keep {
                 sums.push((Sums::I32(c), l.out));
             }
-            return Ok(Pending {
-                rows,
-                logits: y,
-                layers: Vec::new(),
-                logits_layer: false,
-                sums,
-            });
+            return Ok(Pending::packed(rows, y, sums));
         }
         unreachable!("the loop returns at the last layer")
     }
