@@ -11,7 +11,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::time::Instant;
 use strata_data::dataset::{self, Dataset};
-use strata_gpu::{BinaryKernel, DeviceChoice, GpuBinaryGemm, GpuMlp, MlpEngine};
+use strata_gpu::{DeviceChoice, GpuBinaryGemm, GpuMlp, MlpEngine};
 use strata_nn::net::{Architecture, Net, NetConfig};
 use strata_nn::packed::PackedMlp;
 use strata_nn::{train, Precision};
@@ -137,12 +137,10 @@ pub fn run(args: &BenchMlpArgs) -> Result<BenchMlpReport> {
     };
     if let Some(g) = &gpu {
         let label = format!("cuda:{}", g.info.ordinal);
-        let mut kernels = vec![BinaryKernel::Xor];
-        if GpuBinaryGemm::new(g.clone()).has_tensor_cores() {
-            kernels.insert(0, BinaryKernel::TensorCore);
-        }
         let mut engines = vec![(0, MlpEngine::Float), (1, MlpEngine::Float)];
-        engines.extend(kernels.into_iter().map(|k| (1, MlpEngine::Packed(k))));
+        // The tensor-core kernel first, where there is one.
+        let kernels = GpuBinaryGemm::new(g.clone()).kernels();
+        engines.extend(kernels.into_iter().rev().map(|k| (1, MlpEngine::Packed(k))));
         for (network, engine) in engines {
             let m = GpuMlp::new(g.clone(), [&float, &w1a1][network], engine)?;
             let (secs, pred) = best_of(args.repeat, || Ok(m.predict(d.x.view(), args.batch)?))?;

@@ -125,10 +125,7 @@ pub fn binary_gemm(
     repeat: usize,
 ) -> Result<Vec<BinaryGemmGpuRow>, GpuError> {
     let bin = GpuBinaryGemm::new(gpu.clone());
-    let mut kernels = vec![BinaryKernel::Xor];
-    if bin.has_tensor_cores() {
-        kernels.push(BinaryKernel::TensorCore);
-    }
+    let kernels = bin.kernels();
     let mut r = Rng::new(7);
     let mut rows = Vec::new();
     for (label, m, n, k) in shapes {

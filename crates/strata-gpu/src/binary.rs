@@ -59,6 +59,16 @@ impl GpuBinaryGemm {
         self.gpu.info.compute_capability.0 >= 8
     }
 
+    /// Every kernel this device can run: XOR-popcount, then the tensor-core kernel where there
+    /// are tensor cores.
+    pub fn kernels(&self) -> Vec<BinaryKernel> {
+        let mut k = vec![BinaryKernel::Xor];
+        if self.has_tensor_cores() {
+            k.push(BinaryKernel::TensorCore);
+        }
+        k
+    }
+
     /// The fastest kernel this device has.
     pub fn best_kernel(&self) -> BinaryKernel {
         if self.has_tensor_cores() {

@@ -1,7 +1,7 @@
 //! The GPU paths against the CPU on random inputs of awkward sizes (no size a multiple of any
 //! tile): `strata gpu check`, and the `gpu` integration test on machines that have a GPU.
 
-use crate::{BinaryKernel, Gpu, GpuBinaryGemm, GpuError, GpuHsic};
+use crate::{Gpu, GpuBinaryGemm, GpuError, GpuHsic};
 use serde::Serialize;
 use std::sync::Arc;
 use strata_data::rng::Rng;
@@ -65,10 +65,7 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
     let mut rng = Rng::new(seed);
     let mut lines = Vec::new();
     let bin = GpuBinaryGemm::new(gpu.clone());
-    let mut kernels = vec![BinaryKernel::Xor];
-    if bin.has_tensor_cores() {
-        kernels.push(BinaryKernel::TensorCore);
-    }
+    let kernels = bin.kernels();
     for (m, n, k) in [
         (1, 1, 1),
         (3, 5, 63),

@@ -108,6 +108,17 @@ fn max_abs<T: Copy + Into<f64>>(a: &Array2<T>, b: &Array2<T>) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The worst of `diff` over layers compared pairwise; a different number of layers is infinite.
+fn worst<T>(got: &[Array2<T>], want: &[Array2<T>], diff: fn(&Array2<T>, &Array2<T>) -> f64) -> f64 {
+    if got.len() != want.len() {
+        return f64::INFINITY;
+    }
+    got.iter()
+        .zip(want)
+        .map(|(a, b)| diff(a, b))
+        .fold(0.0, f64::max)
+}
+
 /// Largest difference relative to the layer's largest magnitude (at least 1).
 fn max_rel(a: &Array2<f32>, b: &Array2<f32>) -> f64 {
     let scale = b.iter().fold(1f64, |m, &v| m.max((v as f64).abs()));
@@ -153,24 +164,12 @@ pub(crate) fn lines(gpu: &Arc<Gpu>, rng: &mut Rng) -> Result<Vec<CheckLine>, Gpu
     let mut net = random_net(Precision::W1A1, rng)?;
     let cpu = PackedMlp::from_net(&net).map_err(nn)?;
     let (zs, logits) = cpu.run(x.view());
-    let bin = GpuBinaryGemm::new(gpu.clone());
-    let mut kernels = vec![crate::BinaryKernel::Xor];
-    if bin.has_tensor_cores() {
-        kernels.push(crate::BinaryKernel::TensorCore);
-    }
-    for k in kernels {
+    for k in GpuBinaryGemm::new(gpu.clone()).kernels() {
         let mlp = GpuMlp::new(gpu.clone(), &net, MlpEngine::Packed(k))?;
         let MlpBatch {
             logits: l, sums, ..
         } = gpu_run(&mlp, &x, Record::Sums)?;
-        let d = if sums.len() == zs.len() {
-            zs.iter()
-                .zip(&sums)
-                .map(|(a, b)| max_abs(a, b))
-                .fold(0.0, f64::max)
-        } else {
-            f64::INFINITY
-        };
+        let d = worst(&zs, &sums, max_abs);
         push(
             format!("w1a1 MLP {shape}: packed {} sums vs CPU packed", k.name()),
             d,
@@ -194,14 +193,7 @@ pub(crate) fn lines(gpu: &Arc<Gpu>, rng: &mut Rng) -> Result<Vec<CheckLine>, Gpu
     for (record, pre) in [(Record::Pre, true), (Record::Post, false)] {
         let got = gpu_run(&mlp, &x, record)?.layers;
         let want = candle_layers(&mut net, &x, pre)?;
-        let d = if got.len() == want.len() {
-            got.iter()
-                .zip(&want)
-                .map(|(a, b)| max_abs(a, b))
-                .fold(0.0, f64::max)
-        } else {
-            f64::INFINITY
-        };
+        let d = worst(&got, &want, max_abs);
         push(
             format!("w1a1 MLP: float engine {record:?} layers vs candle"),
             d,
@@ -214,14 +206,7 @@ pub(crate) fn lines(gpu: &Arc<Gpu>, rng: &mut Rng) -> Result<Vec<CheckLine>, Gpu
     let mlp = GpuMlp::new(gpu.clone(), &net, MlpEngine::Float)?;
     let post = gpu_run(&mlp, &x, Record::Post)?.layers;
     let want = candle_layers(&mut net, &x, false)?;
-    let d = if post.len() == want.len() {
-        post.iter()
-            .zip(&want)
-            .map(|(a, b)| max_rel(a, b))
-            .fold(0.0, f64::max)
-    } else {
-        f64::INFINITY
-    };
+    let d = worst(&post, &want, max_rel);
     push(
         format!("float MLP {shape}: activations vs candle (relative)"),
         d,
