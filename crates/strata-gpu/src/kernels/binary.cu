@@ -92,7 +92,10 @@ extern "C" __global__ void __launch_bounds__(256) xor_gemm(
 
 __device__ __forceinline__ void mma_b1_and(int* c, unsigned a0, unsigned a1, unsigned a2,
                                            unsigned a3, unsigned b0, unsigned b1) {
-#if __CUDA_ARCH__ >= 800
+#if defined(STRATA_CUDA_SIM)
+    // tests/cudasim: the same instruction emulated on the host from the PTX ISA's layouts.
+    sim::mma_m16n8k256_and_popc(c, a0, a1, a2, a3, b0, b1);
+#elif __CUDA_ARCH__ >= 800
     asm volatile(
         "mma.sync.aligned.m16n8k256.row.col.s32.b1.b1.s32.and.popc "
         "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
