@@ -105,6 +105,38 @@ print("ok  " if ok else "FAIL",
 sys.exit(0 if ok else 1)
 PY
 
+# An analysis spec with [cka] device = "cuda": the runner collects on the GPU (its own stores,
+# not the CPU run's cached ones) and compares there; every CKA within 1e-5 of the CPU run's.
+python3 - "$work" <<'PY'
+import sys
+s = open("analyses/quickstart.toml").read()
+for old, new in [("collect_limit = 1000", "collect_limit = 300"), ("[256, 256, 256]", "[64, 32]"),
+                 ('"float", "w1a1", "w2a2", "w4a4"', '"float", "w1a1", "w2a2"'),
+                 ("seeds = [0, 1, 2]", "seeds = [0, 1]"), ("epochs = 5", "epochs = 1")]:
+    assert old in s, old
+    s = s.replace(old, new)
+for device in ["cpu", "cuda"]:
+    open(f"{sys.argv[1]}/{device}.toml", "w").write(
+        s.replace('activations = "post"', f'activations = "post"\ndevice = "{device}"'))
+PY
+for device in cpu cuda; do
+    gpu run "$work/$device.toml" --reports "$work/reports" --cache "$work/cache" -q >/dev/null
+done
+python3 - "$work/reports" <<'PY'
+import csv, json, sys
+r = sys.argv[1]
+rows = {d: list(csv.DictReader(open(f"{r}/{d}/tables/twin_cka.csv"))) for d in ["cpu", "cuda"]}
+gap = max(abs(float(a["cka"]) - float(b["cka"])) / abs(float(a["cka"]))
+          for a, b in zip(rows["cpu"], rows["cuda"]))
+models = json.load(open(f"{r}/cuda/manifest.json"))["models"]
+on_gpu = all(m["activations_collected_on"].startswith("cuda") and not m["activations_cached"]
+             for m in models)
+ok = len(rows["cpu"]) == len(rows["cuda"]) > 0 and gap <= 1e-5 and on_gpu
+print("ok  " if ok else "FAIL",
+      "run spec with device = cuda: %d twin CKAs, max rel diff vs the CPU run %.2e; "
+      "%d stores collected on the GPU" % (len(rows["cuda"]), gap, len(models)))
+sys.exit(0 if ok else 1)
+PY
 # The benches' GPU code paths (their timings under the emulator mean nothing; bench
 # binary-gemm's fixed 8192^3 is too large to emulate).
 gpu bench gram --n 301 --widths 17,40 --repeat 1 | grep -q "max rel. diff"

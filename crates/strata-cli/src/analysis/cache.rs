@@ -72,13 +72,15 @@ pub fn model_key(inst: &Instance, data_fingerprint: &str) -> String {
     sha256_hex(v.to_string().as_bytes())
 }
 
-/// Key of an activation store: the model, the examples and which activations.
+/// Key of an activation store: the model, the examples, which activations, and what computed
+/// them (`cpu`, or `cuda NAME sm_XY`: GPU values differ from the CPU's at f32 rounding).
 pub fn store_key(
     model_key: &str,
     data_fingerprint: &str,
     split: Split,
     limit: Option<usize>,
     point: ActivationPoint,
+    collector: &str,
 ) -> String {
     let v = json!({
         "format": FORMAT,
@@ -88,6 +90,7 @@ pub fn store_key(
         "split": split,
         "limit": limit,
         "activations": point,
+        "collector": collector,
     });
     sha256_hex(v.to_string().as_bytes())
 }
@@ -244,18 +247,37 @@ seeds = [0, 1]
                 .unwrap();
         assert_eq!(model_key(&renamed.instances[0], "fp"), k[0]);
         assert_ne!(model_key(&a.instances[0], "other data"), k[0]);
-        let s0 = store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Post);
+        let s0 = store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Post, "cpu");
         assert_ne!(
             s0,
-            store_key(&k[0], "fp", Split::Test, Some(10), ActivationPoint::Post)
+            store_key(
+                &k[0],
+                "fp",
+                Split::Test,
+                Some(10),
+                ActivationPoint::Post,
+                "cpu"
+            )
         );
         assert_ne!(
             s0,
-            store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Pre)
+            store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Pre, "cpu")
         );
         assert_ne!(
             s0,
-            store_key(&k[1], "fp", Split::Test, None, ActivationPoint::Post)
+            store_key(&k[1], "fp", Split::Test, None, ActivationPoint::Post, "cpu")
+        );
+        // A GPU's activations are not the CPU's: a run on another device collects its own.
+        assert_ne!(
+            s0,
+            store_key(
+                &k[0],
+                "fp",
+                Split::Test,
+                None,
+                ActivationPoint::Post,
+                "cuda NVIDIA H100 80GB HBM3 sm_90"
+            )
         );
     }
 }

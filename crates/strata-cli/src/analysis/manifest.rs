@@ -116,6 +116,7 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
                 "activations_file": m.store.display().to_string(),
                 "cached": m.cached,
                 "activations_cached": m.store_cached,
+                "activations_collected_on": m.collector,
                 "train_accuracy": m.card.train_accuracy,
                 "test_accuracy": m.card.test_accuracy,
                 "training_seconds_when_trained": m.card.seconds,

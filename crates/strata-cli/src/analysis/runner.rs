@@ -56,6 +56,8 @@ pub struct ModelRun {
     /// Found in the cache (not trained in this run).
     pub cached: bool,
     pub store_cached: bool,
+    /// What computed the activations: `cpu` or `cuda NAME sm_XY` (part of the store's key).
+    pub collector: String,
     /// Seconds this run spent training / collecting (0 when cached).
     pub train_seconds: f64,
     pub collect_seconds: f64,
@@ -199,6 +201,7 @@ fn train_args(inst: &Instance, a: &Analysis, out: PathBuf) -> TrainArgs {
 struct Planned {
     key: String,
     store_key: String,
+    collector: String,
     needs_training: bool,
 }
 
@@ -290,6 +293,19 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     cache.sweep();
     let point = a.cka.activations;
 
+    // The spec's device also collects MLP activations (the GPU's float engine); convolutional
+    // networks collect on the CPU. A float network's activations on a GPU differ from the CPU's
+    // at f32 rounding, so the store's cache key names where it was collected: a run on another
+    // device never reuses them as if they were its own.
+    let gpu = if a
+        .instances
+        .iter()
+        .any(|i| i.architecture == strata_nn::net::Architecture::Mlp)
+    {
+        crate::gpu_cmd::resolve(a.cka.device, true)?
+    } else {
+        None
+    };
     let plan: Vec<Planned> = a
         .instances
         .iter()
@@ -297,17 +313,25 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
             let d = &data[&inst.data];
             let spec = &a.data[&inst.data];
             let key = cache::model_key(inst, &d.fingerprint);
+            let collector = match &gpu {
+                Some(g) if inst.architecture == strata_nn::net::Architecture::Mlp => {
+                    format!("cuda {} {}", g.info.name, g.arch)
+                }
+                _ => "cpu".to_string(),
+            };
             let store_key = cache::store_key(
                 &key,
                 &d.fingerprint,
                 spec.collect_split,
                 spec.collect_limit,
                 point,
+                &collector,
             );
             let needs_training = args.force || !cache.has_model(&key);
             Planned {
                 key,
                 store_key,
+                collector,
                 needs_training,
             }
         })
@@ -335,9 +359,6 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     // Activations: one store per model, cached under the model's key and the examples.
     let mut models = Vec::with_capacity(plan.len());
     let collect_bar = p.bar(plan.len() as u64, "activations", "models");
-    // The spec's device also collects MLP activations (the GPU's float engine); convolutional
-    // networks collect on the CPU. Resolved once, when the first MLP store is collected.
-    let mut gpu: Option<Option<std::sync::Arc<strata_gpu::Gpu>>> = None;
     for (i, (inst, pl)) in a.instances.iter().zip(&plan).enumerate() {
         let path = cache.model(&pl.key);
         let (mut net, card) = strata_nn::file::load(&path)
@@ -348,14 +369,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         let store_cached = fresh && cache.has_store(&pl.store_key);
         let t = Instant::now();
         if !store_cached {
-            let collect_gpu = if net.is_mlp() {
-                if gpu.is_none() {
-                    gpu = Some(crate::gpu_cmd::resolve(a.cka.device, true)?);
-                }
-                gpu.clone().flatten()
-            } else {
-                None
-            };
+            let collect_gpu = if net.is_mlp() { gpu.clone() } else { None };
             cache::evict(&store);
             if let Some(dir) = store.parent() {
                 std::fs::create_dir_all(dir)
@@ -392,6 +406,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
             card,
             cached: !trained_now(&plan, i),
             store_cached,
+            collector: pl.collector.clone(),
             train_seconds: train_seconds[i],
             collect_seconds: if store_cached {
                 0.0
