@@ -1,8 +1,13 @@
 // cuBLAS's SGEMM for the emulated driver (driver.cpp): column-major C = alpha op(A) op(B) +
 // beta C as cuBLAS documents it, with its argument checks, queued on the handle's stream. Sums
-// run in double and round once, so a product of integers is exact, as it is on a GPU.
-#include <cstdio>
+// run in f32 as on a GPU, split over K into three partial sums added at the end (an order unlike
+// the CPU's), so tolerances are tested against f32 rounding of the size a GPU gives; a product of
+// small integers stays exact. With TF32 math on, inputs are first rounded to TF32's 10-bit
+// mantissa, as tensor cores do.
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <cstdlib>
 #include <functional>
 #include <mutex>
@@ -20,6 +25,17 @@ struct Handle {
     int math = 0;
 };
 enum : int { OK = 0, NOT_INITIALIZED = 1, INVALID_VALUE = 7 };
+
+// Round to TF32 (1 sign, 8 exponent, 10 mantissa bits), to nearest, ties to even.
+float to_tf32(float v) {
+    if (!std::isfinite(v)) return v;
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    u += 0xfffu + ((u >> 13) & 1u);
+    u &= ~0x1fffu;
+    std::memcpy(&v, &u, 4);
+    return v;
+}
 
 // Elements a column-major `rows x cols` operand with leading dimension `ld` spans.
 size_t span(int rows, int cols, int ld) {
@@ -72,31 +88,31 @@ int cublasSgemm_v2(void* h, int ta, int tb, int m, int n, int k, const float* al
         return INVALID_VALUE;
     }
     float al = *alpha, be = *beta;  // host pointer mode: read at the call
+    bool tf32 = ((Handle*)h)->math == 3;  // CUBLAS_TF32_TENSOR_OP_MATH
     cudasim::enqueue_on(((Handle*)h)->stream, [=] {
-        std::vector<double> col((size_t)k), acc((size_t)m);
+        auto in = [tf32](float v) { return tf32 ? to_tf32(v) : v; };
+        // op(A) row by row, so that every dot product below reads memory in order.
+        std::vector<float> rows((size_t)m * (size_t)k);
+        for (int i = 0; i < m; ++i)
+            for (int l = 0; l < k; ++l)
+                rows[(size_t)i * k + l] =
+                    in(ta == 0 ? a[(size_t)i + (size_t)l * lda] : a[(size_t)l + (size_t)i * lda]);
+        const int parts = 3;
+        std::vector<float> col((size_t)k);
         for (int j = 0; j < n; ++j) {
             for (int l = 0; l < k; ++l)
-                col[(size_t)l] = tb == 0 ? b[(size_t)l + (size_t)j * ldb] : b[(size_t)j + (size_t)l * ldb];
-            if (ta == 0) {
-                // A's columns are contiguous: accumulate the whole output column at once.
-                std::fill(acc.begin(), acc.end(), 0.0);
-                for (int l = 0; l < k; ++l) {
-                    const float* al_col = a + (size_t)l * lda;
-                    double bl = col[(size_t)l];
-                    for (int i = 0; i < m; ++i) acc[(size_t)i] += (double)al_col[i] * bl;
-                }
-            } else {
-                for (int i = 0; i < m; ++i) {
-                    const float* ar = a + (size_t)i * lda;
-                    double s = 0.0;
-                    for (int l = 0; l < k; ++l) s += (double)ar[l] * col[(size_t)l];
-                    acc[(size_t)i] = s;
-                }
-            }
+                col[(size_t)l] = in(tb == 0 ? b[(size_t)l + (size_t)j * ldb] : b[(size_t)j + (size_t)l * ldb]);
             for (int i = 0; i < m; ++i) {
+                const float* ar = rows.data() + (size_t)i * k;
+                float s = 0.0f;
+                for (int q = 0; q < parts; ++q) {
+                    float part = 0.0f;
+                    for (int l = q * k / parts; l < (q + 1) * k / parts; ++l)
+                        part += ar[l] * col[(size_t)l];
+                    s += part;
+                }
                 float* out = c + (size_t)i + (size_t)j * ldc;
-                double s = acc[(size_t)i];
-                *out = be == 0.0f ? (float)(al * s) : (float)(al * s + (double)be * *out);
+                *out = be == 0.0f ? al * s : al * s + be * *out;
             }
         }
     });

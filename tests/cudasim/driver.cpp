@@ -111,6 +111,8 @@ void read_schedule() {
     else if (s.rfind("random:", 0) == 0) {
         schedule = Schedule::Random;
         rng.seed(std::stoull(s.substr(7)));
+        // Threads and blocks in random orders too.
+        sim::set_order_seed(std::stoull(s.substr(7)) * 2 + 1);
     } else {
         std::fprintf(stderr, "cudasim: STRATA_CUDASIM_SCHEDULE must be lazy, eager or random:SEED\n");
         std::exit(2);

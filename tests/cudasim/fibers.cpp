@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <sys/mman.h>
+#include <utility>
 #include <vector>
 
 namespace sim {
@@ -98,7 +99,30 @@ void park(State s, unsigned mask) {
     sim_switch(&f.sp, scheduler);
 }
 
+extern "C" char __start_cudasim_shared[] __attribute__((weak, visibility("hidden")));
+extern "C" char __stop_cudasim_shared[] __attribute__((weak, visibility("hidden")));
+uint64_t order_seed = 0, order_state = 0;
+
+uint64_t next_random() {  // splitmix64
+    uint64_t z = (order_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// 0..n-1 in index order, or shuffled when an order seed is set.
+std::vector<unsigned> order(unsigned n) {
+    std::vector<unsigned> v(n);
+    for (unsigned i = 0; i < n; ++i) v[i] = i;
+    if (order_seed)
+        for (unsigned i = n; i > 1; --i) std::swap(v[i - 1], v[next_random() % i]);
+    return v;
+}
+
 void run_block(int n) {
+    if (__start_cudasim_shared && __stop_cudasim_shared)
+        std::memset(__start_cudasim_shared, 0xff, (size_t)(__stop_cudasim_shared - __start_cudasim_shared));
+    std::vector<unsigned> turn = order((unsigned)n);
     for (int i = 0; i < n; ++i) {
         Fiber& f = fibers[i];
         f.tid = {i % block_dim.x, (i / block_dim.x) % block_dim.y, i / (block_dim.x * block_dim.y)};
@@ -109,9 +133,9 @@ void run_block(int n) {
     }
     int warps = (n + 31) / 32;
     for (;;) {
-        for (int i = 0; i < n; ++i) {
+        for (unsigned i : turn) {
             if (fibers[i].state != READY) continue;
-            current = i;
+            current = (int)i;
             sim_switch(&scheduler, fibers[i].sp);
         }
         current = -1;
@@ -164,6 +188,11 @@ void fail(const char* what) {
     std::abort();
 }
 
+void set_order_seed(uint64_t seed) {
+    order_seed = seed;
+    order_state = seed;
+}
+
 const char* running_kernel() { return current >= 0 || body ? kernel_name : nullptr; }
 
 void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void()>& f) {
@@ -182,12 +211,15 @@ void run_grid(const char* name, dim3 grid, dim3 block, const std::function<void(
     grid_dim = grid;
     block_dim = block;
     body = &f;
-    for (unsigned z = 0; z < grid.z; ++z)
-        for (unsigned y = 0; y < grid.y; ++y)
-            for (unsigned x = 0; x < grid.x; ++x) {
-                block_idx = {x, y, z};
-                run_block(n);
-            }
+    uint64_t blocks = (uint64_t)grid.x * grid.y * grid.z;
+    std::vector<unsigned> shuffled;  // only when shuffling, and only grids that fit in memory
+    if (order_seed && blocks <= (1u << 24)) shuffled = order((unsigned)blocks);
+    for (uint64_t b = 0; b < blocks; ++b) {
+        uint64_t e = shuffled.empty() ? b : shuffled[b];
+        block_idx = {(unsigned)(e % grid.x), (unsigned)(e / grid.x % grid.y),
+                     (unsigned)(e / ((uint64_t)grid.x * grid.y))};
+        run_block(n);
+    }
     body = nullptr;
 }
 

@@ -60,16 +60,21 @@ inline unsigned ballot(unsigned mask, bool p) {
 #define __global__
 #define __device__
 #define __host__
-#define __forceinline__ inline
-// Blocks run one after another, so one static copy per kernel is per-block shared memory.
-#define __shared__ static
+// Internal linkage: a static local of an inline (COMDAT) function could not share the
+// cudasim_shared section with the kernels' own.
+#define __forceinline__ static inline
+// Blocks run one after another, so one static copy per kernel is per-block shared memory. All of
+// it lies in one section, refilled with 0xff bytes before every block: a GPU's shared memory
+// starts as garbage, not zeros, and not as the previous block left it.
+#define __shared__ static __attribute__((section("cudasim_shared")))
 #define __align__(n) __attribute__((aligned(n)))
 #define __launch_bounds__(...)
 #define __syncthreads() sim::block_barrier()
 #define __shfl_down_sync(mask, v, o) sim::shfl_down((mask), (v), (o))
 #define __ballot_sync(mask, p) sim::ballot((mask), (p))
 
-struct uint4 {
+// 16-byte aligned as on a GPU, so a misaligned vector load faults here too.
+struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };
 inline uint4 make_uint4(unsigned x, unsigned y, unsigned z, unsigned w) { return {x, y, z, w}; }

@@ -222,18 +222,7 @@ pub fn gram(
     gpu.set_tf32(false)?;
     let tf32_seconds = tf32?;
     let (fc, tc) = (f32_cka.expect("ran"), tf32_cka.expect("ran"));
-    let max_diff = |x: &strata_sim::CkaMatrix, y: &strata_sim::CkaMatrix, rel: bool| -> f64 {
-        let mut worst = 0f64;
-        for (rx, ry) in x.values.iter().zip(&y.values) {
-            for (u, v) in rx.iter().zip(ry) {
-                if let (Some(u), Some(v)) = (u, v) {
-                    let d = (u - v).abs() / if rel { u.abs().max(1e-12) } else { 1.0 };
-                    worst = worst.max(d);
-                }
-            }
-        }
-        worst
-    };
+    let max_diff = crate::check::cka_gap;
     // The floor: the products all-pairs CKA needs (features form: Xᵀ Y for each pair and
     // XᵀX for each layer), as bare SGEMMs.
     let mut floor = 0.0;

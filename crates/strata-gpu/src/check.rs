@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use strata_data::rng::Rng;
 use strata_nn::binary_gemm::{binary_gemm, BitMatrix};
-use strata_sim::{cka_all_pairs_on, Cpu, Estimator, HsicBackend, Kernel};
+use strata_sim::{cka_all_pairs_on, CkaMatrix, Cpu, Estimator, HsicBackend, Kernel};
 
 /// CKA may differ from the CPU by f32 rounding only: this relative bound (the issue's).
 pub const CKA_TOLERANCE: f64 = 1e-5;
@@ -50,6 +50,34 @@ impl CheckReport {
         );
         s
     }
+}
+
+/// Largest difference between two CKA matrices, relative to the first's values or absolute. A
+/// shape mismatch, a value defined on one side only, or a NaN difference counts as infinite
+/// (`f64::max` would skip a NaN, and a GPU that returns NaN must fail).
+pub(crate) fn cka_gap(want: &CkaMatrix, got: &CkaMatrix, relative: bool) -> f64 {
+    let rows = |m: &CkaMatrix| m.values.iter().map(Vec::len).collect::<Vec<_>>();
+    if rows(want) != rows(got) {
+        return f64::INFINITY;
+    }
+    let mut worst = 0f64;
+    for (rw, rg) in want.values.iter().zip(&got.values) {
+        for (w, g) in rw.iter().zip(rg) {
+            let d = match (w, g) {
+                (Some(w), Some(g)) => {
+                    (w - g).abs() / if relative { w.abs().max(1e-12) } else { 1.0 }
+                }
+                (None, None) => 0.0,
+                _ => f64::INFINITY,
+            };
+            worst = if d.is_nan() {
+                f64::INFINITY
+            } else {
+                worst.max(d)
+            };
+        }
+    }
+    worst
 }
 
 fn signs(rng: &mut Rng, len: usize) -> Vec<f32> {
@@ -142,16 +170,7 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
                 .map_err(|e| GpuError::Unsupported(e.to_string()))
             };
             let (c, g) = (all_pairs(&Cpu)?, all_pairs(&hsic)?);
-            let mut worst = 0f64;
-            for (rc, rg) in c.values.iter().zip(&g.values) {
-                for (x, y) in rc.iter().zip(rg) {
-                    worst = worst.max(match (x, y) {
-                        (Some(x), Some(y)) => (x - y).abs() / x.abs().max(1e-12),
-                        (None, None) => 0.0,
-                        _ => f64::INFINITY,
-                    });
-                }
-            }
+            let worst = cka_gap(&c, &g, true);
             lines.push(CheckLine {
                 what: format!("CKA linear {} n={n} A{wa:?} B{wb:?}", est.name()),
                 max_diff: worst,
@@ -165,4 +184,45 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
         seed,
         lines,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cka_gap;
+    use strata_sim::CkaMatrix;
+
+    fn matrix(values: Vec<Vec<Option<f64>>>) -> CkaMatrix {
+        let (r, c) = (values.len(), values.first().map_or(0, Vec::len));
+        CkaMatrix {
+            values,
+            hsic: vec![vec![0.0; c]; r],
+            self_a: vec![0.0; r],
+            self_b: vec![0.0; c],
+            n: 10,
+            batches: 1,
+            notes: Vec::new(),
+            undefined_a: vec![None; r],
+            undefined_b: vec![None; c],
+        }
+    }
+
+    #[test]
+    fn cka_gap_counts_nan_missing_and_shape_as_infinite() {
+        let want = matrix(vec![vec![Some(0.5), None], vec![Some(0.25), Some(1.0)]]);
+        assert_eq!(cka_gap(&want, &want, true), 0.0);
+        let near = matrix(vec![vec![Some(0.5), None], vec![Some(0.3), Some(1.0)]]);
+        assert!((cka_gap(&want, &near, true) - 0.2).abs() < 1e-12);
+        assert!((cka_gap(&want, &near, false) - 0.05).abs() < 1e-12);
+        for bad in [
+            matrix(vec![vec![Some(0.5), None], vec![Some(f64::NAN), Some(1.0)]]),
+            matrix(vec![
+                vec![Some(0.5), Some(0.5)],
+                vec![Some(0.25), Some(1.0)],
+            ]),
+            matrix(vec![vec![Some(0.5), None]]),
+            matrix(vec![vec![Some(0.5)], vec![Some(0.25)]]),
+        ] {
+            assert_eq!(cka_gap(&want, &bad, true), f64::INFINITY);
+        }
+    }
 }
