@@ -456,7 +456,10 @@ CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void* src, size_t n, void* 
     if (!device_range(dst, n)) return INVALID_VALUE;
     if (is_pinned(src, n)) {
         // Pinned memory is read when the copy runs, as DMA would: reusing it too early shows.
-        enqueue(S(s), [=] { std::memcpy((void*)dst, src, n); });
+        enqueue(S(s), [=] {
+            if (!device_range(dst, n)) sim::fail("host-to-device copy into freed memory");
+            std::memcpy((void*)dst, src, n);
+        });
     } else {
         // Pageable memory is staged before the call returns.
         auto data = std::make_shared<std::vector<char>>((const char*)src, (const char*)src + n);

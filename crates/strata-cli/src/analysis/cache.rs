@@ -247,37 +247,23 @@ seeds = [0, 1]
                 .unwrap();
         assert_eq!(model_key(&renamed.instances[0], "fp"), k[0]);
         assert_ne!(model_key(&a.instances[0], "other data"), k[0]);
-        let s0 = store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Post, "cpu");
-        assert_ne!(
-            s0,
-            store_key(
+        let key = |model: &str, limit, point, collector| {
+            store_key(model, "fp", Split::Test, limit, point, collector)
+        };
+        let s0 = key(&k[0], None, ActivationPoint::Post, "cpu");
+        for other in [
+            key(&k[0], Some(10), ActivationPoint::Post, "cpu"),
+            key(&k[0], None, ActivationPoint::Pre, "cpu"),
+            key(&k[1], None, ActivationPoint::Post, "cpu"),
+            // A GPU's activations are not the CPU's: a run on another device collects its own.
+            key(
                 &k[0],
-                "fp",
-                Split::Test,
-                Some(10),
-                ActivationPoint::Post,
-                "cpu"
-            )
-        );
-        assert_ne!(
-            s0,
-            store_key(&k[0], "fp", Split::Test, None, ActivationPoint::Pre, "cpu")
-        );
-        assert_ne!(
-            s0,
-            store_key(&k[1], "fp", Split::Test, None, ActivationPoint::Post, "cpu")
-        );
-        // A GPU's activations are not the CPU's: a run on another device collects its own.
-        assert_ne!(
-            s0,
-            store_key(
-                &k[0],
-                "fp",
-                Split::Test,
                 None,
                 ActivationPoint::Post,
-                "cuda NVIDIA H100 80GB HBM3 sm_90"
-            )
-        );
+                "cuda NVIDIA H100 80GB HBM3 sm_90",
+            ),
+        ] {
+            assert_ne!(s0, other);
+        }
     }
 }
