@@ -7,9 +7,9 @@
 #
 #   1. `strata gpu check` must pass under every order;
 #   2. the CLI's GPU paths (eval both engines, collect, cka --device cuda) must agree with the CPU;
-#   3. self-test: six planted bugs (a wrong mma fragment, a missing bounds guard, a broken warp
-#      reduction, packing past a row's end, a missing __syncthreads, cross-stream waits dropped)
-#      must each be caught.
+#   3. self-test: seven planted bugs (a wrong mma fragment, a missing bounds guard, a broken warp
+#      reduction, packing past a row's end, a missing __syncthreads, cross-stream waits dropped,
+#      pinned staging buffers refilled before their copies ran) must each be caught.
 #
 # This shows the code is right, not that it is fast: timings under the emulator mean nothing, and
 # a GPU can still differ (its scheduling, its hardware). tests/gpu-check.sh is the check on one.
@@ -142,19 +142,27 @@ print("ok  " if ok else "FAIL",
 sys.exit(0 if ok else 1)
 PY
 # The benches' GPU code paths (their timings under the emulator mean nothing; bench
-# binary-gemm's fixed 8192^3 is too large to emulate).
+# binary-gemm's square shape shrinks from 8192^3 to 200^3, its MLP shapes stay).
 gpu bench gram --n 301 --widths 17,40 --repeat 1 >"$work/gram.md"
 gpu bench mlp --rows 700 --widths 64,32 --batch 300 --repeat 1 --device cuda >"$work/mlp.md"
-python3 - "$work/gram.md" "$work/mlp.md" <<'PY'
-import re, sys
-gram, mlp = (open(p).read() for p in sys.argv[1:])
+gpu bench binary-gemm --device cuda --square 200 --repeat 1 --json >"$work/binary.json"
+python3 - "$work/gram.md" "$work/mlp.md" "$work/binary.json" <<'PY'
+import json, re, sys
+gram, mlp = (open(p).read() for p in sys.argv[1:3])
+binary = json.load(open(sys.argv[3]))["results"]
 m = re.search(r"max rel\. diff ([0-9.e+-]+)", gram)
 gap = float(m.group(1)) if m else float("inf")
 rows = [l for l in mlp.splitlines() if l.startswith("| cuda:0 | w1a1 |")]
 agree = len(rows) == 3 and all(l.rstrip().endswith("| 100.00% |") for l in rows)
-ok = gap <= 1e-5 and agree
+# bench binary-gemm: 4 shapes x 2 kernels, each product checked on sampled rows (a wrong one
+# is an error, not a row), each with its SGEMM and FP16 (cublasGemmEx) baselines.
+full = len(binary) == 8 and all(r["checked_rows"] >= 2 and r["fp16_seconds"] is not None
+                                for r in binary)
+ok = gap <= 1e-5 and agree and full
 print("ok  " if ok else "FAIL", "bench gram: GPU vs CPU CKA max rel diff %.2e; bench mlp: %d GPU w1a1 "
-      "engines, %s" % (gap, len(rows), "all agree with the float engine" if agree else "NOT all agree"))
+      "engines, %s; bench binary-gemm: %d rows, %s" % (gap, len(rows), "all agree with the float engine"
+      if agree else "NOT all agree", len(binary), "each product checked, FP16 baseline present"
+      if full else "NOT all checked or FP16 missing"))
 sys.exit(0 if ok else 1)
 PY
 
@@ -196,4 +204,5 @@ mutant missing-barrier binary.cu "b[(long)gb * kw + gw] : 0u;
         __syncthreads();" "b[(long)gb * kw + gw] : 0u;
         }"
 STRATA_CUDASIM_IGNORE_WAITS=1 caught missing-waits "$sim/lib"
+STRATA_CUDASIM_IGNORE_HOST_WAITS=1 caught missing-host-waits "$sim/lib"
 echo "gpu-sim: every check passed under every order, and every planted bug was caught"

@@ -93,6 +93,9 @@ void drain_all() {
 // STRATA_CUDASIM_IGNORE_WAITS=1 drops every cross-stream wait: the self-test that shows a
 // missing wait gives wrong results under the lazy order.
 bool ignore_waits = false;
+// STRATA_CUDASIM_IGNORE_HOST_WAITS=1 makes cuEventSynchronize return at once: the self-test that
+// shows a host refilling a pinned buffer too early gives wrong uploads.
+bool ignore_host_waits = false;
 
 enum class Schedule { Lazy, Eager, Random };
 Schedule schedule = Schedule::Lazy;
@@ -106,6 +109,8 @@ void read_schedule() {
     std::string s = v ? v : "lazy";
     const char* iw = std::getenv("STRATA_CUDASIM_IGNORE_WAITS");
     ignore_waits = iw && std::string(iw) == "1";
+    const char* ihw = std::getenv("STRATA_CUDASIM_IGNORE_HOST_WAITS");
+    ignore_host_waits = ihw && std::string(ihw) == "1";
     if (s == "lazy") schedule = Schedule::Lazy;
     else if (s == "eager") schedule = Schedule::Eager;
     else if (s.rfind("random:", 0) == 0) {
@@ -405,6 +410,7 @@ CUresult cuStreamWaitEvent(void* s, void* e, unsigned) {
 CUresult cuEventSynchronize(void* e) {
     LOCK;
     Event ev = *(Event*)e;
+    if (ignore_host_waits) return SUCCESS;
     if (ev.stream) drain(ev.stream, ev.seq);
     return SUCCESS;
 }

@@ -369,10 +369,11 @@ pub struct BinaryGemmRow {
     pub ratio: f64,
 }
 
-/// The shapes `strata bench binary-gemm` measures: 4096^3 and the w1a1 MLP's layers at batch 256.
-pub fn binary_gemm_shapes() -> Vec<(String, usize, usize, usize)> {
+/// The shapes `strata bench binary-gemm` measures: `square`^3 (4096 on the CPU, 8192 on the
+/// GPU by default) and the w1a1 MLP's layers at batch 256.
+pub fn binary_gemm_shapes(square: usize) -> Vec<(String, usize, usize, usize)> {
     vec![
-        ("square".to_string(), 4096, 4096, 4096),
+        ("square".to_string(), square, square, square),
         ("MLP fc2, batch 256".to_string(), 256, 1024, 1024),
         ("MLP fc1 shape, batch 256".to_string(), 256, 1024, 784),
         ("MLP logits, batch 256".to_string(), 256, 10, 1024),

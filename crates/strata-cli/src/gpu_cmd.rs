@@ -145,6 +145,14 @@ pub fn binary_markdown(r: &GpuBenchRecord<Vec<bench::BinaryGemmGpuRow>>) -> Stri
             or_na(x.speedup_over_fp16, &|v| format!("{v:.1}x")),
         );
     }
+    let checked: usize = r.results.iter().map(|x| x.checked_rows).sum();
+    s += &format!(
+        "\nEvery product above was checked exactly, all columns of {checked} sampled rows in all, \
+         against a direct ±1 dot product on the host.\n"
+    );
+    if r.results.iter().any(|x| x.fp16_seconds.is_none()) {
+        s += "FP16 n/a: this cuBLAS refused FP16 GEMM (cublasGemmEx) for that shape.\n";
+    }
     s
 }
 

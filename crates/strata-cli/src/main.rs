@@ -678,8 +678,12 @@ enum BenchCmd {
         /// Timed repetitions (the best is reported).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// Size N of the square N x N x N shape [default: 4096 on the CPU, 8192 on the GPU].
+        #[arg(long, value_name = "N")]
+        square: Option<usize>,
         /// cpu: packed kernel vs faer on the CPU. cuda: the XOR and tensor-core kernels vs
-        /// cuBLAS SGEMM, at 8192^3 and the MLP's shapes (written as bench-binary-gemm-cuda).
+        /// cuBLAS SGEMM and FP16 GEMM, at 8192^3 and the MLP's shapes (written as
+        /// bench-binary-gemm-cuda); every kernel's product is checked exactly on sampled rows.
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
         /// Write bench-binary-gemm.json and .md into DIR.
@@ -1387,6 +1391,7 @@ fn run(cli: Cli) -> Result<()> {
             which:
                 BenchCmd::BinaryGemm {
                     repeat,
+                    square,
                     device,
                     out,
                     json,
@@ -1395,8 +1400,8 @@ fn run(cli: Cli) -> Result<()> {
             let Some(gpu) = gpu_cmd::resolve(device.choice(), json)? else {
                 bail!("no GPU found: use --device cpu for the CPU benchmark");
             };
-            let mut shapes = vec![("square".to_string(), 8192, 8192, 8192)];
-            shapes.extend(bench::binary_gemm_shapes());
+            let shapes =
+                bench::binary_gemm_shapes(at_least_one(square.unwrap_or(8192), "--square")?);
             let rows = strata_gpu::bench::binary_gemm(gpu.clone(), &shapes, repeat)?;
             let rec = gpu_cmd::record(&gpu, rows);
             let md = gpu_cmd::binary_markdown(&rec);
@@ -1450,11 +1455,17 @@ fn run(cli: Cli) -> Result<()> {
             emit_bench("bench-mlp", out.as_deref(), json, &r, &md)
         }
         Cmd::Bench {
-            which: BenchCmd::BinaryGemm {
-                repeat, out, json, ..
-            },
+            which:
+                BenchCmd::BinaryGemm {
+                    repeat,
+                    square,
+                    out,
+                    json,
+                    ..
+                },
         } => {
-            let shapes = bench::binary_gemm_shapes();
+            let shapes =
+                bench::binary_gemm_shapes(at_least_one(square.unwrap_or(4096), "--square")?);
             let rows = bench::binary_gemm(&shapes, repeat, 7);
             let md = bench::binary_gemm_markdown(&rows);
             emit_bench("bench-binary-gemm", out.as_deref(), json, &rows, &md)
@@ -1498,4 +1509,12 @@ fn run(cli: Cli) -> Result<()> {
             emit_bench("bench-cka", out.as_deref(), json, &report, &md)
         }
     }
+}
+
+/// `v`, or a one-line error naming the flag when it is 0.
+fn at_least_one(v: usize, flag: &str) -> anyhow::Result<usize> {
+    if v == 0 {
+        bail!("{flag} must be at least 1");
+    }
+    Ok(v)
 }

@@ -115,10 +115,52 @@ pub struct BinaryGemmGpuRow {
     pub fp16_macs_per_s: Option<f64>,
     /// FP16 time over binary time.
     pub speedup_over_fp16: Option<f64>,
+    /// Rows of this kernel's product compared, every column, exactly against a direct ±1 dot
+    /// product on the host (a fast wrong kernel is refused, not reported).
+    pub checked_rows: usize,
 }
 
-/// Binary GEMM (every kernel the device has) against cuBLAS SGEMM, operands resident on the
-/// device, packing excluded (it is timed separately as `pack_seconds` in the label when asked).
+/// The rows of an `m`-row product [`binary_gemm`] checks: the first, the last and six drawn
+/// from `r` (fewer when `m` is small).
+fn sample_rows(m: usize, r: &mut Rng) -> Vec<usize> {
+    let mut rows: Vec<usize> = vec![0, m - 1];
+    rows.extend((0..6).map(|_| r.below(m as u64) as usize));
+    rows.sort_unstable();
+    rows.dedup();
+    rows
+}
+
+/// Compare rows `rows` of `c` (`m x n`, row-major) with `Σ_k a_ik b_jk` of the ±1 matrices
+/// `a` (`m x k`) and `b` (`n x k`), computed directly.
+fn check_rows(
+    c: &[i32],
+    a: &[f32],
+    b: &[f32],
+    (n, k): (usize, usize),
+    rows: &[usize],
+) -> Result<(), String> {
+    for &i in rows {
+        let ai = &a[i * k..(i + 1) * k];
+        for j in 0..n {
+            let want: i64 = ai
+                .iter()
+                .zip(&b[j * k..(j + 1) * k])
+                .map(|(&x, &y)| if x == y { 1i64 } else { -1 })
+                .sum();
+            if i64::from(c[i * n + j]) != want {
+                return Err(format!(
+                    "C[{i}][{j}] is {} and should be {want}",
+                    c[i * n + j]
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Binary GEMM (every kernel the device has) against cuBLAS SGEMM and FP16 GEMM, operands
+/// resident on the device, packing excluded. Each kernel's product is then checked exactly on
+/// sampled rows; a mismatch is an error, not a row.
 pub fn binary_gemm(
     gpu: Arc<Gpu>,
     shapes: &[(String, usize, usize, usize)],
@@ -135,13 +177,28 @@ pub fn binary_gemm(
                 .map(|_| if r.below(2) == 1 { 1.0 } else { -1.0 })
                 .collect()
         };
-        let a = bin.pack(&signs(m * k, &mut r), m, k)?;
-        let b = bin.pack(&signs(n * k, &mut r), n, k)?;
+        if m == 0 || n == 0 || k == 0 {
+            return Err(GpuError::Unsupported(format!(
+                "binary GEMM shape {m} x {n} x {k}: every size must be at least 1"
+            )));
+        }
+        let (ha, hb) = (signs(m * k, &mut r), signs(n * k, &mut r));
+        let a = bin.pack(&ha, m, k)?;
+        let b = bin.pack(&hb, n, k)?;
         let ts = sgemm_seconds(&gpu, m, n, k, repeat)?;
-        // A device without FP16 GEMM still gets its SGEMM comparison.
-        let th = hgemm_seconds(&gpu, m, n, k, repeat).ok();
+        // A device (or a cuBLAS) without FP16 GEMM still gets its SGEMM comparison.
+        let th = crate::error::guarded("FP16 GEMM", || hgemm_seconds(&gpu, m, n, k, repeat)).ok();
+        let checked = sample_rows(m, &mut r);
         for &kern in &kernels {
             let tb = best_of(&gpu, repeat, || bin.gemm_device(&a, &b, kern).map(|_| ()))?;
+            let c = bin.gemm(&a, &b, kern)?;
+            check_rows(&c, &ha, &hb, (n, k), &checked).map_err(|e| {
+                GpuError::Unsupported(format!(
+                    "binary GEMM {label} ({m} x {n} x {k}), {} kernel, gave a wrong product: {e}; \
+                     run `strata gpu check` and report it",
+                    kern.name()
+                ))
+            })?;
             let macs = (m * n * k) as f64;
             rows.push(BinaryGemmGpuRow {
                 label: label.clone(),
@@ -157,6 +214,7 @@ pub fn binary_gemm(
                 fp16_seconds: th,
                 fp16_macs_per_s: th.map(|t| macs / t),
                 speedup_over_fp16: th.map(|t| t / tb),
+                checked_rows: checked.len(),
             });
         }
     }
@@ -258,4 +316,47 @@ pub fn gram(
         speedup_over_cpu: cpu_seconds.map(|c| c / gpu_seconds),
         max_rel_diff_vs_cpu: max_rel,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signs(len: usize, r: &mut Rng) -> Vec<f32> {
+        (0..len)
+            .map(|_| if r.below(2) == 1 { 1.0 } else { -1.0 })
+            .collect()
+    }
+
+    /// The bench's row check accepts the true product and refuses any single wrong entry.
+    #[test]
+    fn check_rows_accepts_the_product_and_refuses_one_wrong_entry() {
+        let mut r = Rng::new(3);
+        let (m, n, k) = (13, 7, 45);
+        let (a, b) = (signs(m * k, &mut r), signs(n * k, &mut r));
+        // An independent reference: the f64 product of the ±1 values.
+        let c: Vec<i32> = (0..m * n)
+            .map(|ij| {
+                let (i, j) = (ij / n, ij % n);
+                (0..k)
+                    .map(|l| f64::from(a[i * k + l]) * f64::from(b[j * k + l]))
+                    .sum::<f64>() as i32
+            })
+            .collect();
+        let rows = sample_rows(m, &mut r);
+        assert!(rows.contains(&0) && rows.contains(&(m - 1)));
+        assert!(rows.windows(2).all(|w| w[0] < w[1]) && rows.iter().all(|&i| i < m));
+        assert!(check_rows(&c, &a, &b, (n, k), &rows).is_ok());
+        for &i in &rows {
+            let mut bad = c.clone();
+            bad[i * n + n - 1] += 2;
+            let e = check_rows(&bad, &a, &b, (n, k), &rows).unwrap_err();
+            assert!(e.contains(&format!("C[{i}][{}]", n - 1)), "{e}");
+        }
+    }
+
+    #[test]
+    fn one_row_is_sampled_once() {
+        assert_eq!(sample_rows(1, &mut Rng::new(0)), vec![0]);
+    }
 }

@@ -1,6 +1,7 @@
 //! The GPU paths against the CPU on random inputs of awkward sizes (no size a multiple of any
 //! tile): `strata gpu check`, and the `gpu` integration test on machines that have a GPU.
 
+use crate::staging::Staging;
 use crate::{Gpu, GpuBinaryGemm, GpuError, GpuHsic};
 use serde::Serialize;
 use std::sync::Arc;
@@ -15,7 +16,8 @@ pub const CKA_TOLERANCE: f64 = 1e-5;
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckLine {
     pub what: String,
-    /// Largest difference: absolute for integers, relative for CKA.
+    /// Largest difference: absolute for integers, relative for CKA (for uploads, a count of
+    /// wrong values).
     pub max_diff: f64,
     pub ok: bool,
 }
@@ -80,6 +82,41 @@ pub(crate) fn cka_gap(want: &CkaMatrix, got: &CkaMatrix, relative: bool) -> f64 
     worst
 }
 
+/// Uploads through two pinned buffers of 1000 values, back to back, so that nearly every chunk
+/// refills a buffer whose last copy may still be queued: each array must come back bit for bit.
+fn staging_line(gpu: &Gpu, rng: &mut Rng) -> Result<CheckLine, GpuError> {
+    let mut staging = Staging::new(&gpu.ctx, 1000)?;
+    let lens = [0usize, 1, 999, 1000, 10_007, 2501];
+    let arrays: Vec<Vec<f32>> = lens
+        .iter()
+        .map(|&len| (0..len).map(|_| rng.normal() as f32).collect())
+        .collect();
+    let mut uploaded = Vec::new();
+    for v in &arrays {
+        uploaded.push(staging.upload(&gpu.copy, v.len(), |at, out| {
+            out.copy_from_slice(&v[at..at + out.len()])
+        })?);
+    }
+    let mut wrong = 0usize;
+    for (v, d) in arrays.iter().zip(&uploaded) {
+        // Read back on the compute stream, which waits for the copies as kernels do.
+        let back = gpu
+            .stream
+            .clone_dtoh(d)
+            .map_err(|e| GpuError::cuda("download", e))?;
+        wrong += v
+            .iter()
+            .zip(&back)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+    }
+    Ok(CheckLine {
+        what: format!("staged uploads {lens:?} via 2 x 1000 pinned: wrong values"),
+        max_diff: wrong as f64,
+        ok: wrong == 0,
+    })
+}
+
 fn signs(rng: &mut Rng, len: usize) -> Vec<f32> {
     (0..len)
         .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
@@ -140,6 +177,7 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
             }
         }
     }
+    lines.push(staging_line(&gpu, &mut rng)?);
     let hsic = GpuHsic::new(gpu.clone());
     // (examples, widths of A, widths of B): features form (p < n), Gram form (p >= n), mixed.
     for (n, wa, wb) in [

@@ -2,6 +2,7 @@
 
 use crate::error::guarded;
 use crate::info::{cublas_present, driver_present, nvrtc_present};
+use crate::staging::Staging;
 use crate::{kernels, DeviceInfo, GpuError};
 use cudarc::cublas::{sys as blas_sys, sys::cublasOperation_t as Op, CudaBlas, Gemm, GemmConfig};
 use cudarc::driver::{result, sys, CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream};
@@ -19,6 +20,8 @@ pub struct Gpu {
     /// so the two streams need no hand-placed synchronization.
     pub(crate) copy: Arc<CudaStream>,
     pub(crate) blas: CudaBlas,
+    /// Pinned buffers every upload on `copy` passes through, made on first use.
+    staging: Mutex<Option<Staging>>,
     gram: Arc<CudaModule>,
     binary: Arc<CudaModule>,
     mlp: Arc<CudaModule>,
@@ -115,6 +118,7 @@ impl Gpu {
                 stream,
                 copy,
                 blas,
+                staging: Mutex::new(None),
                 gram,
                 binary,
                 mlp,
@@ -156,6 +160,36 @@ impl Gpu {
 
     pub(crate) fn mlp_fn(&self, name: &str) -> Result<CudaFunction, GpuError> {
         lookup(&self.mlp, name)
+    }
+
+    /// A new device array of `len` f32 values, uploaded on the copy stream through pinned
+    /// staging buffers: `fill(offset, out)` writes values `offset ..` into `out`. Kernels on
+    /// the compute stream that read the array wait for its copies.
+    pub(crate) fn upload_with(
+        &self,
+        len: usize,
+        fill: impl FnMut(usize, &mut [f32]),
+    ) -> Result<CudaSlice<f32>, GpuError> {
+        // A panic in another upload leaves the buffers' events intact, so their contents can
+        // still be reused safely.
+        let mut staging = self
+            .staging
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if staging.is_none() {
+            *staging = Some(Staging::new(&self.ctx, crate::staging::CHUNK)?);
+        }
+        staging
+            .as_mut()
+            .expect("made above")
+            .upload(&self.copy, len, fill)
+    }
+
+    /// [`Gpu::upload_with`] of a slice.
+    pub(crate) fn upload(&self, values: &[f32]) -> Result<CudaSlice<f32>, GpuError> {
+        self.upload_with(values.len(), |at, out| {
+            out.copy_from_slice(&values[at..at + out.len()])
+        })
     }
 
     /// Free device memory now, in bytes.

@@ -120,10 +120,11 @@ impl GpuHsic {
     }
 
     /// Upload, center, scale and prepare every layer, in order. The uploads run on the copy
-    /// stream from a second host thread, one or two layers ahead, so layer `i + 1` crosses
-    /// the bus (and the host stages it) while the GPU centers and multiplies layer `i`; each
-    /// host array is freed once its copy is queued and handed over. Layers are checked on the host
-    /// first, so a bad one is refused before anything is uploaded.
+    /// stream from a second host thread, one or two layers ahead, through pinned staging
+    /// buffers ([`Gpu::upload_with`]), so layer `i + 1` crosses the bus (and the host stages
+    /// it) while the GPU centers and multiplies layer `i`; each host array is freed once its
+    /// copy is queued. Layers are checked on the host first, so a bad one is refused before
+    /// anything is uploaded.
     fn prepare_all(
         &self,
         layers: Vec<Array2<f32>>,
@@ -132,7 +133,7 @@ impl GpuHsic {
         for x in &layers {
             check_layer(x.view(), estimator)?;
         }
-        let copy = self.gpu.copy.clone();
+        let gpu = &self.gpu;
         type Uploaded = Result<(usize, usize, CudaSlice<f32>), SimError>;
         std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Uploaded>(1);
@@ -141,10 +142,7 @@ impl GpuHsic {
                     let (n, p) = x.dim();
                     let x = x.as_standard_layout();
                     let host = x.as_slice().expect("standard layout");
-                    let up = copy
-                        .clone_htod(host)
-                        .map(|d| (n, p, d))
-                        .map_err(cuda("upload"));
+                    let up = gpu.upload(host).map(|d| (n, p, d)).map_err(err);
                     let failed = up.is_err();
                     // A closed channel means the consumer stopped on an error: stop too.
                     if tx.send(up).is_err() || failed {

@@ -31,6 +31,7 @@ mod hsic;
 pub mod info;
 pub mod kernels;
 pub mod mlp;
+mod staging;
 
 pub use binary::{BinaryKernel, GpuBinaryGemm, PackedDevice};
 pub use context::Gpu;

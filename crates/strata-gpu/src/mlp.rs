@@ -306,12 +306,24 @@ impl GpuMlp {
     /// 8-bit integers quantized networks read (`round(255 x)`, as strata-nn does).
     fn upload(&self, x: ArrayView2<f32>, rows: Range<usize>) -> Result<CudaSlice<f32>, GpuError> {
         let part = x.slice(s![rows, ..]);
-        let host: Vec<f32> = if self.precision == Precision::Float {
-            part.iter().copied().collect()
-        } else {
-            part.iter().map(|&v| (v * 255.0).round()).collect()
-        };
-        self.gpu.copy.clone_htod(&host).map_err(cuda("upload"))
+        let cols = part.ncols();
+        let float = self.precision == Precision::Float;
+        let read = |v: f32| if float { v } else { (v * 255.0).round() };
+        // Contiguous row-major rows (the usual case) are read as one slice.
+        let flat = part.as_slice();
+        // Written straight into the pinned staging buffers, row-major whatever `x`'s layout.
+        self.gpu.upload_with(part.len(), |at, out| match flat {
+            Some(f) => {
+                for (o, &v) in out.iter_mut().zip(&f[at..]) {
+                    *o = read(v);
+                }
+            }
+            None => {
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = read(part[((at + i) / cols, (at + i) % cols)]);
+                }
+            }
+        })
     }
 
     /// Queue one batch's work; nothing waits here.

@@ -1,0 +1,108 @@
+//! Host-to-device uploads through page-locked (pinned) staging buffers.
+//!
+//! A copy from ordinary pageable memory is not really asynchronous: the driver first copies the
+//! data into a pinned buffer of its own, and the calling thread waits while it does. Here the
+//! data passes through two pinned buffers of our own instead: the host fills one while the DMA
+//! engine reads the other, the call returns once the last chunk is queued, and data transformed
+//! on the way (the 8-bit pixels quantized networks read) is written straight into pinned memory,
+//! with no intermediate `Vec`.
+//!
+//! The one hazard is refilling a buffer the DMA engine has not finished reading. Each buffer
+//! carries an event recorded after its copy; the host waits on it before writing the buffer
+//! again. (`strata gpu check` uploads through tiny buffers, so that every upload reuses them
+//! many times; the emulator in tests/gpu-sim.sh reads pinned memory only when a copy runs, so
+//! a missing wait there gives wrong data.)
+
+use crate::GpuError;
+use cudarc::driver::{
+    result, sys, CudaContext, CudaEvent, CudaSlice, CudaStream, DevicePtrMut, PinnedHostSlice,
+};
+use std::sync::Arc;
+
+/// f32 values per staging buffer (8 MiB): large enough that the DMA engine runs near its
+/// peak, small enough that filling one overlaps copying the other.
+pub(crate) const CHUNK: usize = 1 << 21;
+
+fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> GpuError {
+    move |e| GpuError::cuda(what, e)
+}
+
+struct Buffer {
+    host: PinnedHostSlice<f32>,
+    /// Recorded after the last copy out of `host`.
+    copied: CudaEvent,
+}
+
+impl Drop for Buffer {
+    fn drop(&mut self) {
+        // The pinned memory is freed right after this: no copy may still be reading it.
+        let _ = self.copied.synchronize();
+    }
+}
+
+/// Two pinned buffers used in turn.
+pub(crate) struct Staging {
+    buffers: Vec<Buffer>,
+    next: usize,
+    chunk: usize,
+}
+
+impl Staging {
+    /// Two buffers of `chunk` f32 values each.
+    pub(crate) fn new(ctx: &Arc<CudaContext>, chunk: usize) -> Result<Self, GpuError> {
+        let chunk = chunk.max(1);
+        let mut buffers = Vec::new();
+        for _ in 0..2 {
+            // SAFETY: the memory is only written (by `fill`) before anything reads it.
+            let host = unsafe { ctx.alloc_pinned::<f32>(chunk) }.map_err(cuda("pinned alloc"))?;
+            // Blocking sync: a host thread waiting for a copy sleeps rather than spins, so it
+            // leaves its core to the thread queueing kernels.
+            let copied = ctx
+                .new_event(Some(sys::CUevent_flags::CU_EVENT_BLOCKING_SYNC))
+                .map_err(cuda("event"))?;
+            buffers.push(Buffer { host, copied });
+        }
+        Ok(Staging {
+            buffers,
+            next: 0,
+            chunk,
+        })
+    }
+
+    /// A new device array of `len` values, queued on `stream`: `fill(offset, out)` writes the
+    /// values `offset .. offset + out.len()` into `out` (pinned memory: write, never read).
+    /// Returns once the last chunk is queued; a kernel on another stream that reads the result
+    /// waits for the copies (cudarc records the array's write event on `stream`).
+    pub(crate) fn upload(
+        &mut self,
+        stream: &Arc<CudaStream>,
+        len: usize,
+        mut fill: impl FnMut(usize, &mut [f32]),
+    ) -> Result<CudaSlice<f32>, GpuError> {
+        stream.context().bind_to_thread().map_err(cuda("context"))?;
+        // SAFETY: the copies below write every one of the `len` values before any read.
+        let mut dst = unsafe { stream.alloc::<f32>(len.max(1)) }.map_err(cuda("alloc"))?;
+        {
+            // `_written` records the array's write event when dropped, after the last copy.
+            let (base, _written) = dst.device_ptr_mut(stream);
+            let mut offset = 0;
+            while offset < len {
+                let n = (len - offset).min(self.chunk);
+                let turn = self.next;
+                self.next = (turn + 1) % self.buffers.len();
+                let b = &mut self.buffers[turn];
+                b.copied.synchronize().map_err(cuda("event wait"))?;
+                let host = &mut b.host.as_mut_slice().map_err(cuda("pinned buffer"))?[..n];
+                fill(offset, host);
+                let at = base + (offset * std::mem::size_of::<f32>()) as sys::CUdeviceptr;
+                // SAFETY: `at .. at + n` lies inside `dst` (offset + n <= len), and `host`
+                // stays untouched until `copied`, recorded next, has completed.
+                unsafe { result::memcpy_htod_async(at, &*host, stream.cu_stream()) }
+                    .map_err(cuda("upload"))?;
+                b.copied.record(stream).map_err(cuda("event record"))?;
+                offset += n;
+            }
+        }
+        Ok(dst)
+    }
+}
