@@ -214,6 +214,17 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
                 max_diff: worst,
                 ok: worst <= CKA_TOLERANCE,
             });
+            // A against itself (no B: the symmetric path, each layer prepared once).
+            let itself = |be: &dyn HsicBackend| {
+                cka_all_pairs_on(be, b.clone(), None, Kernel::Linear, est, &nothing)
+                    .map_err(|e| GpuError::Unsupported(e.to_string()))
+            };
+            let worst = cka_gap(&itself(&Cpu)?, &itself(&hsic)?, true);
+            lines.push(CheckLine {
+                what: format!("CKA linear {} n={n} B{wb:?} with itself", est.name()),
+                max_diff: worst,
+                ok: worst <= CKA_TOLERANCE,
+            });
         }
     }
     lines.extend(crate::check_mlp::lines(&gpu, &mut rng)?);

@@ -364,11 +364,13 @@ impl HsicBackend for GpuHsic {
             )));
         }
         let same = b.is_none();
-        let pa = self.prepare_all(a, estimator)?;
-        let pb_owned = match b {
-            Some(b) => Some(self.prepare_all(b, estimator)?),
-            None => None,
-        };
+        let na = a.len();
+        // One upload pipeline for A's layers then B's, so B's first layer crosses the bus
+        // while A's last is prepared.
+        let mut layers = a;
+        layers.extend(b.into_iter().flatten());
+        let mut pa = self.prepare_all(layers, estimator)?;
+        let pb_owned = (!same).then(|| pa.split_off(na));
         let pb = pb_owned.as_ref().unwrap_or(&pa);
         let (na, nb) = (pa.len(), pb.len());
         let n = pa.first().map_or(0, |l| l.n);
