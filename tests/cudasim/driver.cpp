@@ -1,4 +1,4 @@
-// A CUDA driver (libcuda) and the cuBLAS SGEMM, emulated on the host, so that strata's whole GPU
+// A CUDA driver (libcuda) and cuBLAS's GEMMs (cublas.cpp), emulated on the host, so that strata's whole GPU
 // path — the Rust host code through cudarc, NVRTC's real compilation, launch configurations,
 // argument lists, streams and events, and the kernels themselves — runs on a machine without a
 // GPU. tests/gpu-sim.sh builds it and puts it on LD_LIBRARY_PATH; nothing else loads it.
@@ -43,6 +43,7 @@ using CUdeviceptr = unsigned long long;
 enum : int {
     SUCCESS = 0,
     INVALID_VALUE = 1,
+    OUT_OF_MEMORY = 2,
     NOT_INITIALIZED = 3,
     INVALID_DEVICE = 101,
     INVALID_IMAGE = 200,
@@ -441,6 +442,9 @@ CUresult cuMemFreeAsync(CUdeviceptr p, void* s) {
 }
 CUresult cuMemHostAlloc(void** p, size_t n, unsigned) {
     LOCK;
+    // STRATA_CUDASIM_NO_PINNED=1: no page-locked memory to be had (strata must fall back).
+    const char* np = std::getenv("STRATA_CUDASIM_NO_PINNED");
+    if (np && std::string(np) == "1") return OUT_OF_MEMORY;
     *p = std::malloc(n ? n : 1);
     pinned.push_back({(uintptr_t)*p, n});
     return SUCCESS;

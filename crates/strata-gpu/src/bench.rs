@@ -115,6 +115,8 @@ pub struct BinaryGemmGpuRow {
     pub fp16_macs_per_s: Option<f64>,
     /// FP16 time over binary time.
     pub speedup_over_fp16: Option<f64>,
+    /// Why there is no FP16 time, when there is none.
+    pub fp16_error: Option<String>,
     /// Rows of this kernel's product compared, every column, exactly against a direct ±1 dot
     /// product on the host (a fast wrong kernel is refused, not reported).
     pub checked_rows: usize,
@@ -187,7 +189,11 @@ pub fn binary_gemm(
         let b = bin.pack(&hb, n, k)?;
         let ts = sgemm_seconds(&gpu, m, n, k, repeat)?;
         // A device (or a cuBLAS) without FP16 GEMM still gets its SGEMM comparison.
-        let th = crate::error::guarded("FP16 GEMM", || hgemm_seconds(&gpu, m, n, k, repeat)).ok();
+        let (th, fp16_error) =
+            match crate::error::guarded("FP16 GEMM", || hgemm_seconds(&gpu, m, n, k, repeat)) {
+                Ok(t) => (Some(t), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
         let checked = sample_rows(m, &mut r);
         for &kern in &kernels {
             let tb = best_of(&gpu, repeat, || bin.gemm_device(&a, &b, kern).map(|_| ()))?;
@@ -214,6 +220,7 @@ pub fn binary_gemm(
                 fp16_seconds: th,
                 fp16_macs_per_s: th.map(|t| macs / t),
                 speedup_over_fp16: th.map(|t| t / tb),
+                fp16_error: fp16_error.clone(),
                 checked_rows: checked.len(),
             });
         }
@@ -238,7 +245,7 @@ pub struct GramGpuReport {
     pub tf32_max_abs_error: f64,
     pub cpu_seconds: Option<f64>,
     pub speedup_over_cpu: Option<f64>,
-    /// Largest |CKA(GPU) - CKA(CPU)| / CKA(CPU).
+    /// Largest |CKA(GPU) - CKA(CPU)| / max(|CKA(CPU)|, 0.01) (`check::CKA_RELATIVE_FLOOR`).
     pub max_rel_diff_vs_cpu: Option<f64>,
 }
 

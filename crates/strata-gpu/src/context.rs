@@ -13,6 +13,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// A CUDA device with everything strata's GPU paths need, created once and shared.
 pub struct Gpu {
     pub(crate) ctx: Arc<CudaContext>,
+    /// Pinned buffers every upload on `copy` passes through, made on first use (the inner
+    /// `None`: page-locked memory could not be had, and uploads go from pageable memory).
+    /// Declared before the streams, so it is dropped (its copies waited for) before they are.
+    staging: Mutex<Option<Option<Staging>>>,
     /// Where kernels and products run.
     pub(crate) stream: Arc<CudaStream>,
     /// Where host-to-device copies run while `stream` computes. cudarc records an event on
@@ -20,8 +24,6 @@ pub struct Gpu {
     /// so the two streams need no hand-placed synchronization.
     pub(crate) copy: Arc<CudaStream>,
     pub(crate) blas: CudaBlas,
-    /// Pinned buffers every upload on `copy` passes through, made on first use.
-    staging: Mutex<Option<Staging>>,
     gram: Arc<CudaModule>,
     binary: Arc<CudaModule>,
     mlp: Arc<CudaModule>,
@@ -114,11 +116,11 @@ impl Gpu {
             let copy = ctx.new_stream().map_err(|e| GpuError::cuda("stream", e))?;
             let blas = CudaBlas::new(stream.clone()).map_err(|e| GpuError::cuda("cuBLAS", e))?;
             Ok(Arc::new(Gpu {
+                staging: Mutex::new(None),
                 ctx,
                 stream,
                 copy,
                 blas,
-                staging: Mutex::new(None),
                 gram,
                 binary,
                 mlp,
@@ -162,13 +164,15 @@ impl Gpu {
         lookup(&self.mlp, name)
     }
 
-    /// A new device array of `len` f32 values, uploaded on the copy stream through pinned
-    /// staging buffers: `fill(offset, out)` writes values `offset ..` into `out`. Kernels on
-    /// the compute stream that read the array wait for its copies.
+    /// A new device array of `len` f32 values (1 unset value when `len` is 0), uploaded on
+    /// the copy stream through pinned staging buffers: `fill(offset, out)` writes values
+    /// `offset ..` into `out`. Kernels on the compute stream that read the array wait for its
+    /// copies. Uploads take turns (`fill` must not upload itself). Where page-locked memory
+    /// cannot be had, the values go through an ordinary `Vec` instead: slower, same result.
     pub(crate) fn upload_with(
         &self,
         len: usize,
-        fill: impl FnMut(usize, &mut [f32]),
+        mut fill: impl FnMut(usize, &mut [f32]),
     ) -> Result<CudaSlice<f32>, GpuError> {
         // A panic in another upload leaves the buffers' events intact, so their contents can
         // still be reused safely.
@@ -176,13 +180,18 @@ impl Gpu {
             .staging
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if staging.is_none() {
-            *staging = Some(Staging::new(&self.ctx, crate::staging::CHUNK)?);
+        let staging =
+            staging.get_or_insert_with(|| Staging::new(&self.ctx, crate::staging::CHUNK).ok());
+        match staging {
+            Some(s) => s.upload(&self.copy, len, fill),
+            None => {
+                let mut host = vec![0f32; len.max(1)];
+                fill(0, &mut host[..len]);
+                self.copy
+                    .clone_htod(&host)
+                    .map_err(|e| GpuError::cuda("upload", e))
+            }
         }
-        staging
-            .as_mut()
-            .expect("made above")
-            .upload(&self.copy, len, fill)
     }
 
     /// [`Gpu::upload_with`] of a slice.

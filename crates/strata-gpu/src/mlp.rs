@@ -306,24 +306,11 @@ impl GpuMlp {
     /// 8-bit integers quantized networks read (`round(255 x)`, as strata-nn does).
     fn upload(&self, x: ArrayView2<f32>, rows: Range<usize>) -> Result<CudaSlice<f32>, GpuError> {
         let part = x.slice(s![rows, ..]);
-        let cols = part.ncols();
         let float = self.precision == Precision::Float;
         let read = |v: f32| if float { v } else { (v * 255.0).round() };
-        // Contiguous row-major rows (the usual case) are read as one slice.
-        let flat = part.as_slice();
-        // Written straight into the pinned staging buffers, row-major whatever `x`'s layout.
-        self.gpu.upload_with(part.len(), |at, out| match flat {
-            Some(f) => {
-                for (o, &v) in out.iter_mut().zip(&f[at..]) {
-                    *o = read(v);
-                }
-            }
-            None => {
-                for (i, o) in out.iter_mut().enumerate() {
-                    *o = read(part[((at + i) / cols, (at + i) % cols)]);
-                }
-            }
-        })
+        // Written straight into the pinned staging buffers.
+        self.gpu
+            .upload_with(part.len(), |at, out| fill_row_major(part, at, out, read))
     }
 
     /// Queue one batch's work; nothing waits here.
@@ -586,5 +573,51 @@ impl GpuMlp {
             layers,
             sums,
         })
+    }
+}
+
+/// Values `at .. at + out.len()` of `x` in row-major order, mapped by `read`, whatever `x`'s
+/// memory layout: a row segment at a time, since a staging chunk may start and end mid-row.
+fn fill_row_major(x: ArrayView2<f32>, at: usize, out: &mut [f32], read: impl Fn(f32) -> f32) {
+    let cols = x.ncols();
+    let (mut r, mut c, mut done) = (at / cols.max(1), at % cols.max(1), 0);
+    while done < out.len() {
+        let take = (cols - c).min(out.len() - done);
+        let src = x.slice(s![r, c..c + take]);
+        for (o, &v) in out[done..done + take].iter_mut().zip(src.iter()) {
+            *o = read(v);
+        }
+        (r, c, done) = (r + 1, 0, done + take);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_data::rng::Rng;
+
+    /// Every split of a matrix into chunks, on row-major, column-major and strided views,
+    /// gives the values in row-major order.
+    #[test]
+    fn fill_row_major_matches_iteration_order_for_every_layout_and_chunking() {
+        let mut rng = Rng::new(5);
+        let base = rng.normal_matrix(7, 11);
+        let fortran = base.t().as_standard_layout().into_owned();
+        let views = [
+            base.view(),
+            fortran.t(),
+            base.slice(s![1..6;2, 2..9]),
+            base.slice(s![.., 3..4]),
+        ];
+        for x in views {
+            let want: Vec<f32> = x.iter().map(|v| v * 2.0).collect();
+            for chunk in [1, 2, 3, 5, x.ncols(), x.ncols() + 1, 13, want.len()] {
+                let mut got = vec![f32::NAN; want.len()];
+                for (q, out) in got.chunks_mut(chunk).enumerate() {
+                    fill_row_major(x, q * chunk, out, |v| v * 2.0);
+                }
+                assert_eq!(got, want, "{:?} in chunks of {chunk}", x.dim());
+            }
+        }
     }
 }

@@ -69,10 +69,11 @@ impl Staging {
         })
     }
 
-    /// A new device array of `len` values, queued on `stream`: `fill(offset, out)` writes the
-    /// values `offset .. offset + out.len()` into `out` (pinned memory: write, never read).
-    /// Returns once the last chunk is queued; a kernel on another stream that reads the result
-    /// waits for the copies (cudarc records the array's write event on `stream`).
+    /// A new device array of `len` values (1 unset value when `len` is 0: CUDA has no empty
+    /// allocation), queued on `stream`: `fill(offset, out)` writes the values
+    /// `offset .. offset + out.len()` into `out` (pinned memory: write, never read). Returns
+    /// once the last chunk is queued; a kernel on another stream that reads the result waits
+    /// for the copies (cudarc records the array's write event on `stream`).
     pub(crate) fn upload(
         &mut self,
         stream: &Arc<CudaStream>,
@@ -99,7 +100,12 @@ impl Staging {
                 // stays untouched until `copied`, recorded next, has completed.
                 unsafe { result::memcpy_htod_async(at, &*host, stream.cu_stream()) }
                     .map_err(cuda("upload"))?;
-                b.copied.record(stream).map_err(cuda("event record"))?;
+                if let Err(e) = b.copied.record(stream) {
+                    // The event still marks an older copy: wait for this one before anyone
+                    // can refill the buffer.
+                    let _ = stream.synchronize();
+                    return Err(GpuError::cuda("event record", e));
+                }
                 offset += n;
             }
         }
