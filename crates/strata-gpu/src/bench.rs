@@ -110,7 +110,7 @@ pub struct BinaryGemmGpuRow {
     pub sgemm_macs_per_s: f64,
     /// SGEMM time over binary time: the speed-up over cuBLAS.
     pub speedup_over_sgemm: f64,
-    /// FP16 tensor-core GEMM of the same shape (`None` where cuBLAS refused it).
+    /// FP16 tensor-core GEMM of the same shape (`None` where it failed: see `fp16_error`).
     pub fp16_seconds: Option<f64>,
     pub fp16_macs_per_s: Option<f64>,
     /// FP16 time over binary time.
