@@ -2,6 +2,7 @@
 //! binary GEMM against cuBLAS SGEMM of the same shape, and all-pairs CKA against the bare
 //! cuBLAS products it needs.
 
+use crate::check::{pm_dot, signs};
 use crate::{BinaryKernel, Gpu, GpuBinaryGemm, GpuError, GpuHsic};
 use cudarc::cublas::{sys::cublasOperation_t as Op, Gemm, GemmConfig};
 use ndarray::Array2;
@@ -142,13 +143,8 @@ fn check_rows(
     rows: &[usize],
 ) -> Result<(), String> {
     for &i in rows {
-        let ai = &a[i * k..(i + 1) * k];
         for j in 0..n {
-            let want: i64 = ai
-                .iter()
-                .zip(&b[j * k..(j + 1) * k])
-                .map(|(&x, &y)| if x == y { 1i64 } else { -1 })
-                .sum();
+            let want = pm_dot(&a[i * k..(i + 1) * k], &b[j * k..(j + 1) * k]);
             if i64::from(c[i * n + j]) != want {
                 return Err(format!(
                     "C[{i}][{j}] is {} and should be {want}",
@@ -174,17 +170,12 @@ pub fn binary_gemm(
     let mut rows = Vec::new();
     for (label, m, n, k) in shapes {
         let (m, n, k) = (*m, *n, *k);
-        let signs = |len: usize, r: &mut Rng| -> Vec<f32> {
-            (0..len)
-                .map(|_| if r.below(2) == 1 { 1.0 } else { -1.0 })
-                .collect()
-        };
         if m == 0 || n == 0 || k == 0 {
             return Err(GpuError::Unsupported(format!(
                 "binary GEMM shape {m} x {n} x {k}: every size must be at least 1"
             )));
         }
-        let (ha, hb) = (signs(m * k, &mut r), signs(n * k, &mut r));
+        let (ha, hb) = (signs(&mut r, m * k), signs(&mut r, n * k));
         let a = bin.pack(&ha, m, k)?;
         let b = bin.pack(&hb, n, k)?;
         let ts = sgemm_seconds(&gpu, m, n, k, repeat)?;
@@ -329,18 +320,12 @@ pub fn gram(
 mod tests {
     use super::*;
 
-    fn signs(len: usize, r: &mut Rng) -> Vec<f32> {
-        (0..len)
-            .map(|_| if r.below(2) == 1 { 1.0 } else { -1.0 })
-            .collect()
-    }
-
     /// The bench's row check accepts the true product and refuses any single wrong entry.
     #[test]
     fn check_rows_accepts_the_product_and_refuses_one_wrong_entry() {
         let mut r = Rng::new(3);
         let (m, n, k) = (13, 7, 45);
-        let (a, b) = (signs(m * k, &mut r), signs(n * k, &mut r));
+        let (a, b) = (signs(&mut r, m * k), signs(&mut r, n * k));
         // An independent reference: the f64 product of the ±1 values.
         let c: Vec<i32> = (0..m * n)
             .map(|ij| {
