@@ -8,6 +8,7 @@
 //! runs, one batch of examples at a time.
 
 pub mod dataset;
+pub mod memory;
 pub mod digits;
 mod error;
 pub mod mnist;
