@@ -125,7 +125,7 @@ fn bad_settings_fail_with_one_line() {
         ),
         (
             &["--references", "2", "--shadows", "3", "--attacks", "shokri"],
-            "needs at least 3",
+            "--shadows must be between 1 and the number of reference models (2)",
         ),
         (&["--data", "csv:/nonexistent.csv"], "nonexistent.csv"),
     ];

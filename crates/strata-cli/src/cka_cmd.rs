@@ -1,7 +1,7 @@
 //! `strata cka A B`: CKA between the layers of two activation files.
 
 use crate::progress;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use ndarray::Array2;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -373,21 +373,22 @@ impl CkaResult {
         matrix_table(&self.layers_a, &self.layers_b, &self.matrix.values)
     }
 
-    /// Write `cka.csv`, `cka.parquet`, `cka.json`, `heatmap.png` and `heatmap.svg` into `dir`.
+    /// The files [`Self::write_out`] writes.
+    pub const OUT_FILES: [&'static str; 5] = [
+        "cka.csv",
+        "cka.parquet",
+        "cka.json",
+        "heatmap.png",
+        "heatmap.svg",
+    ];
+
+    /// Write `cka.csv`, `cka.parquet`, `cka.json`, `heatmap.png` and `heatmap.svg` into `dir`
+    /// as one set (see [`crate::outset`]); refuses to replace either input.
     pub fn write_out(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let set = crate::outset::OutputSet::new(dir, &Self::OUT_FILES, &[&self.a, &self.b])?;
         let v = &self.matrix.values;
         let csv = strata_report::matrix_csv(&self.layers_a, &self.layers_b, v);
-        let paths: Vec<PathBuf> = [
-            "cka.csv",
-            "cka.parquet",
-            "cka.json",
-            "heatmap.png",
-            "heatmap.svg",
-        ]
-        .iter()
-        .map(|f| dir.join(f))
-        .collect();
+        let paths: Vec<PathBuf> = Self::OUT_FILES.iter().map(|f| set.path(f)).collect();
         strata_report::write_atomic(&paths[0], csv.as_bytes())?;
         strata_report::write_matrix_parquet(&paths[1], &self.layers_a, &self.layers_b, v)?;
         let mut j = self.json();
@@ -421,7 +422,7 @@ impl CkaResult {
         };
         strata_report::heatmap_png(&hm, &paths[3])?;
         strata_report::heatmap_svg(&hm, &paths[4])?;
-        Ok(paths)
+        set.commit()
     }
 }
 

@@ -8,6 +8,8 @@ pub mod cka_cmd;
 pub mod gpu_cmd;
 pub mod measure_cmd;
 pub mod mia;
+pub mod oom;
+pub mod outset;
 pub mod progress;
 pub mod train_cmd;
 pub mod zip_cmd;

@@ -346,7 +346,7 @@ enum MiaCmd {
         optimizer: OptArg,
         #[arg(long, value_enum, default_value = "cosine")]
         schedule: ScheduleArg,
-        /// Bootstrap resamples for the confidence intervals (0: none).
+        /// Bootstrap resamples behind each 95% interval (2 to 100000).
         #[arg(long, default_value_t = 200)]
         bootstrap: usize,
         /// Fixes the pool, the splits, every model's initialization and the bootstrap.
@@ -902,6 +902,9 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
+#[global_allocator]
+static ALLOC: strata_cli::oom::OneLineOom = strata_cli::oom::OneLineOom;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Every failure a user can cause is an error value. Should a bug panic anyway (in strata or
@@ -1003,6 +1006,13 @@ fn run(cli: Cli) -> Result<()> {
             if batch_size.is_some() {
                 bail!("--batch-size (minibatch CKA) applies to --measure cka only");
             }
+            if let Some(dir) = &out {
+                let names =
+                    [".csv", ".parquet", ".json"].map(|e| dir.join(format!("{measure}{e}")));
+                let heat = ["heatmap.png", "heatmap.svg"].map(|f| dir.join(f));
+                let all: Vec<_> = names.into_iter().chain(heat).collect();
+                strata_cli::outset::refuse_inputs_as_outputs(&all, &[&a, &b])?;
+            }
             let r = measure_cmd::run(&a, &b, &measure, &layers_a, &layers_b, quiet || json)?;
             if r.is_single() && r.values[0][0].is_none() {
                 bail!("{} is undefined: {}", r.measure, r.notes.join("; "));
@@ -1061,6 +1071,13 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             ..
         } => {
+            if let Some(dir) = &out {
+                let all: Vec<_> = cka_cmd::CkaResult::OUT_FILES
+                    .iter()
+                    .map(|f| dir.join(f))
+                    .collect();
+                strata_cli::outset::refuse_inputs_as_outputs(&all, &[&a, &b])?;
+            }
             let kernel = match kernel {
                 KernelArg::Linear => Kernel::Linear,
                 KernelArg::Rbf => {
@@ -1150,11 +1167,30 @@ fn run(cli: Cli) -> Result<()> {
             json,
             quiet,
         } => {
+            use strata_cli::analysis::spec::{MAX_BATCH, MAX_EPOCHS, MAX_LAYERS, MAX_WIDTH};
             if widths.is_empty() || widths.contains(&0) {
                 bail!("--widths needs positive layer widths, e.g. 1024,1024");
             }
-            if epochs == 0 || batch_size < 2 || !(lr > 0.0 && lr.is_finite()) {
-                bail!("--epochs must be >= 1, --batch-size >= 2 and --lr a positive number");
+            if widths.len() > MAX_LAYERS || widths.iter().any(|&w| w > MAX_WIDTH) {
+                bail!("--widths: at most {MAX_LAYERS} hidden layers of at most {MAX_WIDTH} units");
+            }
+            if epochs == 0 || epochs > MAX_EPOCHS {
+                bail!("--epochs must be between 1 and {MAX_EPOCHS}");
+            }
+            if batch_size < 2 || batch_size > MAX_BATCH {
+                bail!("--batch-size must be between 2 and {MAX_BATCH}");
+            }
+            if !(lr > 0.0 && lr.is_finite()) {
+                bail!("--lr must be a positive number");
+            }
+            if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+                bail!("--weight-decay must be >= 0");
+            }
+            if !(momentum.is_finite() && (0.0..1.0).contains(&momentum)) {
+                bail!("--momentum must be in [0, 1)");
+            }
+            if limit.is_some_and(|n| n < 2) {
+                bail!("--limit must be at least 2 (training needs examples)");
             }
             let cfg = TrainConfig {
                 epochs,
@@ -1374,6 +1410,7 @@ fn run(cli: Cli) -> Result<()> {
                 seed,
                 cache,
                 quiet: quiet || json,
+                origin: mia::Origin::Cli,
             };
             let r = mia::run(&args)?;
             if let Some(dir) = &out {

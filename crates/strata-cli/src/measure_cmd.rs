@@ -142,16 +142,33 @@ impl MeasureResult {
         v
     }
 
-    /// `measure.csv`, `measure.parquet`, `measure.json` (named after the measure), and a heatmap
-    /// when the values lie on [0, 1] (all but HSIC and the Procrustes distance).
-    pub fn write_out(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    /// The files [`Self::write_out`] writes: `MEASURE.csv`, `MEASURE.parquet`, `MEASURE.json`,
+    /// and a heatmap when the values lie on [0, 1] (all but HSIC and the Procrustes distance).
+    pub fn out_files(&self) -> Vec<String> {
         let stem = self.measure;
-        let mut paths = vec![
-            dir.join(format!("{stem}.csv")),
-            dir.join(format!("{stem}.parquet")),
-            dir.join(format!("{stem}.json")),
+        let mut names = vec![
+            format!("{stem}.csv"),
+            format!("{stem}.parquet"),
+            format!("{stem}.json"),
         ];
+        if self.has_heatmap() {
+            names.push("heatmap.png".into());
+            names.push("heatmap.svg".into());
+        }
+        names
+    }
+
+    fn has_heatmap(&self) -> bool {
+        !matches!(self.measure, "hsic" | "procrustes")
+    }
+
+    /// Write [`Self::out_files`] into `dir` as one set (see [`crate::outset`]); refuses to
+    /// replace either input.
+    pub fn write_out(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let names = self.out_files();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let set = crate::outset::OutputSet::new(dir, &refs, &[&self.a, &self.b])?;
+        let paths: Vec<PathBuf> = names.iter().map(|n| set.path(n)).collect();
         let v = &self.values;
         let csv = strata_report::matrix_csv(&self.layers_a, &self.layers_b, v);
         strata_report::write_atomic(&paths[0], csv.as_bytes())?;
@@ -163,7 +180,7 @@ impl MeasureResult {
             o.insert("matrix".into(), json!(v));
         }
         strata_report::write_atomic(&paths[2], serde_json::to_string_pretty(&j)?.as_bytes())?;
-        if !matches!(self.measure, "hsic" | "procrustes") {
+        if self.has_heatmap() {
             let file = |p: &Path| {
                 p.file_name()
                     .map(|s| s.to_string_lossy().into_owned())
@@ -178,13 +195,9 @@ impl MeasureResult {
                 y_label: format!("layers of {}", file(&self.a)),
                 colorbar_label: format!("{} (n = {})", self.measure, self.n),
             };
-            let png = dir.join("heatmap.png");
-            let svg = dir.join("heatmap.svg");
-            strata_report::heatmap_png(&hm, &png)?;
-            strata_report::heatmap_svg(&hm, &svg)?;
-            paths.push(png);
-            paths.push(svg);
+            strata_report::heatmap_png(&hm, &paths[3])?;
+            strata_report::heatmap_svg(&hm, &paths[4])?;
         }
-        Ok(paths)
+        set.commit()
     }
 }

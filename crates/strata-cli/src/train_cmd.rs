@@ -155,10 +155,16 @@ pub struct Examples<'a> {
 
 /// A saved model and the examples it will read, checked to have the shape it expects.
 fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
+    if ex.limit == Some(0) {
+        bail!("--limit must be at least 1 (it counts the examples to read)");
+    }
     let (m, card) = file::load(model)?;
     let s = dataset::load_with_label(ex.data, ex.label)?;
     let d = split(&s, ex.split)?;
     let d = ex.limit.map_or_else(|| d.clone(), |n| d.head(n));
+    if d.is_empty() {
+        bail!("{} has no examples in its {} split", ex.data, ex.split);
+    }
     if d.shape != card.config.input_shape {
         bail!(
             "{} has examples of shape {:?}, the model expects {:?}",
@@ -253,6 +259,8 @@ pub fn collect(
     device: strata_gpu::DeviceChoice,
     quiet: bool,
 ) -> Result<usize> {
+    let (st, js) = file::paths(model);
+    crate::outset::refuse_inputs_as_outputs(&[out.to_path_buf()], &[&st, &js])?;
     let (mut m, card, d) = load(model, ex)?;
     let gpu = crate::gpu_cmd::net_device(device, &m, quiet)?;
     let pb = progress::bar(d.len() as u64, "collect", "examples", quiet);

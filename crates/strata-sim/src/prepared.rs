@@ -359,6 +359,34 @@ fn rbf_gram(x: ArrayView2<f32>, threshold: f64) -> Result<Array2<f32>, SimError>
         ));
     }
     let scale = -1.0 / (2.0 * threshold * threshold * m);
+    // With a very wide bandwidth every exponent is below f32's resolution at 1: the kernel is
+    // the all-ones matrix and centering leaves nothing, which would read as "constant".
+    let widest = k.iter().fold(0.0f64, |a, &d| a.max(d as f64)) * -scale;
+    if !(widest >= 4.0 * f32::EPSILON as f64) {
+        return Err(SimError::Undefined(format!(
+            "the RBF threshold {threshold} makes the bandwidth so wide that every kernel value \
+             rounds to 1 (largest exponent {widest:.1e}); use a threshold near 0.5 to 2, the \
+             range Kornblith et al. use"
+        )));
+    }
     k.par_mapv_inplace(|d| (d as f64 * scale).exp() as f32);
     Ok(k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rbf_bandwidth_too_wide_is_named_not_called_constant() {
+        // Distinct rows: the median squared distance is positive.
+        let x = Array2::from_shape_fn((6, 3), |(i, j)| ((i * 7 + j * 3) % 5) as f32 - 2.0);
+        for t in [1e308, 1e30, 1e6] {
+            let e = rbf_gram(x.view(), t).unwrap_err().to_string();
+            assert!(e.contains("bandwidth so wide"), "{t}: {e}");
+        }
+        // The paper's thresholds still give a kernel with entries below 1 off the diagonal.
+        let k = rbf_gram(x.view(), 0.5).unwrap();
+        assert!(k[[0, 1]] < 1.0 && (k[[0, 0]] - 1.0).abs() < 1e-6);
+    }
 }

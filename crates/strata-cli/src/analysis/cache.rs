@@ -111,14 +111,12 @@ impl Cache {
         self.root.join("models").join(&key[..16]).join("model")
     }
 
-    /// True when both halves of the model are there and its card parses.
+    /// True when the cached model is there and usable.
+    ///
+    /// A model counts only if it loads whole (card, weights and their shapes): a truncated or
+    /// corrupt entry is retrained, as a corrupt activation store is recollected.
     pub fn has_model(&self, key: &str) -> bool {
-        let (w, j) = strata_nn::file::paths(&self.model(key));
-        w.is_file()
-            && std::fs::read_to_string(&j)
-                .ok()
-                .and_then(|t| serde_json::from_str::<strata_nn::file::ModelCard>(&t).ok())
-                .is_some()
+        strata_nn::file::load(&self.model(key)).is_ok()
     }
 
     /// Remove temporary files left by runs that were killed (their process is gone): a

@@ -157,7 +157,7 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
         })
         .collect();
     json!({
-        "format": "strata-report-1",
+        "format": super::ownership::REPORT_FORMAT,
         "analysis": a.name,
         "title": a.title,
         "command": o.args.command,

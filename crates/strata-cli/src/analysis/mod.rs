@@ -6,6 +6,7 @@ pub mod cache;
 pub mod identify;
 pub mod identify_run;
 pub mod manifest;
+pub mod ownership;
 pub mod privacy_run;
 pub mod report;
 mod report_layers;

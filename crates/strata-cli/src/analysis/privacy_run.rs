@@ -53,6 +53,7 @@ pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<PrivacyRun>> {
             seed: first.train.seed,
             cache: (!o.args.force).then(|| o.args.cache.join("mia")),
             quiet: o.args.quiet,
+            origin: mia::Origin::Spec,
         };
         p.log(&format!(
             "[privacy] {family}: auditing {} precision(s) with {} reference models each",

@@ -183,8 +183,13 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
         return Err(e.context("writing the report (the previous report, if any, is untouched)"));
     }
     // Swap: old report aside, new one in, old one removed.
+    // Checked at the start too; again here, in case a folder appeared at the name meanwhile.
+    if let Err(e) = super::ownership::check_replaceable(&fin) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     let old = reports.join(format!(".{}.old-{}", a.name, std::process::id()));
-    let had_old = fin.exists();
+    let had_old = std::fs::symlink_metadata(&fin).is_ok();
     if had_old {
         std::fs::rename(&fin, &old).with_context(|| format!("cannot replace {}", fin.display()))?;
     }

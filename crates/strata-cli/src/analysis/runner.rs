@@ -361,8 +361,13 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     let collect_bar = p.bar(plan.len() as u64, "activations", "models");
     for (i, (inst, pl)) in a.instances.iter().zip(&plan).enumerate() {
         let path = cache.model(&pl.key);
-        let (mut net, card) = strata_nn::file::load(&path)
-            .with_context(|| format!("loading the cached model of {}", inst.name))?;
+        let (mut net, card) = strata_nn::file::load(&path).with_context(|| {
+            format!(
+                "loading the cached model of {} ({}; `--force` or deleting it rebuilds it)",
+                inst.name,
+                path.display()
+            )
+        })?;
         let store = cache.store(&pl.store_key);
         let fresh = plan[..i].iter().any(|q| q.store_key == pl.store_key)
             || (!args.force && !trained_now(&plan, i));
@@ -596,6 +601,7 @@ pub fn run_text(text: &str, spec: &Path, name: &str, args: RunArgs) -> Result<(O
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
+    super::ownership::check_target(&args.reports, &a.name, spec, &args.cache)?;
     super::report::remove_stale(&args.reports, &a.name);
     let out = run(a, spec, text.to_string(), args)?;
     let dir = super::report::write(&out)?;

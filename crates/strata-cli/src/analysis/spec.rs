@@ -1003,6 +1003,10 @@ fn privacy_plan(
     if p.pool.is_some_and(|n| n < 20) {
         return Err(err(span, "[privacy] pool: at least 20 examples".into()));
     }
+    crate::mia::audit::check_counts(p.references, shadows, p.bootstrap, &|k| {
+        crate::mia::Origin::Spec.name(k)
+    })
+    .map_err(|e| err(span.clone(), e.to_string()))?;
     Ok(PrivacyPlan {
         families: names,
         pool: p.pool,

@@ -41,6 +41,76 @@ pub struct AuditArgs {
     pub seed: u64,
     pub cache: Option<PathBuf>,
     pub quiet: bool,
+    /// Where the settings came from, so errors name the user's flag or spec key.
+    pub origin: Origin,
+}
+
+/// Where an audit's settings came from: `strata mia audit`'s flags or a spec's `[privacy]`
+/// section (whose training settings come from the audited `[[model]]`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Origin {
+    #[default]
+    Cli,
+    Spec,
+}
+
+impl Origin {
+    /// How the user wrote setting `key` (`references`, `batch_size`, ...).
+    pub fn name(self, key: &str) -> String {
+        match self {
+            Origin::Cli => format!("--{}", key.replace('_', "-")),
+            Origin::Spec => match key {
+                "precision" | "epochs" | "batch_size" | "lr" | "widths" => {
+                    format!(
+                        "[[model]] {}",
+                        if key == "precision" {
+                            "precisions"
+                        } else {
+                            key
+                        }
+                    )
+                }
+                _ => format!("[privacy] {key}"),
+            },
+        }
+    }
+}
+
+/// Reference models an audit may train (LiRA's paper uses up to 256).
+pub const MAX_REFERENCES: usize = 1024;
+/// Bootstrap resamples: at least 2 for an interval to mean anything; beyond 100,000 the
+/// interval's own Monte Carlo error is far below what any figure shows.
+pub const BOOTSTRAP_RANGE: std::ops::RangeInclusive<usize> = 2..=100_000;
+
+/// The limits every audit's counts obey, whichever front end set them; `name` words a setting
+/// as the user wrote it.
+pub fn check_counts(
+    references: usize,
+    shadows: usize,
+    bootstrap: usize,
+    name: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    if references == 0 || references > MAX_REFERENCES {
+        bail!(
+            "{} must be between 1 and {MAX_REFERENCES}, got {references}",
+            name("references")
+        );
+    }
+    if shadows == 0 || shadows > references {
+        bail!(
+            "{} must be between 1 and the number of reference models ({references}), got {shadows}",
+            name("shadows")
+        );
+    }
+    if !BOOTSTRAP_RANGE.contains(&bootstrap) {
+        bail!(
+            "{} must be between {} and {} (resamples behind each 95% interval), got {bootstrap}",
+            name("bootstrap"),
+            BOOTSTRAP_RANGE.start(),
+            BOOTSTRAP_RANGE.end()
+        );
+    }
+    Ok(())
 }
 
 /// One attack's result on one setting.
@@ -113,27 +183,35 @@ fn model_seed(seed: u64, m: usize) -> u64 {
 }
 
 fn check(a: &AuditArgs, attacks: &[Box<dyn MembershipAttack>]) -> Result<()> {
+    let name = |k: &str| a.origin.name(k);
     if a.precisions.is_empty() {
-        bail!("--precision: name at least one precision");
+        bail!("{}: name at least one precision", name("precision"));
     }
     if a.attacks.is_empty() {
-        bail!("--attacks: name at least one attack");
+        bail!("{}: name at least one attack", name("attacks"));
     }
+    check_counts(a.references, a.shadows, a.bootstrap, &name)?;
     for at in attacks {
         if at.references_needed() > a.references {
             bail!(
-                "attack '{}' needs at least {} reference models, --references is {}; raise it or drop the attack",
+                "attack '{}' needs at least {} reference models, {} is {}; raise it or drop the attack",
                 at.name(),
                 at.references_needed(),
+                name("references"),
                 a.references
             );
         }
     }
-    if a.train.epochs == 0
-        || a.train.batch_size < 2
-        || !(a.train.lr > 0.0 && a.train.lr.is_finite())
-    {
-        bail!("--epochs must be >= 1, --batch-size >= 2 and --lr a positive number");
+    let max_epochs = crate::analysis::spec::MAX_EPOCHS;
+    if a.train.epochs == 0 || a.train.epochs > max_epochs {
+        bail!("{} must be between 1 and {max_epochs}", name("epochs"));
+    }
+    let max_batch = crate::analysis::spec::MAX_BATCH;
+    if a.train.batch_size < 2 || a.train.batch_size > max_batch {
+        bail!("{} must be between 2 and {max_batch}", name("batch_size"));
+    }
+    if !(a.train.lr > 0.0 && a.train.lr.is_finite()) {
+        bail!("{} must be a positive number", name("lr"));
     }
     Ok(())
 }
@@ -152,13 +230,28 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
     let pool_n = a.pool.unwrap_or(avail.min(10_000));
     if pool_n > avail {
         bail!(
-            "--pool {pool_n}: '{}' has only {avail} training examples",
+            "{} {pool_n}: '{}' has only {avail} training examples",
+            a.origin.name("pool"),
             a.data
         );
     }
     if pool_n < 20 {
-        bail!("--pool {pool_n}: an audit needs a pool of at least 20 examples");
+        bail!(
+            "{} {pool_n}: an audit needs a pool of at least 20 examples",
+            a.origin.name("pool")
+        );
     }
+    // Every model's released vectors on the pool are held at once (f64 per class).
+    let per_model = (pool_n as u64).saturating_mul(data.train.classes.max(1) as u64 * 8);
+    let models = (a.references as u64 + 1).saturating_mul(model_sets(a).len() as u64);
+    strata_data::memory::check_fits(
+        per_model.saturating_mul(models),
+        format!(
+            "keeping {} models' outputs on a pool of {pool_n} ({})",
+            models,
+            a.origin.name("references")
+        ),
+    )?;
     let mut rng = Rng::new(a.seed ^ 0x706f_6f6c);
     let mut idx: Vec<usize> = (0..avail).collect();
     shuffle(&mut idx, &mut rng);

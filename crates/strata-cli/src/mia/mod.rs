@@ -6,4 +6,4 @@ pub mod audit;
 pub mod models;
 pub mod report;
 
-pub use audit::{run, AuditArgs, AuditResult};
+pub use audit::{run, AuditArgs, AuditResult, Origin};

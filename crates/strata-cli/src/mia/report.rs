@@ -12,9 +12,11 @@ use strata_report::{
     Column, Document, RocCurve, RocPlot, Table,
 };
 
+/// `0.1234` -> `12.34%`; a value that rounds to zero prints as `0.00%`, never `-0.00%`.
 fn pct(v: f64) -> String {
     if v.is_finite() {
-        format!("{:.2}%", 100.0 * v)
+        let x = 100.0 * v;
+        format!("{:.2}%", if x.abs() < 0.005 { 0.0 } else { x })
     } else {
         "n/a".into()
     }
@@ -270,7 +272,10 @@ fn slug(s: &str) -> String {
 
 /// Write the report folder `dir`: results.json, design.json, tables/, figures/, report.md and
 /// index.html. Every file is written atomically.
-pub fn write(r: &AuditResult, dir: &Path, command: &str) -> Result<()> {
+pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
+    // Staged and moved into `out` as one set: a failure half-way leaves the previous report.
+    let set = crate::outset::OutputSet::new(out, &[], &[])?;
+    let dir = set.root();
     let figures = dir.join("figures");
     let tables = dir.join("tables");
     for d in [dir, &figures, &tables] {
@@ -473,5 +478,18 @@ pub fn write(r: &AuditResult, dir: &Path, command: &str) -> Result<()> {
     write_atomic(&dir.join("report.md"), render_markdown(&doc).as_bytes())?;
     let html = render_html(&doc, dir)?;
     write_atomic(&dir.join("index.html"), html.as_bytes())?;
+    set.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pct_never_prints_negative_zero() {
+        assert_eq!(super::pct(-1e-9), "0.00%");
+        assert_eq!(super::pct(-0.0), "0.00%");
+        assert_eq!(super::pct(-0.001), "-0.10%");
+        assert_eq!(super::pct(0.12345), "12.35%");
+        assert_eq!(super::pct(f64::NAN), "n/a");
+    }
 }

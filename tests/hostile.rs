@@ -1,0 +1,476 @@
+//! The `strata` binary against a hostile but realistic user: folders it must not delete, inputs
+//! named as outputs, sizes that would exhaust the machine, and values that would read as
+//! results. Each case asserts the exit status, the message's key words, and that nothing outside
+//! strata's own folders changed (a hash of the tree before and after).
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use strata_data::npy;
+
+mod common;
+use common::{scratch, strata};
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Every path under `root` (sorted) with its bytes and, for files, its permissions.
+fn tree_hash(root: &Path) -> String {
+    fn walk(dir: &Path, root: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().to_path_buf();
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                out.push((rel, b"<dir>".to_vec()));
+                walk(&p, root, out);
+            } else if meta.file_type().is_symlink() {
+                let t = std::fs::read_link(&p).unwrap();
+                out.push((rel, t.to_string_lossy().as_bytes().to_vec()));
+            } else {
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(root, root, &mut all);
+    let mut h = Sha256::new();
+    for (p, bytes) in all {
+        h.update(p.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// One error line on stderr, non-zero exit, and the line holds every key word.
+fn assert_refused(o: &Output, words: &[&str]) {
+    let err = stderr(o);
+    assert!(
+        !o.status.success(),
+        "expected a refusal, got success: {err}"
+    );
+    assert_eq!(o.status.code(), Some(1), "exit status: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "one error line: {err}");
+    for w in words {
+        assert!(err.contains(w), "'{w}' missing from: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+fn write_npy(path: &Path, rows: usize, cols: usize, seed: u64) {
+    let mut r = strata_data::rng::Rng::new(seed);
+    let data: Vec<f32> = (0..rows * cols).map(|_| r.normal() as f32).collect();
+    let mut v = Vec::new();
+    npy::write_f32(&mut v, &[rows, cols], &data).unwrap();
+    std::fs::write(path, v).unwrap();
+}
+
+const SPEC: &str = r#"
+title = "hostile"
+[data.digits]
+source = "digits"
+collect_split = "train"
+collect_limit = 100
+
+[[model]]
+name = "mlp"
+data = "digits"
+widths = [16]
+precisions = ["float"]
+seeds = [0]
+epochs = 1
+"#;
+
+fn run_spec(spec: &Path, reports: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "run",
+        spec.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    strata(&args)
+}
+
+#[test]
+fn run_never_replaces_a_folder_strata_did_not_make() {
+    let d = scratch("userfolder");
+    let spec = d.join("thesis.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let reports = d.join("reports");
+    std::fs::create_dir_all(reports.join("thesis").join("chapters")).unwrap();
+    std::fs::write(reports.join("thesis").join("chapters/one.tex"), "my work").unwrap();
+    let before = tree_hash(&d);
+    let o = run_spec(&spec, &reports, &[]);
+    assert_refused(&o, &["thesis", "not written by strata", "--reports"]);
+    assert_eq!(tree_hash(&d), before, "nothing changed");
+
+    // A plain file at the report's name is refused too.
+    let d2 = scratch("userfile");
+    let spec2 = d2.join("notes.toml");
+    std::fs::write(&spec2, SPEC).unwrap();
+    std::fs::create_dir_all(d2.join("reports")).unwrap();
+    std::fs::write(d2.join("reports").join("notes"), "a file").unwrap();
+    let before = tree_hash(&d2);
+    let o = run_spec(&spec2, &d2.join("reports"), &[]);
+    assert_refused(&o, &["not a strata report folder"]);
+    assert_eq!(tree_hash(&d2), before);
+    let _ = std::fs::remove_dir_all(&d);
+    let _ = std::fs::remove_dir_all(&d2);
+}
+
+#[test]
+fn run_replaces_its_own_report_but_not_a_spec_or_cache_inside_it() {
+    let d = scratch("own");
+    let spec = d.join("own.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let reports = d.join("reports");
+    let o = run_spec(&spec, &reports, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fin = reports.join("own");
+    assert!(fin.join("manifest.json").is_file());
+    // Its own report is strata's: a second run replaces it.
+    let o = run_spec(&spec, &reports, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The spec stored inside its own report folder.
+    let inner = fin.join("own.toml");
+    std::fs::write(&inner, SPEC).unwrap();
+    let before = tree_hash(&d);
+    let o = run_spec(&inner, &reports, &[]);
+    assert_refused(&o, &["spec", "inside the report folder"]);
+    assert_eq!(tree_hash(&d), before);
+
+    // A cache inside the report folder.
+    let cache = fin.join("cache");
+    let o = run_spec(&spec, &reports, &["--cache", cache.to_str().unwrap()]);
+    assert_refused(&o, &["cache", "inside the report folder", "--cache"]);
+    assert_eq!(tree_hash(&d), before);
+    assert!(!cache.exists());
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn outputs_never_replace_inputs() {
+    let d = scratch("sameio");
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    // strata detects formats by their bytes: an .npy named cka.parquet is a valid input.
+    let x = out.join("cka.parquet");
+    write_npy(&x, 40, 6, 1);
+    std::fs::hard_link(&x, d.join("alias.npy")).unwrap();
+    let before = tree_hash(&d);
+    let xs = x.to_str().unwrap();
+    let outs = out.to_str().unwrap();
+    let o = strata(&["cka", xs, xs, "--out", outs]);
+    assert_refused(&o, &["is the input", "cka.parquet"]);
+    // The same file through a hard link, and through another spelling of the folder.
+    let alias = d.join("alias.npy");
+    let dotted = format!("{}/./", outs);
+    let o = strata(&[
+        "cka",
+        alias.to_str().unwrap(),
+        alias.to_str().unwrap(),
+        "--out",
+        &dotted,
+    ]);
+    assert_refused(&o, &["is the input"]);
+    // Baseline measures write MEASURE.* and may take their input from there too.
+    let y = out.join("cca.csv");
+    write_npy(&y, 40, 6, 2);
+    let before_y = tree_hash(&d);
+    let o = strata(&[
+        "cka",
+        y.to_str().unwrap(),
+        alias.to_str().unwrap(),
+        "--measure",
+        "cca",
+        "--out",
+        outs,
+    ]);
+    assert_refused(&o, &["is the input", "cca.csv"]);
+    assert_eq!(tree_hash(&d), before_y);
+    let _ = before;
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn cka_out_is_written_as_a_set_beside_the_users_files() {
+    let d = scratch("outset");
+    let (a, b) = (d.join("a.npy"), d.join("b.npy"));
+    write_npy(&a, 50, 8, 3);
+    write_npy(&b, 50, 5, 4);
+    let out = d.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("notes.md"), "mine").unwrap();
+    let o = strata(&[
+        "cka",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "cka.csv",
+            "cka.json",
+            "cka.parquet",
+            "heatmap.png",
+            "heatmap.svg",
+            "notes.md"
+        ]
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.md")).unwrap(),
+        "mine"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// Run `strata ARGS` under an address-space limit of `mib` MiB, killed after `secs` seconds.
+fn strata_limited(mib: u64, secs: u64, args: &[&str]) -> (Output, Duration) {
+    let t = Instant::now();
+    let mut child = Command::new("bash")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", mib * 1024))
+        .arg(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "strata {args:?} still running after {secs} s under a {mib} MiB limit: {}",
+                stderr(&o)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), t.elapsed())
+}
+
+#[test]
+fn sizes_that_would_exhaust_the_machine_are_refused_up_front() {
+    let d = scratch("bombs");
+    let m = d.join("m");
+    let ms = m.to_str().unwrap();
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec![
+                "train",
+                "--data",
+                "digits",
+                "--widths",
+                "100000000",
+                "--out",
+                ms,
+            ],
+            vec!["--widths"],
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "digits",
+                "--widths",
+                "60000,60000",
+                "--out",
+                ms,
+            ],
+            vec!["memory"],
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                "digits",
+                "--epochs",
+                "1000000000",
+                "--out",
+                ms,
+            ],
+            vec!["--epochs", "100000"],
+        ),
+        (
+            vec![
+                "mia",
+                "audit",
+                "--data",
+                "digits",
+                "--bootstrap",
+                "1000000000000",
+            ],
+            vec!["--bootstrap", "100000"],
+        ),
+        (
+            vec!["mia", "audit", "--data", "digits", "--bootstrap", "0"],
+            vec!["--bootstrap", "between 2"],
+        ),
+        (
+            vec![
+                "mia",
+                "audit",
+                "--data",
+                "digits",
+                "--references",
+                "100000000",
+            ],
+            vec!["--references", "1024"],
+        ),
+        (
+            vec![
+                "mia",
+                "audit",
+                "--data",
+                "digits",
+                "--references",
+                "4",
+                "--shadows",
+                "9",
+            ],
+            vec!["--shadows"],
+        ),
+    ];
+    let before = tree_hash(&d);
+    for (args, words) in cases {
+        let (o, _) = strata_limited(2048, 120, &args);
+        assert_refused(&o, &words);
+        assert_eq!(tree_hash(&d), before, "{args:?} wrote something");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn privacy_limits_hold_in_specs_and_name_spec_keys() {
+    let d = scratch("privspec");
+    for (body, words) in [
+        (
+            "bootstrap = 1000000000000",
+            vec!["[privacy] bootstrap", "100000"],
+        ),
+        ("bootstrap = 1", vec!["[privacy] bootstrap", "between 2"]),
+        ("references = 100000000", vec!["[privacy] references"]),
+        ("pool = 5", vec!["[privacy] pool"]),
+    ] {
+        let text = format!("{SPEC}\n[privacy]\nmodels = [\"mlp\"]\n{body}\n");
+        let spec = d.join("p.toml");
+        std::fs::write(&spec, text).unwrap();
+        let o = run_spec(&spec, &d.join("reports"), &[]);
+        assert_refused(&o, &words);
+        assert!(!stderr(&o).contains("--"), "{body}: {}", stderr(&o));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn limits_and_values_that_would_read_as_results() {
+    let d = scratch("values");
+    let model = d.join("m");
+    let ms = model.to_str().unwrap();
+    let o = strata(&[
+        "train", "--data", "digits", "--widths", "8", "--epochs", "1", "--limit", "200", "--out",
+        ms, "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let store = d.join("s.arrow");
+    let o = strata(&[
+        "collect",
+        "--model",
+        ms,
+        "--data",
+        "digits",
+        "--limit",
+        "0",
+        "--out",
+        store.to_str().unwrap(),
+    ]);
+    assert_refused(&o, &["--limit", "at least 1"]);
+    assert!(!store.exists());
+    // The store may not be the model file itself.
+    let st = d.join("m.safetensors");
+    let before = std::fs::read(&st).unwrap();
+    let o = strata(&[
+        "collect",
+        "--model",
+        ms,
+        "--data",
+        "digits",
+        "--out",
+        st.to_str().unwrap(),
+    ]);
+    assert_refused(&o, &["is the input"]);
+    assert_eq!(std::fs::read(&st).unwrap(), before);
+
+    // An RBF bandwidth so wide every kernel value rounds to 1 is named as such.
+    let a = d.join("a.npy");
+    write_npy(&a, 30, 4, 9);
+    let o = strata(&[
+        "cka",
+        a.to_str().unwrap(),
+        a.to_str().unwrap(),
+        "--kernel",
+        "rbf",
+        "--rbf-threshold",
+        "1e308",
+    ]);
+    assert_refused(&o, &["bandwidth so wide"]);
+    assert!(
+        !stderr(&o).contains("constant representation"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn a_truncated_cached_model_is_retrained() {
+    let d = scratch("trunc");
+    let spec = d.join("t.toml");
+    std::fs::write(&spec, SPEC).unwrap();
+    let reports = d.join("reports");
+    let o = run_spec(&spec, &reports, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let models = reports.join(".cache").join("models");
+    let entry = std::fs::read_dir(&models)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let weights = entry.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() / 3]).unwrap();
+    let o = run_spec(&spec, &reports, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = common::last_json(&o);
+    assert_eq!(v["trained"], 1, "the truncated model is retrained: {v}");
+    assert_eq!(
+        std::fs::read(&weights).unwrap().len(),
+        bytes.len(),
+        "rebuilt whole"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
