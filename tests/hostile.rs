@@ -474,3 +474,22 @@ fn a_truncated_cached_model_is_retrained() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn an_allocation_failure_is_one_error_line_not_an_abort() {
+    let d = scratch("oom");
+    let input = d.join("r.bin");
+    let mut r = strata_data::rng::Rng::new(5);
+    let bytes: Vec<u8> = (0..20_000_000).map(|_| r.next_u64() as u8).collect();
+    std::fs::write(&input, &bytes).unwrap();
+    let out = d.join("r.stz");
+    // 60 MiB of address space cannot hold the 20 MB input next to the compressor's tables.
+    let (o, _) = strata_limited(
+        60,
+        120,
+        &["zip", "compress", input.to_str().unwrap(), out.to_str().unwrap()],
+    );
+    assert_refused(&o, &["memory"]);
+    assert!(!out.exists(), "nothing half-written");
+    let _ = std::fs::remove_dir_all(&d);
+}
