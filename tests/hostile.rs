@@ -353,6 +353,18 @@ fn sizes_that_would_exhaust_the_machine_are_refused_up_front() {
             ],
             vec!["--shadows"],
         ),
+        (
+            vec!["bench", "binary-gemm", "--square", "10000000"],
+            vec!["--square", "memory"],
+        ),
+        (
+            vec!["bench", "cka", "--n", "10000000", "--no-numpy"],
+            vec!["--n 10000000", "memory"],
+        ),
+        (
+            vec!["bench", "mlp", "--rows", "100000000000", "--device", "cpu"],
+            vec!["--rows", "memory"],
+        ),
     ];
     let before = tree_hash(&d);
     for (args, words) in cases {
@@ -487,7 +499,12 @@ fn an_allocation_failure_is_one_error_line_not_an_abort() {
     let (o, _) = strata_limited(
         60,
         120,
-        &["zip", "compress", input.to_str().unwrap(), out.to_str().unwrap()],
+        &[
+            "zip",
+            "compress",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ],
     );
     assert_refused(&o, &["memory"]);
     assert!(!out.exists(), "nothing half-written");

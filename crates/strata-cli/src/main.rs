@@ -217,7 +217,7 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "auto")]
         device: DeviceArg,
         /// Run the data through N times; images/s is the fastest pass's (a warm GPU).
-        #[arg(long, default_value_t = 1, value_name = "N")]
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = parse_repeat)]
         repeat: usize,
         #[arg(long)]
         json: bool,
@@ -676,7 +676,7 @@ enum BenchCmd {
     /// 4096^3 and the w1a1 MLP's layers at batch 256.
     BinaryGemm {
         /// Timed repetitions (the best is reported).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = parse_repeat)]
         repeat: usize,
         /// Size N of the square N x N x N shape [default: 4096 on the CPU, 8192 on the GPU].
         #[arg(long, value_name = "N")]
@@ -701,7 +701,7 @@ enum BenchCmd {
         /// Layer widths of each of the two models.
         #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048,4096")]
         widths: Vec<usize>,
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = parse_repeat)]
         repeat: usize,
         /// Skip the CPU timing.
         #[arg(long)]
@@ -729,7 +729,7 @@ enum BenchCmd {
         #[arg(long, default_value_t = 8192)]
         batch: usize,
         /// Passes per engine (the fastest is reported).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = parse_repeat)]
         repeat: usize,
         /// cpu, cuda (an error without a GPU) or auto (the GPU engines too when present).
         #[arg(long, value_enum, default_value = "auto")]
@@ -755,7 +755,7 @@ enum BenchCmd {
         #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
         widths: Vec<usize>,
         /// Timed repetitions (the median is reported).
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 3, value_parser = parse_repeat)]
         repeat: usize,
         /// Python with NumPy for the reference timing.
         #[arg(long, default_value = "python3")]
@@ -1437,8 +1437,9 @@ fn run(cli: Cli) -> Result<()> {
             let Some(gpu) = gpu_cmd::resolve(device.choice(), json)? else {
                 bail!("no GPU found: use --device cpu for the CPU benchmark");
             };
-            let shapes =
-                bench::binary_gemm_shapes(at_least_one(square.unwrap_or(8192), "--square")?);
+            let square = at_least_one(square.unwrap_or(8192), "--square")?;
+            square_fits(square)?;
+            let shapes = bench::binary_gemm_shapes(square);
             let rows = strata_gpu::bench::binary_gemm(gpu.clone(), &shapes, repeat)?;
             let rec = gpu_cmd::record(&gpu, rows);
             let md = gpu_cmd::binary_markdown(&rec);
@@ -1459,6 +1460,10 @@ fn run(cli: Cli) -> Result<()> {
             let Some(gpu) = gpu_cmd::resolve(device.choice(), json)? else {
                 bail!("bench gram measures the GPU path and no GPU was found (strata gpu info)");
             };
+            if n < 2 || widths.is_empty() || widths.contains(&0) || repeat == 0 {
+                bail!("--n must be at least 2, --widths positive, --repeat at least 1");
+            }
+            layers_fit(n, &widths)?;
             let (a, b) = bench::synthetic_models(n, &widths, 11);
             let r = strata_gpu::bench::gram(gpu.clone(), a, b, repeat, !no_cpu)?;
             let rec = gpu_cmd::record(&gpu, r);
@@ -1479,6 +1484,11 @@ fn run(cli: Cli) -> Result<()> {
                     quiet,
                 },
         } => {
+            let widest = widths.iter().copied().max().unwrap_or(0).max(784) as u64;
+            fits(
+                (rows as u64).saturating_mul(widest).saturating_mul(4 * 3),
+                format!("--rows {rows} with --widths {widths:?}"),
+            )?;
             let r = strata_cli::bench_mlp::run(&strata_cli::bench_mlp::BenchMlpArgs {
                 rows,
                 widths,
@@ -1501,8 +1511,9 @@ fn run(cli: Cli) -> Result<()> {
                     ..
                 },
         } => {
-            let shapes =
-                bench::binary_gemm_shapes(at_least_one(square.unwrap_or(4096), "--square")?);
+            let square = at_least_one(square.unwrap_or(4096), "--square")?;
+            square_fits(square)?;
+            let shapes = bench::binary_gemm_shapes(square);
             let rows = bench::binary_gemm(&shapes, repeat, 7);
             let md = bench::binary_gemm_markdown(&rows);
             emit_bench("bench-binary-gemm", out.as_deref(), json, &rows, &md)
@@ -1530,6 +1541,13 @@ fn run(cli: Cli) -> Result<()> {
             if stream_n > 0 && stream_batch < 4 {
                 bail!("--stream-batch must be at least 4");
             }
+            layers_fit(n, &widths)?;
+            fits(
+                (stream_batch as u64)
+                    .saturating_mul(stream_features as u64)
+                    .saturating_mul(4 * 4),
+                format!("--stream-batch {stream_batch} of --stream-features {stream_features}"),
+            )?;
             let report = bench::run(&bench::BenchCkaArgs {
                 n,
                 widths,
@@ -1545,6 +1563,44 @@ fn run(cli: Cli) -> Result<()> {
             let md = report.markdown();
             emit_bench("bench-cka", out.as_deref(), json, &report, &md)
         }
+    }
+}
+
+/// Refuse a benchmark whose data would not fit in memory (`what` names its flags).
+fn fits(bytes: u64, what: String) -> Result<()> {
+    strata_data::memory::check_fits(bytes, what)?;
+    Ok(())
+}
+
+/// Three f32 N x N matrices (the operands and the product) of `bench binary-gemm --square N`.
+fn square_fits(square: usize) -> Result<()> {
+    let n = square as u64;
+    fits(
+        n.saturating_mul(n).saturating_mul(4 * 3),
+        format!("--square {square}"),
+    )
+}
+
+/// Two synthetic models' layers (n x width f32 each) and one n x n Gram matrix per layer.
+fn layers_fit(n: usize, widths: &[usize]) -> Result<()> {
+    let n64 = n as u64;
+    let features: u64 = widths.iter().fold(0u64, |a, &w| a.saturating_add(w as u64));
+    let layers = n64.saturating_mul(features).saturating_mul(4 * 2);
+    let grams = n64
+        .saturating_mul(n64)
+        .saturating_mul(4)
+        .saturating_mul(2 * widths.len() as u64);
+    fits(
+        layers.saturating_add(grams),
+        format!("--n {n} with --widths {widths:?}"),
+    )
+}
+
+/// A `--repeat` count: 1 to 1000 (more only multiplies the run time of a fastest-of-N figure).
+fn parse_repeat(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if (1..=1000).contains(&n) => Ok(n),
+        _ => Err(format!("must be a whole number from 1 to 1000, got '{s}'")),
     }
 }
 

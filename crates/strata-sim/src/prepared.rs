@@ -362,7 +362,7 @@ fn rbf_gram(x: ArrayView2<f32>, threshold: f64) -> Result<Array2<f32>, SimError>
     // With a very wide bandwidth every exponent is below f32's resolution at 1: the kernel is
     // the all-ones matrix and centering leaves nothing, which would read as "constant".
     let widest = k.iter().fold(0.0f64, |a, &d| a.max(d as f64)) * -scale;
-    if !(widest >= 4.0 * f32::EPSILON as f64) {
+    if widest.is_nan() || widest < 4.0 * f32::EPSILON as f64 {
         return Err(SimError::Undefined(format!(
             "the RBF threshold {threshold} makes the bandwidth so wide that every kernel value \
              rounds to 1 (largest exponent {widest:.1e}); use a threshold near 0.5 to 2, the \
