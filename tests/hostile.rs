@@ -510,3 +510,64 @@ fn an_allocation_failure_is_one_error_line_not_an_abort() {
     assert!(!out.exists(), "nothing half-written");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn tabular_data_that_would_give_silent_wrong_answers() {
+    let d = scratch("csv");
+    let csv = d.join("t.csv");
+    // A byte-order mark, a numeric column with one `nan` and one `?`, and a two-class label.
+    let mut text = String::from("\u{feff}age,city,y\n");
+    for i in 0..120 {
+        let age = match i {
+            7 => "nan".to_string(),
+            9 => "?".to_string(),
+            _ => format!("{}", 20 + i % 37),
+        };
+        let city = ["a", "b", "c"][i % 3];
+        text.push_str(&format!("{age},{city},{}\n", i % 2));
+    }
+    std::fs::write(&csv, &text).unwrap();
+    let data = format!("csv:{}", csv.display());
+    let model = d.join("m");
+    let o = strata(&[
+        "train",
+        "--data",
+        &data,
+        "--label",
+        "y",
+        "--widths",
+        "8",
+        "--epochs",
+        "1",
+        "--out",
+        model.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("age") && err.contains("missing"),
+        "says how: {err}"
+    );
+    let card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("m.json")).unwrap()).unwrap();
+    // age (1) + its missing indicator (1) + city one-hot (3): not one column per distinct age.
+    let shape = card["config"]["input_shape"].to_string();
+    assert_eq!(shape, "[1,1,5]", "{card}");
+
+    // A label with one class, and a float label with many distinct values, are refused.
+    for (col, words) in [("one", vec!["single class"]), ("score", vec!["regression"])] {
+        let mut t = String::from("x,one,score\n");
+        for i in 0..200 {
+            t.push_str(&format!("{},{},{}\n", i % 5, "k", (i as f64) * 0.37));
+        }
+        std::fs::write(&csv, &t).unwrap();
+        let before = tree_hash(&d);
+        let o = strata(&[
+            "mia", "audit", "--data", &data, "--label", col, "--epochs", "1",
+        ]);
+        assert_refused(&o, &words);
+        assert_eq!(tree_hash(&d), before);
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}

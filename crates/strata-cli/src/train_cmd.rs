@@ -35,8 +35,13 @@ pub struct Trained {
     pub files: (PathBuf, PathBuf),
 }
 
+/// Load a data set; for CSV data, say on stderr how missing values were handled (one line per
+/// column that had any, and one for rows dropped for a missing label).
 pub fn load_data(name: &str, label: Option<&str>, limit: Option<usize>) -> Result<dataset::Splits> {
-    let mut s = dataset::load_with_label(name, label)?;
+    let (mut s, report) = dataset::load_with_report(name, label)?;
+    for note in report.iter().flat_map(|r| r.notes()) {
+        eprintln!("note: {name}: {note}");
+    }
     if let Some(n) = limit {
         s.train = s.train.head(n);
     }

@@ -104,7 +104,18 @@ pub fn load(name: &str) -> Result<Splits> {
 
 /// [`load`], naming the label column of a `csv:PATH` data set (default `label`).
 pub fn load_with_label(name: &str, label: Option<&str>) -> Result<Splits> {
+    load_with_report(name, label).map(|x| x.0)
+}
+
+/// [`load_with_label`], also returning, for tabular data sets (`adult`, `csv:PATH`), what the
+/// loader did: missing values per column, rows dropped for a missing label, the encoding of
+/// each column ([`crate::tabular::TabularReport`]; print its `notes()`). `None` for image sets.
+pub fn load_with_report(
+    name: &str,
+    label: Option<&str>,
+) -> Result<(Splits, Option<crate::tabular::TabularReport>)> {
     let here = Path::new(name);
+    let tab = |r: Result<(Splits, crate::tabular::TabularReport)>| r.map(|(s, t)| (s, Some(t)));
     let splits = match name {
         "mnist-small" => {
             let p = Path::new("fixtures/mnist-small");
@@ -140,10 +151,17 @@ pub fn load_with_label(name: &str, label: Option<&str>) -> Result<Splits> {
             let dir = dirs.iter().find(|d| d.is_dir()).ok_or_else(|| {
                 DataError::invalid(here, "UCI Adult not found; set STRATA_ADULT=DIR or use adult:DIR")
             })?;
-            crate::tabular::adult(dir)?
+            return tab(crate::tabular::adult_with_report(dir));
         }
-        _ if name.starts_with("adult:") => crate::tabular::adult(Path::new(&name[6..]))?,
-        _ if name.starts_with("csv:") => crate::tabular::csv(Path::new(&name[4..]), label.unwrap_or("label"))?,
+        _ if name.starts_with("adult:") => {
+            return tab(crate::tabular::adult_with_report(Path::new(&name[6..])))
+        }
+        _ if name.starts_with("csv:") => {
+            return tab(crate::tabular::csv_with_report(
+                Path::new(&name[4..]),
+                label.unwrap_or("label"),
+            ))
+        }
         "digits" => {
             let d = digits::load();
             let n = d.labels.len();
@@ -172,7 +190,7 @@ pub fn load_with_label(name: &str, label: Option<&str>) -> Result<Splits> {
             ))
         }
     };
-    Ok(splits)
+    Ok((splits, None))
 }
 
 fn load_mnist_dir(dir: &Path, name: &str) -> Result<Splits> {

@@ -23,6 +23,16 @@ pub enum DataError {
     /// Data that is well-formed but cannot be used as activations (NaN, empty, wrong shape).
     #[error("{path}: {msg}")]
     Invalid { path: PathBuf, msg: String },
+    /// Reading the file would need more memory than this process may still claim. Checked
+    /// before allocating, so a file that claims a huge array gets this line instead of an
+    /// out-of-memory abort.
+    #[error("{path}: {err}; {hint}")]
+    TooLarge {
+        path: PathBuf,
+        err: crate::memory::MemoryError,
+        /// What the user can do about it.
+        hint: String,
+    },
 }
 
 impl DataError {
@@ -37,6 +47,19 @@ impl DataError {
             path: path.into(),
             msg: msg.to_string(),
         }
+    }
+    /// Refuse an allocation of `need` bytes for `what` that would not fit in memory.
+    pub(crate) fn check_fits(
+        path: &std::path::Path,
+        need: u64,
+        what: impl Into<String>,
+        hint: &str,
+    ) -> Result<(), Self> {
+        crate::memory::check_fits(need, what).map_err(|err| DataError::TooLarge {
+            path: path.to_path_buf(),
+            err,
+            hint: hint.to_string(),
+        })
     }
     pub(crate) fn invalid(path: impl Into<PathBuf>, msg: impl std::fmt::Display) -> Self {
         DataError::Invalid {

@@ -8,17 +8,20 @@
 //! runs, one batch of examples at a time.
 
 pub mod dataset;
-pub mod memory;
 pub mod digits;
 mod error;
+mod guard;
+pub mod memory;
 pub mod mnist;
 pub mod npy;
 pub mod rng;
+mod safetensors_error;
 mod source;
 pub mod store;
 pub mod tabular;
 
 pub use error::DataError;
+pub use safetensors_error::{safetensors_error_message, safetensors_error_message_in};
 pub use source::{open, Activations, BatchReader, Format, LayerInfo};
 
 /// Result type of this crate.

@@ -174,37 +174,42 @@ fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
 /// Convert raw little- or big-endian float bytes to f32. `bytes.len()` must be a multiple of the
 /// element size.
 pub fn to_f32(bytes: &[u8], dtype: DType, big_endian: bool) -> Vec<f32> {
+    let mut out = Vec::with_capacity(bytes.len() / dtype.size());
+    extend_f32(&mut out, bytes, dtype, big_endian);
+    out
+}
+
+/// Append raw float bytes to `out` as f32, so that a stream can be converted chunk by chunk into
+/// one preallocated buffer (no second copy of the raw bytes). A trailing partial element is
+/// ignored: callers pass whole elements.
+pub fn extend_f32(out: &mut Vec<f32>, bytes: &[u8], dtype: DType, big_endian: bool) {
     match (dtype, big_endian) {
-        (DType::F32, false) => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        (DType::F32, true) => bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect(),
-        (DType::F64, be) => bytes
-            .chunks_exact(8)
-            .map(|c| {
-                let a: [u8; 8] = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
-                (if be {
-                    f64::from_be_bytes(a)
-                } else {
-                    f64::from_le_bytes(a)
-                }) as f32
-            })
-            .collect(),
-        (DType::F16, be) => bytes
-            .chunks_exact(2)
-            .map(|c| {
-                let bits = if be {
-                    u16::from_be_bytes([c[0], c[1]])
-                } else {
-                    u16::from_le_bytes([c[0], c[1]])
-                };
-                f16::from_bits(bits).to_f32()
-            })
-            .collect(),
+        (DType::F32, false) => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        (DType::F32, true) => out.extend(
+            bytes
+                .chunks_exact(4)
+                .map(|c| f32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+        ),
+        (DType::F64, be) => out.extend(bytes.chunks_exact(8).map(|c| {
+            let a: [u8; 8] = [c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]];
+            (if be {
+                f64::from_be_bytes(a)
+            } else {
+                f64::from_le_bytes(a)
+            }) as f32
+        })),
+        (DType::F16, be) => out.extend(bytes.chunks_exact(2).map(|c| {
+            let bits = if be {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_le_bytes([c[0], c[1]])
+            };
+            f16::from_bits(bits).to_f32()
+        })),
     }
 }
 

@@ -225,28 +225,99 @@ fn open_npy(path: &Path, file: &File) -> Result<Opened> {
     ))
 }
 
+/// Deflate cannot expand its input by more than about 1032:1 (258-byte matches coded in about
+/// two bits each). A zip entry that claims more is corrupt or a decompression bomb.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// Check a `.npz` member's zip entry against its `.npy` header before anything is inflated:
+/// the shape's byte count must be what the entry declares it holds, and what it declares must be
+/// reachable from its compressed size.
+fn check_npz_member(
+    path: &Path,
+    name: &str,
+    header: &NpyHeader,
+    method: zip::CompressionMethod,
+    declared: u64,
+    compressed: u64,
+) -> Result<()> {
+    let holds = (header.data_offset as u64).saturating_add(header.data_len() as u64);
+    if holds != declared {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "array '{name}': its header's shape {:?} needs {holds} bytes but the zip entry \
+                 holds {declared} (corrupt file; re-save it with numpy.savez)",
+                header.shape
+            ),
+        ));
+    }
+    check_ratio(path, name, method, declared, compressed)
+}
+
+/// What a zip entry declares it inflates to must be reachable from what it occupies.
+fn check_ratio(
+    path: &Path,
+    name: &str,
+    method: zip::CompressionMethod,
+    declared: u64,
+    compressed: u64,
+) -> Result<()> {
+    match method {
+        zip::CompressionMethod::Stored if compressed != declared => Err(DataError::corrupt(
+            path,
+            format!(
+                "array '{name}': an uncompressed zip entry of {declared} bytes occupies \
+                 {compressed} bytes (corrupt file)"
+            ),
+        )),
+        zip::CompressionMethod::Deflated
+            if declared
+                > compressed
+                    .saturating_mul(MAX_DEFLATE_RATIO)
+                    .saturating_add(1024) =>
+        {
+            Err(DataError::corrupt(
+                path,
+                format!(
+                    "array '{name}': claims {compressed} compressed bytes inflate to {declared}, \
+                     beyond the {MAX_DEFLATE_RATIO}:1 that deflate can reach (corrupt file or a \
+                     zip bomb)"
+                ),
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn open_npz(path: &Path, file: File) -> Result<Opened> {
-    let mut zip = zip::ZipArchive::new(file).map_err(|e| DataError::corrupt(path, e))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| DataError::corrupt(path, format!("not a readable .npz (zip) file: {e}")))?;
     let mut members = Vec::new();
     let mut layers = Vec::new();
     let mut ns = Vec::new();
     for i in 0..zip.len() {
-        let mut f = zip.by_index(i).map_err(|e| DataError::corrupt(path, e))?;
+        let mut f = zip
+            .by_index(i)
+            .map_err(|e| DataError::corrupt(path, format!("zip entry {i}: {e}")))?;
         let member = f
             .name()
-            .map_err(|e| DataError::corrupt(path, e))?
+            .map_err(|e| DataError::corrupt(path, format!("zip entry {i}: {e}")))?
             .into_owned();
         let Some(name) = member.strip_suffix(".npy").map(str::to_string) else {
             continue;
         };
+        let (method, declared, compressed) = (f.compression(), f.size(), f.compressed_size());
+        // Refuse impossible ratios before inflating even the header.
+        check_ratio(path, &name, method, declared, compressed)?;
         // The header is at most a few kilobytes (NumPy caps v1 headers at 64 KiB).
         let mut head = Vec::new();
         (&mut f)
             .take(1 << 16)
             .read_to_end(&mut head)
-            .map_err(|e| DataError::corrupt(path, format!("member '{member}': {e}")))?;
+            .map_err(|e| DataError::corrupt(path, format!("array '{name}': {e}")))?;
         let header = npy::parse_header(&head)
             .map_err(|m| DataError::corrupt(path, format!("array '{name}': {m}")))?;
+        check_npz_member(path, &name, &header, method, declared, compressed)?;
         let (n, shape) = split_shape(path, &name, &header.shape)?;
         ns.push((name.clone(), n));
         layers.push(layer_info(path, &name, shape)?);
@@ -267,8 +338,8 @@ fn open_safetensors(path: &Path, file: &File) -> Result<Opened> {
     use safetensors::Dtype;
     let mmap = map(path, file)?;
     let (header_len, meta) = safetensors::SafeTensors::read_metadata(&mmap)
-        .map_err(|e| DataError::corrupt(path, format!("not a valid safetensors file: {e:?}")))?;
-    let data_start = 8 + header_len;
+        .map_err(|e| DataError::corrupt(path, crate::safetensors_error_message_in(&e, &mmap)))?;
+    let data_start = 8usize.saturating_add(header_len);
     let data_len = mmap.len().saturating_sub(data_start);
     let mut names = meta.offset_keys();
     // A writer that cares about depth order can say so; otherwise keep the file's order.
@@ -292,16 +363,28 @@ fn open_safetensors(path: &Path, file: &File) -> Result<Opened> {
             other => {
                 return Err(DataError::invalid(
                     path,
-                    format!("tensor '{name}' has dtype {other:?}; strata reads F16, F32 and F64"),
+                    format!(
+                        "tensor '{name}' has dtype {other:?}; strata reads activations stored \
+                         as F16, F32 or F64 (convert with tensor.float())"
+                    ),
                 ))
             }
         };
+        // The library has checked these already; checked here too, without trusting it.
         let (start, end) = info.data_offsets;
-        let numel: usize = info.shape.iter().product();
-        if end > data_len || end < start || end - start != numel * dtype.size() {
+        let bytes = info
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .and_then(|n| n.checked_mul(dtype.size()));
+        if end > data_len || end < start || Some(end - start) != bytes {
             return Err(DataError::corrupt(
                 path,
-                format!("tensor '{name}': data offsets out of range (truncated file?)"),
+                format!(
+                    "tensor '{name}': its data offsets [{start}, {end}] do not fit its shape \
+                     {:?} or lie outside the file (truncated or corrupt file)",
+                    info.shape
+                ),
             ));
         }
         let (n, shape) = split_shape(path, &name, &info.shape)?;
@@ -362,10 +445,30 @@ impl Activations {
     }
 
     /// Read layer `i` whole as an `n x features` f32 matrix, rejecting NaN and Inf.
+    ///
+    /// The matrix's size is checked against the memory this process may still claim before
+    /// anything is allocated ([`DataError::TooLarge`]).
     pub fn read_layer(&self, i: usize) -> Result<Array2<f32>> {
         let info = &self.layers[i];
+        let fortran = match &self.backend {
+            Backend::Mapped { raw, .. } => raw[i].fortran_order,
+            Backend::Npz { members } => members[i].1.fortran_order,
+            _ => false,
+        };
+        let floats = (self.n as u64).saturating_mul(info.features as u64);
+        DataError::check_fits(
+            &self.path,
+            floats.saturating_mul(if fortran { 8 } else { 4 }),
+            format!(
+                "reading layer '{}' ({} x {} float32)",
+                info.name, self.n, info.features
+            ),
+            "read fewer layers at once, free memory, or use a machine with more",
+        )?;
         let m = match &self.backend {
-            Backend::Mapped { mmap, raw } => mapped_rows(mmap, &raw[i], self.n, info, 0, self.n),
+            Backend::Mapped { mmap, raw } => {
+                mapped_rows(&self.path, mmap, &raw[i], self.n, info, 0, self.n)?
+            }
             Backend::Npz { members } => self.read_npz_member(members[i].0, &members[i].1, info)?,
             Backend::Ipc(s) => s.read_layer(i)?,
             Backend::Parquet => store::parquet_read::read_layer(&self.path, i, info, self.n)?,
@@ -374,35 +477,66 @@ impl Activations {
         Ok(m)
     }
 
+    /// Inflate one `.npz` member straight into the output matrix, chunk by chunk: the raw bytes
+    /// are never held whole, so memory stays at the f32 matrix plus 64 KiB.
     fn read_npz_member(
         &self,
         member: usize,
         h: &NpyHeader,
         info: &LayerInfo,
     ) -> Result<Array2<f32>> {
-        let file = File::open(&self.path).map_err(|e| DataError::io(&self.path, e))?;
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| DataError::corrupt(&self.path, e))?;
-        let f = zip
+        let path = &self.path;
+        let name = &info.name;
+        let bad = |what: String| DataError::corrupt(path, format!("array '{name}': {what}"));
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let mut zip = zip::ZipArchive::new(file)
+            .map_err(|e| DataError::corrupt(path, format!("not a readable .npz file: {e}")))?;
+        let mut f = zip
             .by_index(member)
-            .map_err(|e| DataError::corrupt(&self.path, e))?;
-        // Never inflate more than the header promises (a zip bomb stops here).
-        let mut bytes = Vec::new();
-        f.take((h.data_offset + h.data_len()) as u64)
-            .read_to_end(&mut bytes)
-            .map_err(|e| DataError::corrupt(&self.path, format!("array '{}': {e}", info.name)))?;
-        if bytes.len() < h.data_offset + h.data_len() {
-            return Err(DataError::corrupt(
-                &self.path,
-                format!("array '{}' is truncated", info.name),
+            .map_err(|e| bad(format!("{e} (has the file changed since it was opened?)")))?;
+        check_npz_member(
+            path,
+            name,
+            h,
+            f.compression(),
+            f.size(),
+            f.compressed_size(),
+        )?;
+        let mut head = vec![0u8; h.data_offset];
+        f.read_exact(&mut head)
+            .map_err(|e| bad(format!("header: {e} (truncated or corrupt member)")))?;
+        if npy::parse_header(&head).ok().as_ref() != Some(h) {
+            return Err(bad(
+                "its header changed since the file was opened; open it again".into(),
             ));
         }
-        let raw = RawLayer {
-            offset: h.data_offset,
-            dtype: h.dtype,
-            big_endian: h.big_endian,
-            fortran_order: h.fortran_order,
-        };
-        Ok(mapped_rows(&bytes, &raw, self.n, info, 0, self.n))
+        let total = h.len();
+        if total != self.n.saturating_mul(info.features) {
+            return Err(bad("shape disagrees with the layer list".into()));
+        }
+        let size = h.dtype.size();
+        let mut out: Vec<f32> = Vec::with_capacity(total);
+        let mut buf = vec![0u8; (1 << 16) / size * size];
+        let mut left = h.data_len();
+        while left > 0 {
+            let k = left.min(buf.len());
+            f.read_exact(&mut buf[..k])
+                .map_err(|e| bad(format!("{e} (truncated or corrupt member)")))?;
+            npy::extend_f32(&mut out, &buf[..k], h.dtype, h.big_endian);
+            left -= k;
+        }
+        // One more read reaches the end of the member, where the zip reader checks its CRC.
+        let mut probe = [0u8; 1];
+        match f.read(&mut probe) {
+            Ok(0) => {}
+            Ok(_) => return Err(bad("holds more data than its header describes".into())),
+            Err(e) => return Err(bad(format!("{e} (corrupt member)"))),
+        }
+        if h.fortran_order {
+            return fortran_to_c(path, name, out, self.n, &info.shape, 0, self.n);
+        }
+        Array2::from_shape_vec((self.n, info.features), out)
+            .map_err(|_| bad("shape disagrees with its data".into()))
     }
 
     /// Stream rows `batch_size` at a time for the layers `ids`, in lockstep. Memory stays bounded
@@ -456,37 +590,75 @@ impl Activations {
 
 /// Convert rows `[start, end)` of a raw C- or Fortran-order array to f32.
 fn mapped_rows(
+    path: &Path,
     bytes: &[u8],
     raw: &RawLayer,
     n: usize,
     info: &LayerInfo,
     start: usize,
     end: usize,
-) -> Array2<f32> {
+) -> Result<Array2<f32>> {
     let p = info.features;
     let size = raw.dtype.size();
+    let span = |a: usize, b: usize| {
+        let lo = a
+            .checked_mul(p)?
+            .checked_mul(size)?
+            .checked_add(raw.offset)?;
+        let hi = b
+            .checked_mul(p)?
+            .checked_mul(size)?
+            .checked_add(raw.offset)?;
+        bytes.get(lo..hi)
+    };
+    let outside = || {
+        DataError::corrupt(
+            path,
+            format!(
+                "layer '{}': its data lies outside the file (truncated?)",
+                info.name
+            ),
+        )
+    };
     if raw.fortran_order {
-        // Column-major over the full shape: flattening the trailing axes in C order is the
-        // transpose of the reversed-axes view. Convert everything, then reorder.
-        let all = npy::to_f32(
-            &bytes[raw.offset..raw.offset + n * p * size],
-            raw.dtype,
-            raw.big_endian,
-        );
-        let mut full_shape = vec![n];
-        full_shape.extend_from_slice(&info.shape);
-        let rev: Vec<usize> = full_shape.iter().rev().copied().collect();
-        let a = ndarray::ArrayD::from_shape_vec(rev, all).expect("size checked at open");
-        let c = a.reversed_axes();
-        let c = c.as_standard_layout();
-        let flat: Vec<f32> = c.iter().copied().collect();
-        let m = Array2::from_shape_vec((n, p), flat).expect("size checked at open");
-        return m.slice(ndarray::s![start..end, ..]).to_owned();
+        // Column-major over the full shape: convert everything, then reorder.
+        let all = npy::to_f32(span(0, n).ok_or_else(outside)?, raw.dtype, raw.big_endian);
+        return fortran_to_c(path, &info.name, all, n, &info.shape, start, end);
     }
-    let lo = raw.offset + start * p * size;
-    let hi = raw.offset + end * p * size;
-    let v = npy::to_f32(&bytes[lo..hi], raw.dtype, raw.big_endian);
-    Array2::from_shape_vec((end - start, p), v).expect("sizes agree by construction")
+    let v = npy::to_f32(
+        span(start, end).ok_or_else(outside)?,
+        raw.dtype,
+        raw.big_endian,
+    );
+    Array2::from_shape_vec((end - start, p), v).map_err(|_| outside())
+}
+
+/// Rows `[start, end)` of a Fortran-order array of shape `(n, shape...)`, in C order.
+/// Flattening the trailing axes in C order is the transpose of the reversed-axes view.
+fn fortran_to_c(
+    path: &Path,
+    name: &str,
+    all: Vec<f32>,
+    n: usize,
+    shape: &[usize],
+    start: usize,
+    end: usize,
+) -> Result<Array2<f32>> {
+    let bad = || {
+        DataError::corrupt(
+            path,
+            format!("layer '{name}': shape disagrees with its data"),
+        )
+    };
+    let p = all.len().checked_div(n).ok_or_else(bad)?;
+    let mut full_shape = vec![n];
+    full_shape.extend_from_slice(shape);
+    let rev: Vec<usize> = full_shape.iter().rev().copied().collect();
+    let a = ndarray::ArrayD::from_shape_vec(rev, all).map_err(|_| bad())?;
+    let c = a.reversed_axes();
+    let rows = c.slice_axis(ndarray::Axis(0), (start..end).into());
+    let flat: Vec<f32> = rows.iter().copied().collect();
+    Array2::from_shape_vec((end - start, p), flat).map_err(|_| bad())
 }
 
 /// Reject NaN/Inf with the position of the first one, counted from `row_offset`.
@@ -496,16 +668,15 @@ pub(crate) fn check_finite(
     m: &Array2<f32>,
     row_offset: usize,
 ) -> Result<()> {
-    let p = m.ncols();
-    let slice = m.as_slice().expect("standard layout");
-    if let Some(first) = slice.iter().position(|v| !v.is_finite()) {
-        let count = slice.iter().filter(|v| !v.is_finite()).count();
+    let p = m.ncols().max(1);
+    if let Some(first) = m.iter().position(|v| !v.is_finite()) {
+        let count = m.iter().filter(|v| !v.is_finite()).count();
+        let value = m.iter().nth(first).copied().unwrap_or(f32::NAN);
         return Err(DataError::invalid(
             path,
             format!(
                 "layer '{layer}' has {count} non-finite value(s) (NaN or Inf); the first is \
-                 {} at example {}, feature {}",
-                slice[first],
+                 {value} at example {}, feature {}",
                 row_offset + first / p,
                 first % p
             ),
@@ -540,6 +711,7 @@ impl Chunks for MappedChunks<'_> {
             .iter()
             .map(|&i| {
                 mapped_rows(
+                    &self.acts.path,
                     self.mmap,
                     &self.raw[i],
                     n,
@@ -548,7 +720,7 @@ impl Chunks for MappedChunks<'_> {
                     end,
                 )
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         self.pos = end;
         Ok(Some(out))
     }
@@ -599,7 +771,10 @@ impl BatchReader<'_> {
                 Some(chunk) => {
                     let rows = chunk.first().map(|c| c.nrows()).unwrap_or(0);
                     for (buf, c) in self.pending.iter_mut().zip(&chunk) {
-                        buf.extend_from_slice(c.as_slice().expect("standard layout"));
+                        match c.as_slice() {
+                            Some(s) => buf.extend_from_slice(s),
+                            None => buf.extend(c.iter()),
+                        }
                     }
                     self.pending_rows += rows;
                 }
@@ -614,7 +789,12 @@ impl BatchReader<'_> {
         for ((buf, &w), name) in self.pending.iter_mut().zip(&self.widths).zip(&self.names) {
             let rest = buf.split_off(take * w);
             let data = std::mem::replace(buf, rest);
-            let m = Array2::from_shape_vec((take, w), data).expect("widths agree");
+            let m = Array2::from_shape_vec((take, w), data).map_err(|_| {
+                DataError::corrupt(
+                    &self.path,
+                    format!("layer '{name}': rows of different widths"),
+                )
+            })?;
             check_finite(&self.path, name, &m, self.emitted)?;
             out.push(m);
         }

@@ -384,7 +384,18 @@ pub(crate) fn append_column(
         return Ok(());
     }
     let start = fsl.value_offset_at(0);
-    let values = fsl.values().slice(start, fsl.len() * width);
+    let end = fsl
+        .len()
+        .checked_mul(width)
+        .and_then(|k| k.checked_add(start))
+        .filter(|&end| end <= fsl.values().len())
+        .ok_or_else(|| {
+            DataError::corrupt(
+                path,
+                format!("layer '{layer}': fewer values than its rows need (corrupt file)"),
+            )
+        })?;
+    let values = fsl.values().slice(start, end - start);
     if values.null_count() > 0 {
         return Err(DataError::invalid(
             path,

@@ -1,6 +1,7 @@
 //! Reading an Arrow IPC store through a memory map, one layer at a time.
 
 use super::{append_column, layers_of};
+use crate::guard::no_panic;
 use crate::source::Chunks;
 use crate::{DataError, LayerInfo, Result};
 use arrow_buffer::Buffer;
@@ -125,8 +126,10 @@ impl IpcStore {
         let proj = ids.iter().map(|&i| self.cols[i]).collect();
         let mut d = FileDecoder::new(self.schema.clone(), self.version).with_projection(proj);
         for b in &self.dictionaries {
-            d.read_dictionary(b, &self.block_data(b))
-                .map_err(|e| DataError::corrupt(&self.path, e))?;
+            no_panic(&self.path, "the Arrow IPC decoder", || {
+                d.read_dictionary(b, &self.block_data(b))
+                    .map_err(|e| DataError::corrupt(&self.path, e))
+            })?;
         }
         Ok(d)
     }
@@ -147,10 +150,13 @@ impl IpcStore {
         out: &mut [Vec<f32>],
     ) -> Result<()> {
         let b = &self.blocks[k];
-        let batch = d
-            .read_record_batch(b, &self.block_data(b))
-            .map_err(|e| DataError::corrupt(&self.path, format!("record batch {k}: {e}")))?
-            .ok_or_else(|| DataError::corrupt(&self.path, format!("record batch {k} is empty")))?;
+        // The blocks' buffers were checked at open; the decoder is still kept from crashing
+        // strata should a corrupt file get past those checks.
+        let batch = no_panic(&self.path, "the Arrow IPC decoder", || {
+            d.read_record_batch(b, &self.block_data(b))
+                .map_err(|e| DataError::corrupt(&self.path, format!("record batch {k}: {e}")))
+        })?
+        .ok_or_else(|| DataError::corrupt(&self.path, format!("record batch {k} is empty")))?;
         for ((col, &i), buf) in batch.columns().iter().zip(ids).zip(out.iter_mut()) {
             let info = &self.layers[i];
             append_column(&self.path, &info.name, col, info.features, buf)?;

@@ -1,6 +1,7 @@
 //! Reading a Parquet store, projecting only the requested layer columns.
 
 use super::{append_column, layers_of};
+use crate::guard::no_panic;
 use crate::source::Chunks;
 use crate::{DataError, LayerInfo, Result};
 use ndarray::Array2;
@@ -9,16 +10,48 @@ use parquet::arrow::ProjectionMask;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+/// What [`no_panic`] calls the library in its errors.
+const READER: &str = "the Parquet reader";
+
 fn builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
     let f = File::open(path).map_err(|e| DataError::io(path, e))?;
-    ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| DataError::corrupt(path, format!("not a readable Parquet file: {e}")))
+    no_panic(path, READER, || {
+        ParquetRecordBatchReaderBuilder::try_new(f)
+            .map_err(|e| DataError::corrupt(path, format!("not a readable Parquet file: {e}")))
+    })
+}
+
+/// The next batch of `r`, with a panic inside the decoder turned into an error.
+fn next_batch(
+    path: &Path,
+    r: &mut ParquetRecordBatchReader,
+) -> Result<Option<arrow_array::RecordBatch>> {
+    no_panic(path, READER, || {
+        r.next()
+            .transpose()
+            .map_err(|e| DataError::corrupt(path, e))
+    })
 }
 
 /// Number of rows and the layers of a Parquet store.
 pub fn describe(path: &Path) -> Result<(usize, Vec<LayerInfo>)> {
     let b = builder(path)?;
-    let n = b.metadata().file_metadata().num_rows().max(0) as usize;
+    let md = b.metadata();
+    let claimed = md.file_metadata().num_rows();
+    // The footer's row count is a claim; the row groups' counts must add up to it, so a flipped
+    // footer cannot announce rows that no row group holds.
+    let groups: i128 = md.row_groups().iter().map(|g| g.num_rows() as i128).sum();
+    if claimed < 0 || groups != claimed as i128 || md.row_groups().iter().any(|g| g.num_rows() < 0)
+    {
+        return Err(DataError::corrupt(
+            path,
+            format!(
+                "the footer says {claimed} rows but its row groups hold {groups} (corrupt file)"
+            ),
+        ));
+    }
+    let n = usize::try_from(claimed)
+        .map_err(|_| DataError::corrupt(path, format!("{claimed} rows is too many to address")))?;
     let layers = layers_of(path, b.schema())?
         .into_iter()
         .map(|x| x.1)
@@ -42,11 +75,12 @@ fn reader(
         .iter()
         .map(|c| sorted.iter().position(|s| s == c).unwrap_or(0))
         .collect();
-    let r = b
-        .with_projection(mask)
-        .with_batch_size(batch_size)
-        .build()
-        .map_err(|e| DataError::corrupt(path, e))?;
+    let r = no_panic(path, READER, || {
+        b.with_projection(mask)
+            .with_batch_size(batch_size)
+            .build()
+            .map_err(|e| DataError::corrupt(path, e))
+    })?;
     Ok((r, pos))
 }
 
@@ -59,12 +93,18 @@ fn columns(path: &Path) -> Result<Vec<usize>> {
         .collect())
 }
 
+/// Rows per decoded batch so that one batch of `features`-wide rows stays near 16 MiB.
+fn rows_per_batch(features: usize, want: usize) -> usize {
+    ((16usize << 20) / features.max(1) / 4).clamp(1, want.max(1))
+}
+
 pub fn read_layer(path: &Path, layer: usize, info: &LayerInfo, n: usize) -> Result<Array2<f32>> {
-    let col = columns(path)?[layer];
-    let (r, _) = reader(path, &[col], 8192)?;
+    let col = *columns(path)?
+        .get(layer)
+        .ok_or_else(|| DataError::corrupt(path, "the file changed since it was opened"))?;
+    let (mut r, _) = reader(path, &[col], rows_per_batch(info.features, 8192))?;
     let mut data = Vec::new();
-    for batch in r {
-        let batch = batch.map_err(|e| DataError::corrupt(path, e))?;
+    while let Some(batch) = next_batch(path, &mut r)? {
         append_column(path, &info.name, batch.column(0), info.features, &mut data)?;
     }
     let rows = data.len() / info.features.max(1);
@@ -88,8 +128,17 @@ pub(crate) fn chunks(
     batch_size: usize,
 ) -> Result<ParquetChunks> {
     let all = columns(path)?;
-    let cols: Vec<usize> = ids.iter().map(|&i| all[i]).collect();
-    let (r, pos) = reader(path, &cols, batch_size.clamp(1, 65536))?;
+    let cols: Vec<usize> = ids
+        .iter()
+        .map(|&i| all.get(i).copied())
+        .collect::<Option<_>>()
+        .ok_or_else(|| DataError::corrupt(path, "the file changed since it was opened"))?;
+    let width: usize = ids.iter().map(|&i| layers[i].features).sum();
+    let (r, pos) = reader(
+        path,
+        &cols,
+        rows_per_batch(width, batch_size.clamp(1, 65536)),
+    )?;
     Ok(ParquetChunks {
         path: path.to_path_buf(),
         reader: r,
@@ -107,10 +156,9 @@ pub(crate) struct ParquetChunks {
 
 impl Chunks for ParquetChunks {
     fn next_chunk(&mut self) -> Result<Option<Vec<Array2<f32>>>> {
-        let Some(batch) = self.reader.next() else {
+        let Some(batch) = next_batch(&self.path, &mut self.reader)? else {
             return Ok(None);
         };
-        let batch = batch.map_err(|e| DataError::corrupt(&self.path, e))?;
         let rows = batch.num_rows();
         self.pos
             .iter()
