@@ -571,3 +571,46 @@ fn tabular_data_that_would_give_silent_wrong_answers() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn a_model_card_claiming_a_huge_input_is_refused_before_building() {
+    let d = scratch("card");
+    let model = d.join("m");
+    let ms = model.to_str().unwrap();
+    let o = strata(&[
+        "train", "--data", "digits", "--widths", "8", "--epochs", "1", "--out", ms, "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let card_path = d.join("m.json");
+    let mut card: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
+    card["config"]["input_shape"] = serde_json::json!([1, 100000, 100000]);
+    std::fs::write(&card_path, card.to_string()).unwrap();
+    let before = tree_hash(&d);
+    let store = d.join("s.arrow");
+    for args in [
+        vec![
+            "collect",
+            "--model",
+            ms,
+            "--data",
+            "digits",
+            "--out",
+            store.to_str().unwrap(),
+        ],
+        vec!["eval", "--model", ms, "--data", "digits"],
+    ] {
+        let (o, _) = strata_limited(2048, 60, &args);
+        assert_refused(&o, &["input shape", "m.json"]);
+        assert_eq!(tree_hash(&d), before);
+    }
+    // Weights and card are written with the same permissions.
+    let o = strata(&[
+        "train", "--data", "digits", "--widths", "8", "--epochs", "1", "--out", ms, "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
+    assert_eq!(mode(&d.join("m.safetensors")), mode(&card_path));
+    let _ = std::fs::remove_dir_all(&d);
+}

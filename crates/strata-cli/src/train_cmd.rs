@@ -99,8 +99,11 @@ pub fn train_on(
         classes: data.train.classes,
         precision: a.precision,
     };
-    let mut model = Net::new(config.clone(), a.train.seed)?;
     let bs = a.train.batch_size.max(2);
+    // Sizes first: a typo in the widths is an error line, not minutes of allocation.
+    strata_nn::limits::check_train_config(&a.train)?;
+    strata_nn::limits::check_config(&config, bs, true)?;
+    let mut model = Net::try_new(config.clone(), a.train.seed)?;
     let steps = data.train.len().div_ceil(bs) as u64;
     pb.set_length(steps * a.train.epochs as u64);
     let history = train::train(

@@ -3,10 +3,13 @@
 //! bit-packed inference for binary (`w1a1`) networks.
 
 pub mod binary_gemm;
+pub mod error;
 pub mod file;
+pub mod limits;
 pub mod net;
 pub mod packed;
 pub mod precision;
 pub mod train;
 
+pub use error::NnError;
 pub use precision::Precision;

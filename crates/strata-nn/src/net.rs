@@ -8,8 +8,9 @@
 //! quantized; the logits stay real (batch norm output). Float networks read pixels in [0, 1] and
 //! use ReLU.
 
+use crate::error::NnError;
 use crate::precision::{quantize_activations, quantize_weights, Precision};
-use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_core::{Device, Result, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use strata_data::rng::Rng;
 
@@ -80,17 +81,6 @@ fn from_rows(y: &Tensor, like: &Tensor) -> Result<Tensor> {
 }
 
 impl BatchNorm {
-    fn new(n: usize, dev: &Device) -> Result<Self> {
-        Ok(BatchNorm {
-            gamma: Var::ones(n, DType::F32, dev)?,
-            beta: Var::zeros(n, DType::F32, dev)?,
-            running_mean: Tensor::zeros(n, DType::F32, dev)?,
-            running_var: Tensor::ones(n, DType::F32, dev)?,
-            momentum: 0.1,
-            eps: 1e-5,
-        })
-    }
-
     /// Evaluation-mode affine map `y = (z - mean) * scale + beta`, with
     /// `scale = gamma / sqrt(running_var + eps)`: the exact f32 operations the bit-packed
     /// engine repeats, so both give identical outputs.
@@ -221,74 +211,212 @@ fn specs(c: &NetConfig) -> Vec<Spec> {
     v
 }
 
+/// One block as the configuration implies it, computed before anything is allocated: what
+/// [`crate::limits`] sizes and what a model file's tensors are checked against.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct BlockPlan {
+    pub name: String,
+    pub op: Op,
+    /// `in x out` (dense) or `out x in x k x k` (convolution).
+    pub wshape: Vec<usize>,
+    /// Output units or channels (the batch norm's size).
+    pub out: usize,
+    pub pool: usize,
+    /// Per-example output shape after pooling.
+    pub out_shape: Vec<usize>,
+    pub fan_in: usize,
+    pub fan_out: usize,
+    /// Per-example elements of the block's output before pooling.
+    pub pre_elems: usize,
+}
+
+impl BlockPlan {
+    /// Elements of the weight tensor.
+    pub fn weight_elems(&self) -> usize {
+        self.wshape.iter().product()
+    }
+}
+
+fn product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
+/// Every block's shapes for `c`, with checked arithmetic: an impossible configuration (a rank
+/// other than 3, a zero dimension, an input too small for a convolution, sizes that overflow)
+/// is an error, never a panic or an allocation.
+pub(crate) fn plan(c: &NetConfig) -> std::result::Result<Vec<BlockPlan>, NnError> {
+    let shape_name = || format!("input shape {:?}", c.input_shape);
+    if c.input_shape.len() != 3 {
+        return Err(NnError::invalid(
+            shape_name(),
+            "must have three dimensions [channels, height, width]",
+        ));
+    }
+    if c.input_shape.contains(&0) {
+        return Err(NnError::invalid(
+            shape_name(),
+            "every dimension must be at least 1",
+        ));
+    }
+    let overflow = || NnError::invalid(shape_name(), "sizes overflow");
+    let mut shape = c.input_shape.clone();
+    let mut out = Vec::new();
+    for s in specs(c) {
+        if s.out == 0 {
+            let what = if s.name == "logits" {
+                "classes".to_string()
+            } else {
+                format!("width of hidden layer {}", out.len() + 1)
+            };
+            return Err(NnError::invalid(what, "must be at least 1"));
+        }
+        let b = match s.op {
+            Op::Dense { gap } => {
+                let fin = if gap && shape.len() == 3 {
+                    shape[0]
+                } else {
+                    product(&shape).ok_or_else(overflow)?
+                };
+                BlockPlan {
+                    name: s.name,
+                    op: s.op,
+                    wshape: vec![fin, s.out],
+                    out: s.out,
+                    pool: s.pool,
+                    out_shape: vec![s.out],
+                    fan_in: fin,
+                    fan_out: s.out,
+                    pre_elems: s.out,
+                }
+            }
+            Op::Conv { k, stride, pad } => {
+                if shape.len() != 3 {
+                    return Err(NnError::invalid(
+                        s.name,
+                        "a convolution cannot follow a dense layer",
+                    ));
+                }
+                let (cin, h, w) = (shape[0], shape[1], shape[2]);
+                let too_small = || {
+                    NnError::invalid(
+                        format!("input {h}x{w}"),
+                        format!("too small for {}", s.name),
+                    )
+                };
+                let (hp, wp) = (
+                    h.checked_add(2 * pad).ok_or_else(overflow)?,
+                    w.checked_add(2 * pad).ok_or_else(overflow)?,
+                );
+                if hp < k || wp < k {
+                    return Err(too_small());
+                }
+                let oh = (hp - k) / stride + 1;
+                let ow = (wp - k) / stride + 1;
+                if oh / s.pool == 0 || ow / s.pool == 0 {
+                    return Err(too_small());
+                }
+                let kk = k * k;
+                BlockPlan {
+                    wshape: vec![s.out, cin, k, k],
+                    out: s.out,
+                    pool: s.pool,
+                    out_shape: vec![s.out, oh / s.pool, ow / s.pool],
+                    fan_in: cin.checked_mul(kk).ok_or_else(overflow)?,
+                    fan_out: s.out.checked_mul(kk).ok_or_else(overflow)?,
+                    pre_elems: product(&[s.out, oh, ow]).ok_or_else(overflow)?,
+                    name: s.name,
+                    op: s.op,
+                }
+            }
+        };
+        product(&b.wshape).ok_or_else(overflow)?;
+        shape = b.out_shape.clone();
+        out.push(b);
+    }
+    Ok(out)
+}
+
+/// The five tensors of a block, as a model file stores them (row-major f32).
+pub(crate) struct BlockParams {
+    pub weight: Vec<f32>,
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub running_mean: Vec<f32>,
+    pub running_var: Vec<f32>,
+}
+
 impl Net {
     /// A freshly initialized network: He-normal weights for float, Glorot-uniform for quantized
     /// weights (as BinaryNet); drawn from strata's RNG so `seed` fixes them.
+    ///
+    /// Keeps candle's error type for its existing callers; [`Net::try_new`] gives the typed
+    /// [`NnError`] (same checks, same messages).
     pub fn new(config: NetConfig, seed: u64) -> Result<Self> {
-        let dev = Device::Cpu;
+        Self::try_new(config, seed).map_err(NnError::into_candle)
+    }
+
+    /// [`Net::new`] with a typed error. The configuration is checked first
+    /// ([`crate::limits::check_config`]: hard caps, then the memory the network needs to be
+    /// built), so an absurd size is one clear error instead of an out-of-memory abort.
+    pub fn try_new(config: NetConfig, seed: u64) -> std::result::Result<Self, NnError> {
+        crate::limits::check_config(&config, 1, false)?;
+        let plans = plan(&config)?;
         let mut rng = Rng::new(seed);
-        if config.input_shape.len() != 3 || config.input_shape.contains(&0) {
-            candle_core::bail!(
-                "input shape must be [channels, height, width], got {:?}",
-                config.input_shape
-            );
-        }
-        let mut shape = config.input_shape.clone();
-        let mut blocks = Vec::new();
-        for s in specs(&config) {
-            let (fan_in, fan_out, wshape, out_shape) = match s.op {
-                Op::Dense { gap } => {
-                    let fin = if gap && shape.len() == 3 {
-                        shape[0]
-                    } else {
-                        shape.iter().product()
-                    };
-                    (fin, s.out, vec![fin, s.out], vec![s.out])
-                }
-                Op::Conv { k, stride, pad } => {
-                    if shape.len() != 3 {
-                        candle_core::bail!("a convolution cannot follow a dense layer");
-                    }
-                    let (cin, h, w) = (shape[0], shape[1], shape[2]);
-                    if h + 2 * pad < k || w + 2 * pad < k {
-                        candle_core::bail!("input {h}x{w} is too small for {}", s.name);
-                    }
-                    let oh = (h + 2 * pad - k) / stride + 1;
-                    let ow = (w + 2 * pad - k) / stride + 1;
-                    if oh / s.pool == 0 || ow / s.pool == 0 {
-                        candle_core::bail!("input {h}x{w} is too small for {}", s.name);
-                    }
-                    (
-                        cin * k * k,
-                        s.out * k * k,
-                        vec![s.out, cin, k, k],
-                        vec![s.out, oh / s.pool, ow / s.pool],
-                    )
-                }
-            };
-            let numel: usize = wshape.iter().product();
-            let vals: Vec<f32> = match config.precision {
+        let mut params = Vec::with_capacity(plans.len());
+        for p in &plans {
+            let numel = p.weight_elems();
+            let weight: Vec<f32> = match config.precision {
                 Precision::Float => {
-                    let std = (2.0 / fan_in as f64).sqrt();
+                    let std = (2.0 / p.fan_in as f64).sqrt();
                     (0..numel).map(|_| (rng.normal() * std) as f32).collect()
                 }
                 // Glorot-uniform, as BinaryNet: small real weights whose signs flip readily.
                 _ => {
-                    let a = (6.0 / (fan_in + fan_out) as f64).sqrt();
+                    let a = (6.0 / (p.fan_in + p.fan_out) as f64).sqrt();
                     (0..numel)
                         .map(|_| ((rng.uniform() * 2.0 - 1.0) * a) as f32)
                         .collect()
                 }
             };
-            blocks.push(Block {
-                name: s.name,
-                op: s.op,
-                w: Var::from_tensor(&Tensor::from_vec(vals, wshape, &dev)?)?,
-                bn: BatchNorm::new(s.out, &dev)?,
-                pool: s.pool,
-                out_shape: out_shape.clone(),
+            params.push(BlockParams {
+                weight,
+                gamma: vec![1.0; p.out],
+                beta: vec![0.0; p.out],
+                running_mean: vec![0.0; p.out],
+                running_var: vec![1.0; p.out],
             });
-            shape = out_shape;
+        }
+        Self::assemble(config, plans, params)
+    }
+
+    /// A network from its planned blocks and their parameters (lengths already checked against
+    /// the plan by the caller).
+    pub(crate) fn assemble(
+        config: NetConfig,
+        plans: Vec<BlockPlan>,
+        params: Vec<BlockParams>,
+    ) -> std::result::Result<Self, NnError> {
+        let dev = Device::Cpu;
+        let mut blocks = Vec::with_capacity(plans.len());
+        for (p, v) in plans.into_iter().zip(params) {
+            // `Var::from_vec` takes the buffer as is (no copy on the CPU).
+            let w = Var::from_vec(v.weight, p.wshape.clone(), &dev)?;
+            let n = p.out;
+            blocks.push(Block {
+                name: p.name,
+                op: p.op,
+                w,
+                bn: BatchNorm {
+                    gamma: Var::from_vec(v.gamma, n, &dev)?,
+                    beta: Var::from_vec(v.beta, n, &dev)?,
+                    running_mean: Tensor::from_vec(v.running_mean, n, &dev)?,
+                    running_var: Tensor::from_vec(v.running_var, n, &dev)?,
+                    momentum: 0.1,
+                    eps: 1e-5,
+                },
+                pool: p.pool,
+                out_shape: p.out_shape,
+            });
         }
         Ok(Net { config, blocks })
     }

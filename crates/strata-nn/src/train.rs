@@ -173,11 +173,12 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
-/// Predicted classes for every example, in evaluation mode, in batches of 1000.
+/// Predicted classes for every example, in evaluation mode, in batches of
+/// [`crate::limits::EVAL_BATCH`].
 pub fn predict(model: &mut Net, d: &Dataset) -> Result<Vec<usize>> {
     let mut out = Vec::with_capacity(d.len());
     let all: Vec<usize> = (0..d.len()).collect();
-    for chunk in all.chunks(1000) {
+    for chunk in all.chunks(crate::limits::EVAL_BATCH) {
         let (x, _) = batch(d, chunk)?;
         let logits = model.forward(&x, false)?.logits.to_vec2::<f32>()?;
         out.extend(logits.iter().map(|r| argmax(r)));
@@ -201,6 +202,10 @@ pub fn accuracy(model: &mut Net, d: &Dataset) -> Result<f64> {
 
 /// Train `model` on `train`, evaluating on `test` after every epoch. `on_step(epoch, batch,
 /// batches, loss)` reports progress; `on_epoch` receives each epoch's figures.
+///
+/// Refuses, before the first step, epochs or a batch size above the caps and a run that would
+/// not fit in memory ([`crate::limits::check_training`]; the error is that check's one-line
+/// message).
 pub fn train(
     model: &mut Net,
     train: &Dataset,
@@ -209,6 +214,7 @@ pub fn train(
     on_step: &mut dyn FnMut(usize, usize, usize, f64),
     on_epoch: &mut dyn FnMut(&EpochStats),
 ) -> Result<Vec<EpochStats>> {
+    crate::limits::check_training(&model.config, cfg).map_err(crate::NnError::into_candle)?;
     let vars = model.vars();
     let mut opt = Opt::new(vars.clone(), cfg)?;
     let mut rng = Rng::new(cfg.seed ^ 0x005e_ed0f_da7a);

@@ -241,3 +241,43 @@ fn l2_penalty_shrinks_the_weights() {
         "sum of squares {penalized} with L2 vs {free} without"
     );
 }
+
+#[test]
+fn train_refuses_sizes_beyond_the_caps_before_the_first_step() {
+    let data = dataset::load("digits").unwrap();
+    let config = NetConfig {
+        architecture: Architecture::Mlp,
+        input_shape: data.train.shape.clone(),
+        widths: vec![8],
+        classes: 10,
+        precision: Precision::Float,
+    };
+    let mut m = Net::new(config, 0).unwrap();
+    let mut steps = 0;
+    let mut c = cfg(strata_nn::limits::MAX_EPOCHS + 1, 0);
+    let e = train::train(
+        &mut m,
+        &data.train,
+        &data.test,
+        &c,
+        &mut |_, _, _, _| steps += 1,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e, "epochs: 100001 is more than the 100000 allowed");
+    c.epochs = 1;
+    c.batch_size = strata_nn::limits::MAX_BATCH + 1;
+    let e = train::train(
+        &mut m,
+        &data.train,
+        &data.test,
+        &c,
+        &mut |_, _, _, _| steps += 1,
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.starts_with("batch size: 1048577 is more than"), "{e}");
+    assert_eq!(steps, 0);
+}

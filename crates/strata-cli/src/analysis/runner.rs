@@ -532,7 +532,16 @@ fn check_architectures(a: &Analysis, data: &BTreeMap<String, LoadedData>) -> Res
             classes: d.splits.train.classes,
             precision: strata_nn::Precision::Float,
         };
-        if let Err(e) = strata_nn::net::Net::new(config, 0) {
+        // Caps and memory for training at the family's batch size, at its hungriest precision,
+        // before anything is built; then one build to catch shapes a layer cannot take.
+        let sized = f.precisions.iter().try_for_each(|p| {
+            let c = strata_nn::net::NetConfig {
+                precision: p.0,
+                ..config.clone()
+            };
+            strata_nn::limits::check_config(&c, f.batch_size.max(2), true)
+        });
+        if let Err(e) = sized.and_then(|()| strata_nn::net::Net::try_new(config, 0).map(|_| ())) {
             let e = e.to_string();
             let e = e.lines().next().unwrap_or("");
             bail!(

@@ -292,11 +292,9 @@ pub struct TwinsSpec {
     pub heatmaps: bool,
 }
 
-/// Limits that keep a typo from allocating the machine away or training for ever.
-pub const MAX_LAYERS: usize = 64;
-pub const MAX_WIDTH: usize = 65_536;
-pub const MAX_EPOCHS: usize = 100_000;
-pub const MAX_BATCH: usize = 1 << 20;
+/// Limits that keep a typo from allocating the machine away or training for ever: the network
+/// library's, so a spec and every command obey the same ones.
+pub use strata_nn::limits::{MAX_BATCH, MAX_EPOCHS, MAX_LAYERS, MAX_WIDTH};
 
 fn yes() -> bool {
     true

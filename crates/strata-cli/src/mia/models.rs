@@ -168,7 +168,8 @@ impl<'a> Trainer<'a> {
             classes,
             precision: spec.precision,
         };
-        let mut model = Net::new(config, spec.train.seed)?;
+        strata_nn::limits::check_config(&config, spec.train.batch_size.max(2), true)?;
+        let mut model = Net::try_new(config, spec.train.seed)?;
         let train_set = self.pool.select(members);
         let empty = train_set.head(0);
         let history = train::train(
