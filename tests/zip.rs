@@ -155,3 +155,181 @@ fn bench_reports_strata_beside_the_classic_compressors() {
         assert!(out.join(f).exists(), "{f}");
     }
 }
+
+/// FNV-1a over a file's bytes: what "unchanged" means below.
+fn hash(p: &Path) -> u64 {
+    std::fs::read(p)
+        .unwrap()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+#[cfg(unix)]
+#[test]
+fn input_and_output_being_the_same_file_is_refused_even_with_force() {
+    let d = scratch("same");
+    let x = d.join("x.txt");
+    std::fs::write(&x, b"text that must survive, text that must survive\n").unwrap();
+    let z = d.join("x.stz");
+    assert!(strata(&["zip", "compress", s(&x), s(&z)]).status.success());
+    std::fs::hard_link(&x, d.join("hard")).unwrap();
+    std::os::unix::fs::symlink(&x, d.join("soft")).unwrap();
+    std::os::unix::fs::symlink(&z, d.join("zsoft")).unwrap();
+    let (hx, hz) = (hash(&x), hash(&z));
+    let dot = d.join(".").join("x.txt");
+    let soft = d.join("soft");
+    let cases: Vec<(&str, &Path, std::path::PathBuf)> = vec![
+        ("compress", &x, x.clone()),
+        ("compress", &x, dot.clone()),
+        ("compress", &dot, x.clone()),
+        ("compress", &x, d.join("hard")),
+        ("compress", &x, soft.clone()),
+        ("compress", &soft, x.clone()),
+        ("decompress", &z, z.clone()),
+        ("decompress", &z, d.join("zsoft")),
+    ];
+    for (cmd, input, output) in &cases {
+        let o = strata(&["zip", cmd, s(input), s(output), "--force"]);
+        fails_with_one_line(&o, "same file");
+        assert_eq!(
+            hash(&x),
+            hx,
+            "{cmd} {} {}",
+            input.display(),
+            output.display()
+        );
+        assert_eq!(
+            hash(&z),
+            hz,
+            "{cmd} {} {}",
+            input.display(),
+            output.display()
+        );
+    }
+    assert!(std::fs::symlink_metadata(d.join("soft"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A different file is still overwritten with --force.
+    let y = d.join("y.txt");
+    std::fs::write(&y, b"old").unwrap();
+    let o = strata(&["zip", "decompress", s(&z), s(&y), "--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(hash(&y), hx);
+}
+
+#[test]
+fn a_forged_length_fails_at_once_with_one_line() {
+    // A header claiming 10^10 bytes of a two-letter alphabet (one bit each) before 440 KB of
+    // zeros: decoding it would take hours before the checksum failed; the header check refuses
+    // it before decoding.
+    let d = scratch("forged");
+    let mut c = b"STZP\x02\x01\xef\xbe\xad\xde".to_vec();
+    let mut len = 10_000_000_000u64;
+    while len >= 0x80 {
+        c.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    c.push(len as u8);
+    c.extend_from_slice(&[2, 2, 0, 1]); // two symbols, 0 and 1
+    c.extend_from_slice(&[0, 0, 1, 32, 16]); // cm, layers 1, hidden 32, bptt 16
+    c.extend_from_slice(&0.005f32.to_bits().to_le_bytes());
+    c.push(0); // seed
+    c.extend(std::iter::repeat_n(0u8, 440_000));
+    let f = d.join("forged.stz");
+    std::fs::write(&f, &c).unwrap();
+    let out = d.join("out");
+    let o = strata(&["zip", "decompress", s(&f), s(&out)]);
+    fails_with_one_line(
+        &o,
+        "header claims 10000000000 bytes but the 440000-byte stream can code at most",
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("forged.stz"));
+    assert!(!out.exists());
+    fails_with_one_line(&strata(&["zip", "info", s(&f)]), "header claims");
+}
+
+#[test]
+fn outputs_are_whole_or_absent_and_leave_no_temporary_files() {
+    let d = scratch("atomic");
+    let input = d.join("in.txt");
+    std::fs::write(&input, b"abcabcabcabcabcabc abcabcabc\n".repeat(50)).unwrap();
+    let packed = d.join("in.stz");
+    assert!(strata(&["zip", "compress", s(&input), s(&packed)])
+        .status
+        .success());
+    let good = std::fs::read(&packed).unwrap();
+    assert_eq!(
+        strata_zip_decoded(&d, &packed),
+        std::fs::read(&input).unwrap()
+    );
+
+    // A corrupt input with --force over an existing output: the output keeps its old bytes.
+    let mut bad = good.clone();
+    bad[6] ^= 0xff; // the stored CRC-32: decoding runs to the end, then the check fails
+
+    let badf = d.join("bad.stz");
+    std::fs::write(&badf, &bad).unwrap();
+    let out = d.join("out.txt");
+    std::fs::write(&out, b"previous contents").unwrap();
+    let o = strata(&["zip", "decompress", s(&badf), s(&out), "--force"]);
+    assert!(!o.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous contents");
+    // A compress whose output directory does not exist: an error, nothing created.
+    let o = strata(&[
+        "zip",
+        "compress",
+        s(&input),
+        s(&d.join("no/such/dir/x.stz")),
+    ]);
+    assert!(!o.status.success());
+    assert!(!d.join("no").exists());
+    // Compressing over an existing output with --force replaces it whole.
+    let o = strata(&["zip", "compress", s(&input), s(&out), "--force"]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read(&out).unwrap(), good);
+    let names: Vec<String> = std::fs::read_dir(&d)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.starts_with('.') && !n.ends_with(".tmp")),
+        "{names:?}"
+    );
+}
+
+fn strata_zip_decoded(d: &Path, packed: &Path) -> Vec<u8> {
+    let back = d.join("decoded.bin");
+    let o = strata(&["zip", "decompress", s(packed), s(&back), "--force"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v = std::fs::read(&back).unwrap();
+    std::fs::remove_file(&back).unwrap();
+    v
+}
+
+/// An empty input has no bits/symbol figure (not 8 x header bytes / max(1, 0)).
+#[test]
+fn an_empty_input_reports_no_bits_per_symbol() {
+    let d = scratch("empty");
+    let e = d.join("empty");
+    std::fs::write(&e, b"").unwrap();
+    let z = d.join("empty.stz");
+    let o = strata(&["zip", "compress", s(&e), s(&z), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j = last_json(&o);
+    assert!(j["bits_per_symbol"].is_null(), "{j}");
+    assert!(j["bits_per_byte"].is_null(), "{j}");
+    assert_eq!(j["original_bytes"], 0);
+    let o = strata(&["zip", "compress", s(&e), s(&z), "--force"]);
+    assert!(o.status.success());
+    let line = String::from_utf8_lossy(&o.stdout);
+    for bad in ["bits/symbol", "NaN", "inf", "-0.0"] {
+        assert!(!line.contains(bad), "{line}");
+    }
+    assert_eq!(strata_zip_decoded(&d, &z), b"");
+}

@@ -511,25 +511,10 @@ fn run_zip(which: ZipCmd) -> Result<()> {
         } => {
             let opts = zip_options(&model, alphabet, threads)?;
             let c = zip_cmd::compress_file(&input, &output, &opts, force, quiet || json)?;
-            let bps = 8.0 * c.output_len as f64 / c.symbols.max(1) as f64;
             if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "input": input, "output": output, "original_bytes": c.input_len,
-                        "compressed_bytes": c.output_len, "symbols": c.symbols,
-                        "bits_per_symbol": bps,
-                        "bits_per_byte": 8.0 * c.output_len as f64 / c.input_len.max(1) as f64,
-                        "alphabet": c.alphabet, "model": c.model, "seconds": c.seconds,
-                    })
-                );
+                println!("{}", c.json(&input, &output));
             } else {
-                println!(
-                    "{} -> {}: {} -> {} bytes, {:.4} bits/symbol ({} symbols, {}), model {}, {:.2} s ({:.1} KB/s)",
-                    input.display(), output.display(), c.input_len, c.output_len, bps,
-                    c.symbols, c.alphabet, c.model, c.seconds,
-                    c.input_len as f64 / 1000.0 / c.seconds.max(1e-9)
-                );
+                println!("{}", c.summary(&input, &output));
             }
             Ok(())
         }

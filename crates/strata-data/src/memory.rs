@@ -100,7 +100,10 @@ mod tests {
         let e = check_fits(u64::MAX / 2, "a test array").unwrap_err();
         assert!(e.available > 0 && e.need == u64::MAX / 2);
         let msg = e.to_string();
-        assert!(msg.starts_with("a test array needs ") && msg.contains("EiB"), "{msg}");
+        assert!(
+            msg.starts_with("a test array needs ") && msg.contains("EiB"),
+            "{msg}"
+        );
         check_fits(1024, "a kibibyte").unwrap();
     }
 

@@ -28,6 +28,7 @@ pub(crate) fn learn(p: u32, bit: u32, r: u32) -> u32 {
 /// Adaptive probabilities indexed by a small context: each entry keeps a 16-bit probability
 /// and how often it was updated (up to `limit`, which sets how fast it forgets), packed in one
 /// word (probability high, count low) so a lookup and its update touch one cache line.
+#[derive(Clone)]
 pub struct StateMap {
     t: Vec<u32>,
     limit: u32,
@@ -151,11 +152,13 @@ pub struct Apm {
 impl Apm {
     /// `contexts` contexts; each starts as the identity map.
     pub fn new(contexts: usize, rate: u32) -> Self {
-        let mut t = Vec::with_capacity(contexts * 33);
+        // Every context starts as the same 33-point squash curve: computed once, then copied.
+        let row: Vec<u16> = (0..33)
+            .map(|j| (squash((j - 16) * 128) * 16) as u16)
+            .collect();
+        let mut t = Vec::with_capacity(contexts.max(1) * 33);
         for _ in 0..contexts.max(1) {
-            for j in 0..33 {
-                t.push((squash((j - 16) * 128) * 16) as u16);
-            }
+            t.extend_from_slice(&row);
         }
         Apm {
             t,

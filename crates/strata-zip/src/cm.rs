@@ -292,7 +292,7 @@ impl Cm {
         let p2 = self.apm2.p(q >> 4, self.apm_cx[1]);
         let p3 = self.apm3.p(q >> 4, self.apm_cx[2]);
         // 16 bits for the coder, kept away from 0 and 65536.
-        ((2 * q + p2 + p3 + 2) >> 2).clamp(16, 65520)
+        ((2 * q + p2 + p3 + 2) >> 2).clamp(crate::coder::MODEL_P_MIN, crate::coder::MODEL_P_MAX)
     }
 
     /// Learns the bit that came and moves to the next.
@@ -557,14 +557,22 @@ impl Cm {
 
 /// An adaptive map from (bit history state, a byte of context) to a probability, started at
 /// the states' count-based priors. The limit of 255 lets it follow drifting statistics.
+///
+/// Every stream needs two per context (40 for bytes), so the primed table is built once and
+/// copied: filling it entry by entry cost more than decoding a small file.
 fn state_map() -> StateMap {
-    let mut m = StateMap::new(1 << 16, 255);
-    for s in 0..crate::bithistory::states() {
-        for cx in 0..256 {
-            m.set(s | cx << 8, crate::bithistory::prior(s as u8));
-        }
-    }
-    m
+    static PRIMED: std::sync::OnceLock<StateMap> = std::sync::OnceLock::new();
+    PRIMED
+        .get_or_init(|| {
+            let mut m = StateMap::new(1 << 16, 255);
+            for s in 0..crate::bithistory::states() {
+                for cx in 0..256 {
+                    m.set(s | cx << 8, crate::bithistory::prior(s as u8));
+                }
+            }
+            m
+        })
+        .clone()
 }
 
 /// A byte's class in text: lower case, upper case, white space, other.

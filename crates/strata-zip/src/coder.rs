@@ -12,6 +12,47 @@ pub const P_MIN: u32 = 1;
 /// See [`P_MIN`].
 pub const P_MAX: u32 = 65535;
 
+/// Lowest probability of a one, out of 65536, that any predictor of this crate hands the coder
+/// (the context mixer's and the APMs' final clamp, and a network's 12-bit 1..=4095 shifted left
+/// by 4). Tighter than [`P_MIN`] on purpose: it bounds how little a coded bit can cost, which is
+/// what lets a decoder refuse a header claiming more symbols than its stream could hold
+/// ([`max_coded_bits`]).
+pub const MODEL_P_MIN: u32 = 16;
+/// Highest probability of a one a predictor hands the coder; see [`MODEL_P_MIN`].
+pub const MODEL_P_MAX: u32 = 65536 - MODEL_P_MIN;
+
+/// Most bits a code stream holds per bit of its own while every probability lies in
+/// `[MODEL_P_MIN, MODEL_P_MAX]`.
+///
+/// Why: write `W = high - low + 1` for the interval's width. Coding a bit with `p1 <= 65520`
+/// as a one leaves `floor((W-1) p1 / 65536) + 1 <= W - ceil((W-1) / 4096)`, and as a zero with
+/// `p1 >= 16` leaves `(W-1) - floor((W-1) p1 / 65536) <= W - 1 - floor((W-1) / 4096)`; both are at
+/// most `W (1 - 1/4097)` for every `W >= 2`, so every bit costs at least `log2(4097/4096)` bits
+/// = 1/2839.8, however sure the model is (the integer rounding included). Shifting a byte out
+/// multiplies `W` by 256, so `W / 256^shifts` only ever shrinks by those factors, from `2^32`
+/// to at least `2 / 256^shifts` (the interval never closes). Hence `n` bits need
+/// `n log2(4097/4096) <= 8 shifts + 31`, and a stream of `len` bytes has `shifts <= len` (the
+/// flush only adds bytes): `n <= (8 len + 32) * 2840`.
+pub const MAX_BITS_PER_CODE_BIT: u64 = 2840;
+
+/// The most bits (binary decisions) a code stream of `len` bytes can hold under
+/// [`MODEL_P_MIN`]..[`MODEL_P_MAX`]; see [`MAX_BITS_PER_CODE_BIT`] for the proof. A header that
+/// claims more is corrupt, and refusing it up front bounds a decoder's work and memory by the
+/// size of its input.
+pub fn max_coded_bits(len: u64) -> u64 {
+    len.saturating_mul(8)
+        .saturating_add(32)
+        .saturating_mul(MAX_BITS_PER_CODE_BIT)
+}
+
+/// Keeps a probability from a predictor inside `[MODEL_P_MIN, MODEL_P_MAX]`. The predictors
+/// already stay there, so this changes no valid stream; it makes [`max_coded_bits`] hold even if
+/// a model ever strayed.
+#[inline]
+pub fn clamp_model_p(p: u32) -> u32 {
+    p.clamp(MODEL_P_MIN, MODEL_P_MAX)
+}
+
 /// Keeps a 16-bit probability inside `[P_MIN, P_MAX]`, so neither bit gets a zero frequency.
 #[inline]
 pub fn clamp_p(p: u32) -> u32 {
@@ -231,6 +272,48 @@ mod tests {
             (bytes * 8.0 - info).abs() < 64.0,
             "{bytes} bytes vs {info} bits"
         );
+    }
+
+    #[test]
+    fn the_capacity_bound_holds_and_is_tight() {
+        // The per-bit floor: 1 / log2(4097/4096) must not exceed the constant.
+        assert!(1.0 / (4097f64 / 4096.0).log2() < MAX_BITS_PER_CODE_BIT as f64);
+        // Brute force of the interval argument: for every width W the rounding can produce
+        // (small ones exhaustively, large ones sampled), each bit at the model's extremes leaves
+        // at most W (1 - 1/4097).
+        let mut s = 5u64;
+        let widths =
+            (2u64..200_000).chain((0..200_000).map(|_| 2 + rng(&mut s) % (u32::MAX as u64)));
+        for w in widths {
+            let (low, high) = (0u32, (w - 1) as u32);
+            for p in [MODEL_P_MIN, MODEL_P_MAX] {
+                let mid = split(low, high, p) as u64;
+                let one = mid - low as u64 + 1;
+                let zero = high as u64 - mid;
+                assert!(
+                    one * 4097 <= w * 4096 && zero * 4097 <= w * 4096,
+                    "W={w} p={p}"
+                );
+            }
+        }
+        // The most compressible streams there are (every bit the likelier one, at the clamp)
+        // stay inside the bound and come close to it, for either bit.
+        for (bit, p) in [(1, MODEL_P_MAX), (0, MODEL_P_MIN)] {
+            for n in [1u64, 100, 10_000, 3_000_000] {
+                let mut e = Encoder::new();
+                for _ in 0..n {
+                    e.encode(bit, p);
+                }
+                let len = e.finish().len() as u64;
+                assert!(n <= max_coded_bits(len), "{n} bits in {len} bytes");
+                if n == 3_000_000 {
+                    assert!(
+                        n * 11 / 10 > max_coded_bits(len) - 32 * 2840,
+                        "{n} bits, {len} bytes"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -11,6 +11,16 @@ pub enum ZipError {
     Truncated(&'static str),
     #[error("corrupt strata-zip file: {0}")]
     Corrupt(String),
+    /// The header claims more data than its coded stream could possibly hold (checked before
+    /// decoding, so a forged length costs no time).
+    #[error("corrupt strata-zip file: header claims {claimed} {unit} but the {stream_len}-byte {stream} can code at most {max}")]
+    Oversized {
+        claimed: u64,
+        unit: &'static str,
+        stream: &'static str,
+        stream_len: u64,
+        max: u64,
+    },
     #[error("checksum mismatch: the decoded data's CRC-32 is {got:08x}, the file says {want:08x} (the file is corrupt)")]
     Checksum { want: u32, got: u32 },
     #[error("invalid model: {0}")]

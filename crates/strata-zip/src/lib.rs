@@ -16,7 +16,10 @@
 //!   Fibonacci);
 //! * the container: magic, version, the model spec, the original length and its CRC-32, checked
 //!   on decoding. Input the model cannot shrink is stored, so nothing grows by more than the
-//!   header.
+//!   header. Every size a header claims is checked against the bytes that follow it before
+//!   anything is allocated or decoded (a coded bit costs at least log2(4097/4096) bits, see
+//!   [`coder::max_coded_bits`]), so a forged or damaged file fails at once, and a decoder's work
+//!   and memory are bounded by the size of its input.
 
 mod adaptive;
 pub mod alphabet;
@@ -158,30 +161,16 @@ pub fn decompress_with_progress(
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>> {
-    let (info, mut r) = read_header(container)?;
-    let data = match (&info.alphabet, &info.model) {
-        (None, _) | (_, None) => {
-            let rest = r.rest();
-            if rest.len() as u64 != info.original_len {
-                return Err(ZipError::Truncated(
-                    "stored data is shorter than the header says",
-                ));
-            }
-            rest.to_vec()
-        }
-        (Some(Alphabet::Dna), Some(model)) => {
-            let side_len = r.varint("DNA side stream length")?;
-            let side_code_len = r.varint("DNA side stream code length")?;
-            if side_len > info.original_len {
-                return Err(ZipError::Corrupt(
-                    "DNA side stream longer than the data".into(),
-                ));
-            }
-            let nbases = r.varint("DNA base count")?;
-            let side_code = r.bytes(side_code_len as usize, "DNA side stream")?;
-            let base_code = r.rest();
-            check_capacity(side_len, 8, side_code.len())?;
-            check_capacity(nbases, 2, base_code.len())?;
+    let (info, layout) = read_header(container)?;
+    let data = match layout {
+        Layout::Stored(rest) => rest.to_vec(),
+        Layout::Dna {
+            model,
+            side_code,
+            side_len,
+            base_code,
+            nbases,
+        } => {
             let (side, bases) = run_two(
                 threads,
                 || {
@@ -189,7 +178,7 @@ pub fn decompress_with_progress(
                         side_code,
                         side_len,
                         8,
-                        predictor(model, 8, bytes_flavor(), side_len as usize),
+                        predictor(&model, 8, bytes_flavor(), side_len as usize),
                         progress,
                     )
                 },
@@ -198,7 +187,7 @@ pub fn decompress_with_progress(
                         base_code,
                         nbases,
                         2,
-                        predictor(model, 2, dna_flavor(), nbases as usize),
+                        predictor(&model, 2, dna_flavor(), nbases as usize),
                         progress,
                     )
                 },
@@ -211,18 +200,21 @@ pub fn decompress_with_progress(
             }
             alphabet::merge_dna(&bases, &side)?
         }
-        (Some(a), Some(model)) => {
-            let n = alphabet::symbol_count(info.original_len, a);
+        Layout::Coded {
+            model,
+            alphabet: a,
+            code,
+            symbols: n,
+        } => {
             let w = a.width();
-            check_capacity(n, w, r.rest().len())?;
             let symbols = decode_stream(
-                r.rest(),
+                code,
                 n,
                 w,
-                predictor(model, w, flavor_for(a), n as usize),
+                predictor(&model, w, flavor_for(&a), n as usize),
                 progress,
             )?;
-            alphabet::from_symbols(&symbols, a)?
+            alphabet::from_symbols(&symbols, &a)?
         }
     };
     if data.len() as u64 != info.original_len {
@@ -240,9 +232,33 @@ pub fn decompress_with_progress(
     Ok(data)
 }
 
-/// Reads a container's header only.
+/// Reads a container's header only. It checks every size the header claims against the file's
+/// length (see [`coder::max_coded_bits`]), so a container that [`decompress`] would refuse as
+/// too long for its stream is refused here already, before any decoding.
 pub fn info(container: &[u8]) -> Result<Info> {
     read_header(container).map(|(i, _)| i)
+}
+
+/// Where a container's payload lies and how many symbols each coded stream must give; built
+/// only after every claimed size was checked against the bytes that are there.
+enum Layout<'a> {
+    /// The data as is (its length already matches the header).
+    Stored(&'a [u8]),
+    /// One coded stream of `symbols` symbols of the alphabet's width.
+    Coded {
+        model: ModelSpec,
+        alphabet: Alphabet,
+        code: &'a [u8],
+        symbols: u64,
+    },
+    /// DNA: the side stream (`side_len` bytes) and the 2-bit bases (`nbases`).
+    Dna {
+        model: ModelSpec,
+        side_code: &'a [u8],
+        side_len: u64,
+        base_code: &'a [u8],
+        nbases: u64,
+    },
 }
 
 fn header(version: u8, method: u8, crc: u32, len: u64) -> Vec<u8> {
@@ -260,7 +276,7 @@ fn stored_container(data: &[u8], crc: u32) -> Vec<u8> {
     out
 }
 
-fn read_header(container: &[u8]) -> Result<(Info, Reader<'_>)> {
+fn read_header(container: &[u8]) -> Result<(Info, Layout<'_>)> {
     if container.len() < 4 || &container[..4] != MAGIC {
         return Err(ZipError::NotAContainer);
     }
@@ -285,25 +301,106 @@ fn read_header(container: &[u8]) -> Result<(Info, Reader<'_>)> {
         ),
         m => return Err(ZipError::Corrupt(format!("unknown method {m}"))),
     };
+    let header_len = r.pos;
+    let layout = match (&alphabet, &model) {
+        (Some(Alphabet::Dna), Some(model)) => {
+            let side_len = r.varint("DNA side stream length")?;
+            let side_code_len = r.varint("DNA side stream code length")?;
+            let nbases = r.varint("DNA base count")?;
+            // The side stream's code must lie inside the file (checked before slicing).
+            let side_code = usize::try_from(side_code_len)
+                .ok()
+                .filter(|&n| n <= r.rest().len())
+                .and_then(|n| r.bytes(n, "DNA side stream").ok())
+                .ok_or(ZipError::Truncated(
+                    "the DNA side stream is longer than the file",
+                ))?;
+            let base_code = r.rest();
+            check_capacity(side_len, "bytes", 8, "DNA side stream", side_code.len())?;
+            check_capacity(nbases, "bases", 2, "DNA base stream", base_code.len())?;
+            // The side stream holds its bytes plus their run records, so the original has at
+            // least the bases and at most the bases plus the whole side stream.
+            if original_len < nbases
+                || nbases
+                    .checked_add(side_len)
+                    .is_none_or(|m| original_len > m)
+            {
+                return Err(ZipError::Corrupt(format!(
+                    "header claims {original_len} bytes but its DNA streams hold {nbases} bases \
+                     and {side_len} side bytes"
+                )));
+            }
+            Layout::Dna {
+                model: model.clone(),
+                side_code,
+                side_len,
+                base_code,
+                nbases,
+            }
+        }
+        (Some(a), Some(model)) => {
+            let code = r.rest();
+            // Bits per original byte: the alphabet's width, times 8 symbols a byte for bits.
+            let per_byte = a.width() as u64 * if *a == Alphabet::Bits { 8 } else { 1 };
+            check_capacity(original_len, "bytes", per_byte, "stream", code.len())?;
+            Layout::Coded {
+                model: model.clone(),
+                alphabet: a.clone(),
+                code,
+                symbols: alphabet::symbol_count(original_len, a),
+            }
+        }
+        _ => {
+            let rest = r.rest();
+            match (rest.len() as u64).cmp(&original_len) {
+                std::cmp::Ordering::Less => {
+                    return Err(ZipError::Truncated(
+                        "stored data is shorter than the header says",
+                    ))
+                }
+                std::cmp::Ordering::Greater => {
+                    return Err(ZipError::Corrupt(format!(
+                        "header claims {original_len} stored bytes but {} follow it",
+                        rest.len()
+                    )))
+                }
+                std::cmp::Ordering::Equal => {}
+            }
+            Layout::Stored(rest)
+        }
+    };
     let info = Info {
         original_len,
         crc32: crc,
         alphabet,
         model,
-        header_len: r.pos,
+        header_len,
     };
-    Ok((info, r))
+    Ok((info, layout))
 }
 
-/// A coded bit costs at least -log2(65520/65536) = 0.00035 bits, so a payload of `bytes` can
-/// hold at most ~2,900 bits per bit it has; a header claiming more is corrupt (and would make
-/// the decoder allocate without bound).
-fn check_capacity(symbols: u64, width: u32, bytes: usize) -> Result<()> {
-    let bits = symbols.saturating_mul(width as u64);
-    if bits > (bytes as u64 + 8).saturating_mul(8 * 2900) {
-        return Err(ZipError::Corrupt(format!(
-            "{symbols} symbols cannot come out of {bytes} coded bytes"
-        )));
+/// Refuses a header that claims more than its coded stream can hold. Every coded bit costs at
+/// least log2(4097/4096) bits of code whatever the model predicts ([`coder::max_coded_bits`]),
+/// so `code_len` bytes hold at most about 22,700 bits; a claim beyond that is corruption, and
+/// without this check a few hundred KB of zeros behind a header claiming 10^10 bytes would be
+/// decoded for hours before the checksum failed. `bits_per_unit` converts the claimed units
+/// (bytes, bases) into coded bits.
+fn check_capacity(
+    claimed: u64,
+    unit: &'static str,
+    bits_per_unit: u64,
+    stream: &'static str,
+    code_len: usize,
+) -> Result<()> {
+    let max = coder::max_coded_bits(code_len as u64) / bits_per_unit.max(1);
+    if claimed > max {
+        return Err(ZipError::Oversized {
+            claimed,
+            unit,
+            stream,
+            stream_len: code_len as u64,
+            max,
+        });
     }
     Ok(())
 }
@@ -347,10 +444,12 @@ enum Predictor {
 impl Predictor {
     #[inline]
     fn p(&mut self, partial: u32, done: u32) -> u32 {
-        match self {
+        // Both predictors already stay in the clamp's range (so valid streams are unchanged);
+        // the clamp is what guarantees the capacity bound the header check relies on.
+        coder::clamp_model_p(match self {
             Predictor::Cm(c) => c.predict(),
             Predictor::Rnn(n) => n.p(partial, done) << 4,
-        }
+        })
     }
 
     #[inline]

@@ -2,7 +2,7 @@
 //! files in the same run: compressed size, bits per byte (per base for DNA, per symbol for small
 //! alphabets), compression and decompression speed, and a round-trip check of strata's output.
 
-use super::files::symbol_count;
+use super::files::{kb_per_s, ratio, symbol_count};
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -30,7 +30,8 @@ pub struct Row {
     pub units: u64,
     pub compressor: String,
     pub compressed_bytes: u64,
-    pub bits_per_unit: f64,
+    /// None (JSON null, "n/a" in the tables) for an empty file: no units, no rate.
+    pub bits_per_unit: Option<f64>,
     pub compress_kb_s: f64,
     pub decompress_kb_s: Option<f64>,
     /// Whether decompression gave back the input (strata only; classic tools are trusted).
@@ -79,7 +80,12 @@ fn pipe(program: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn kb_s(bytes: u64, seconds: f64) -> f64 {
-    bytes as f64 / 1000.0 / seconds.max(1e-9)
+    kb_per_s(bytes, seconds)
+}
+
+/// A rate for the tables: four decimals, or "n/a" where there is none.
+fn rate_text(r: Option<f64>) -> String {
+    r.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())
 }
 
 /// Runs the benchmark; prints one line per result as it comes unless `quiet`.
@@ -116,7 +122,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<Row>> {
             units,
             compressor,
             compressed_bytes: size,
-            bits_per_unit: 8.0 * size as f64 / units.max(1) as f64,
+            bits_per_unit: ratio(8.0 * size as f64, units as f64),
             compress_kb_s: kb_s(data.len() as u64, c),
             decompress_kb_s: d.map(|d| kb_s(data.len() as u64, d)),
             round_trip: rt,
@@ -167,15 +173,20 @@ fn file_label(p: &Path) -> String {
 fn report(r: &Row, quiet: bool) {
     if !quiet {
         eprintln!(
-            "  {:<24} {:<34} {:>10} bytes  {:.4} bits/{}",
-            r.file, r.compressor, r.compressed_bytes, r.bits_per_unit, r.unit
+            "  {:<24} {:<34} {:>10} bytes  {} bits/{}",
+            r.file,
+            r.compressor,
+            r.compressed_bytes,
+            rate_text(r.bits_per_unit),
+            r.unit
         );
     }
 }
 
-/// Per compressor over all files: total compressed bytes and bits per original byte.
-pub fn totals(rows: &[Row]) -> Vec<(String, u64, u64, f64, f64)> {
-    let mut out: Vec<(String, u64, u64, f64, f64)> = Vec::new();
+/// Per compressor over all files: total compressed bytes and bits per original byte (None when
+/// all files are empty).
+pub fn totals(rows: &[Row]) -> Vec<(String, u64, u64, Option<f64>, f64)> {
+    let mut out: Vec<(String, u64, u64, Option<f64>, f64)> = Vec::new();
     for r in rows {
         let secs = r.original_bytes as f64 / 1000.0 / r.compress_kb_s.max(1e-12);
         match out.iter_mut().find(|t| t.0 == r.compressor) {
@@ -188,13 +199,13 @@ pub fn totals(rows: &[Row]) -> Vec<(String, u64, u64, f64, f64)> {
                 r.compressor.clone(),
                 r.original_bytes,
                 r.compressed_bytes,
-                0.0,
+                None,
                 secs,
             )),
         }
     }
     for t in &mut out {
-        t.3 = 8.0 * t.2 as f64 / t.1.max(1) as f64;
+        t.3 = ratio(8.0 * t.2 as f64, t.1 as f64);
     }
     out
 }
@@ -207,12 +218,12 @@ pub fn markdown(rows: &[Row]) -> String {
     );
     for r in rows {
         s += &format!(
-            "| {} | {} | {} | {} | {:.4} /{} | {:.1} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} /{} | {:.1} | {} | {} |\n",
             r.file,
             r.original_bytes,
             r.compressor,
             r.compressed_bytes,
-            r.bits_per_unit,
+            rate_text(r.bits_per_unit),
             r.unit,
             r.compress_kb_s,
             r.decompress_kb_s
@@ -234,7 +245,8 @@ pub fn markdown(rows: &[Row]) -> String {
         s += "\n| all files | original | compressed | bits/byte | compress KB/s |\n|---|---:|---:|---:|---:|\n";
         for (name, orig, comp, bpb, secs) in totals(rows) {
             s += &format!(
-                "| {name} | {orig} | {comp} | {bpb:.4} | {:.1} |\n",
+                "| {name} | {orig} | {comp} | {} | {:.1} |\n",
+                rate_text(bpb),
                 kb_s(orig, secs)
             );
         }
@@ -247,14 +259,16 @@ pub fn csv(rows: &[Row]) -> String {
     let mut s = String::from("file,original_bytes,unit,units,compressor,compressed_bytes,bits_per_unit,compress_kb_s,decompress_kb_s,round_trip\n");
     for r in rows {
         s += &format!(
-            "{},{},{},{},{},{},{:.6},{:.3},{},{}\n",
+            "{},{},{},{},{},{},{},{:.3},{},{}\n",
             r.file,
             r.original_bytes,
             r.unit,
             r.units,
             r.compressor,
             r.compressed_bytes,
-            r.bits_per_unit,
+            r.bits_per_unit
+                .map(|v| format!("{v:.6}"))
+                .unwrap_or_default(),
             r.compress_kb_s,
             r.decompress_kb_s
                 .map(|v| format!("{v:.3}"))

@@ -1,11 +1,52 @@
 //! compress / decompress / info / gen on files: atomic writes, no overwriting without --force,
-//! one error line on bad input.
+//! never the input as the output, one error line on bad input.
+//!
+//! Outputs go through [`strata_report::write_atomic`]: the whole result is computed (and for
+//! decompression verified against the CRC-32) in memory first, then written to a temporary file
+//! beside the output, synced and renamed over it, so an output is either the old file or the
+//! complete new one, and a failure leaves neither a partial output nor the temporary file.
 
 use crate::progress;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use strata_zip::{gen, Alphabet, Options};
+
+/// Refuses an output that is the input itself: the same file by (device, inode), so also through
+/// a hard link, a symlink or another spelling of the path (`./x` and `x`). Writing it would
+/// replace the input with its own transformation (or, with a failure half-way, lose it), so like
+/// gzip this is refused before anything is read or written, with or without --force.
+fn check_not_input(input: &Path, output: &Path) -> Result<()> {
+    if same_file(input, output) {
+        bail!(
+            "{} and {} are the same file; refusing to overwrite the input",
+            input.display(),
+            output.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether two paths name one existing file (symlinks followed). A path that cannot be
+/// examined (not there yet, no permission) is not the other one; reading or writing it reports
+/// its own error later.
+#[cfg(unix)]
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Elsewhere: the canonical paths (symlinks and `.` resolved; hard links are not detected).
+#[cfg(not(unix))]
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => false,
+    }
+}
 
 /// Refuses to replace an existing file unless `force`.
 fn check_output(out: &Path, force: bool) -> Result<()> {
@@ -32,6 +73,63 @@ pub struct Compressed {
     pub symbols: u64,
 }
 
+impl Compressed {
+    /// Coded bits per symbol, or None for an empty input: no symbols, no rate (the container's
+    /// header alone would otherwise read as 88 bits for one imaginary symbol).
+    pub fn bits_per_symbol(&self) -> Option<f64> {
+        ratio(8.0 * self.output_len as f64, self.symbols as f64)
+    }
+
+    /// Coded bits per original byte, or None for an empty input.
+    pub fn bits_per_byte(&self) -> Option<f64> {
+        ratio(8.0 * self.output_len as f64, self.input_len as f64)
+    }
+
+    /// The line `strata zip compress` prints.
+    pub fn summary(&self, input: &Path, output: &Path) -> String {
+        let rate = match self.bits_per_symbol() {
+            Some(bps) => format!(
+                "{bps:.4} bits/symbol ({} symbols, {})",
+                self.symbols, self.alphabet
+            ),
+            None => "no symbols (empty input)".to_string(),
+        };
+        format!(
+            "{} -> {}: {} -> {} bytes, {rate}, model {}, {:.2} s ({:.1} KB/s)",
+            input.display(),
+            output.display(),
+            self.input_len,
+            self.output_len,
+            self.model,
+            self.seconds,
+            kb_per_s(self.input_len, self.seconds)
+        )
+    }
+
+    /// The `--json` record of `strata zip compress` (rates are null for an empty input).
+    pub fn json(&self, input: &Path, output: &Path) -> serde_json::Value {
+        serde_json::json!({
+            "input": input, "output": output, "original_bytes": self.input_len,
+            "compressed_bytes": self.output_len, "symbols": self.symbols,
+            "bits_per_symbol": self.bits_per_symbol(),
+            "bits_per_byte": self.bits_per_byte(),
+            "alphabet": self.alphabet, "model": self.model, "seconds": self.seconds,
+        })
+    }
+}
+
+/// `num / den` when it is a finite number, else None (0/0, x/0): a rate of nothing is not a
+/// number to print. A negative zero becomes zero, so nothing prints as "-0.0000".
+pub fn ratio(num: f64, den: f64) -> Option<f64> {
+    let r = num / den;
+    (den > 0.0 && r.is_finite()).then_some(r + 0.0)
+}
+
+/// Throughput in KB/s; 0 for no bytes or no measurable time rather than NaN or infinity.
+pub fn kb_per_s(bytes: u64, seconds: f64) -> f64 {
+    ratio(bytes as f64 / 1000.0, seconds.max(1e-9)).unwrap_or(0.0)
+}
+
 /// Compresses `input` into `output` (written atomically).
 pub fn compress_file(
     input: &Path,
@@ -40,6 +138,7 @@ pub fn compress_file(
     force: bool,
     quiet: bool,
 ) -> Result<Compressed> {
+    check_not_input(input, output)?;
     check_output(output, force)?;
     let data = read(input)?;
     let alphabet = strata_zip::alphabet::detect(&data, opts.alphabet);
@@ -94,6 +193,7 @@ pub fn decompress_file(
     force: bool,
     quiet: bool,
 ) -> Result<(u64, u64, f64)> {
+    check_not_input(input, output)?;
     check_output(output, force)?;
     let packed = read(input)?;
     let info = strata_zip::info(&packed).with_context(|| format!("{}", input.display()))?;
@@ -134,4 +234,77 @@ pub fn gen_file(
     let g = gen::generate(&src, n, seed)?;
     strata_report::write_atomic(output, &g.symbols)?;
     Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn empty() -> Compressed {
+        Compressed {
+            input_len: 0,
+            output_len: 11,
+            alphabet: "stored".into(),
+            model: "stored".into(),
+            seconds: 0.0,
+            symbols: 0,
+        }
+    }
+
+    #[test]
+    fn rates_of_nothing_are_none_and_never_negative_zero_or_nan() {
+        assert_eq!(ratio(0.0, 0.0), None);
+        assert_eq!(ratio(88.0, 0.0), None);
+        assert_eq!(ratio(f64::NAN, 1.0), None);
+        assert_eq!(format!("{:.4}", ratio(-0.0, 3.0).unwrap()), "0.0000");
+        assert_eq!(ratio(88.0, 11.0), Some(8.0));
+        assert_eq!(kb_per_s(0, 0.0), 0.0);
+        assert!(kb_per_s(1000, 0.0).is_finite());
+    }
+
+    #[test]
+    fn an_empty_input_reports_no_rate_in_text_or_json() {
+        let c = empty();
+        let (i, o) = (Path::new("e"), Path::new("e.stz"));
+        let line = c.summary(i, o);
+        assert!(line.contains("0 -> 11 bytes"), "{line}");
+        for bad in ["bits/symbol", "NaN", "inf", "-0"] {
+            assert!(!line.contains(bad), "{line}");
+        }
+        let j = c.json(i, o);
+        assert!(
+            j["bits_per_symbol"].is_null() && j["bits_per_byte"].is_null(),
+            "{j}"
+        );
+        let full = Compressed {
+            input_len: 100,
+            output_len: 25,
+            symbols: 100,
+            ..empty()
+        };
+        assert!(full
+            .summary(i, o)
+            .contains("2.0000 bits/symbol (100 symbols"));
+        assert_eq!(full.json(i, o)["bits_per_byte"], 2.0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_same_file_is_found_through_links_and_path_spellings() {
+        let d = std::env::temp_dir().join(format!("strata-zip-same-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        let x = d.join("x");
+        std::fs::write(&x, b"data").unwrap();
+        std::fs::write(d.join("y"), b"data").unwrap();
+        std::fs::hard_link(&x, d.join("hard")).unwrap();
+        std::os::unix::fs::symlink(&x, d.join("soft")).unwrap();
+        for other in [x.clone(), d.join(".").join("x"), d.join("hard")] {
+            assert!(check_not_input(&x, &other).is_err(), "{}", other.display());
+        }
+        assert!(check_not_input(&d.join("soft"), &x).is_err());
+        assert!(check_not_input(&x, &d.join("y")).is_ok());
+        assert!(check_not_input(&x, &d.join("missing")).is_ok());
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
