@@ -1162,7 +1162,7 @@ fn run(cli: Cli) -> Result<()> {
             if epochs == 0 || epochs > MAX_EPOCHS {
                 bail!("--epochs must be between 1 and {MAX_EPOCHS}");
             }
-            if batch_size < 2 || batch_size > MAX_BATCH {
+            if !(2..=MAX_BATCH).contains(&batch_size) {
                 bail!("--batch-size must be between 2 and {MAX_BATCH}");
             }
             if !(lr > 0.0 && lr.is_finite()) {
