@@ -4,8 +4,10 @@
 //! available before allocating; this is the net under those checks. Rust's default reaction to a
 //! failed allocation is `abort()` (a core dump and signal 6); [`OneLineOom`] wraps the system
 //! allocator, and when it returns null it writes one line and exits. The line is formatted on the
-//! stack, since the heap just failed. (Nothing in strata relies on `try_reserve` reporting a
-//! failure back: under this allocator such a failure also ends the process with this line.)
+//! stack, since the heap just failed. Under this allocator a failed `try_reserve` also ends the
+//! process with this line (strata-zip's synthetic generators reserve that way; their lengths are
+//! capped before they reserve). Destructors do not run: staging folders left behind are swept by
+//! the next run that writes to the same place.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;

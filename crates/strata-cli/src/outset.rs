@@ -3,8 +3,9 @@
 //! A command's outputs (`cka.csv`, `cka.parquet`, `heatmap.png`, ...) are written into a hidden
 //! staging folder inside the target folder, then renamed into place one by one. Renames within a
 //! file system cannot fail for lack of space, so a full disk or a failed plot leaves the previous
-//! set whole (and the staging folder removed) instead of new files beside an older run's. The
-//! target folder itself is never replaced: it may hold the user's other files.
+//! set whole (and the staging folder removed) instead of new files beside an older run's; every
+//! destination is checked before the first rename. The target folder itself is never replaced:
+//! it may hold the user's other files (and files of an earlier run that this one does not write).
 
 use anyhow::{bail, Context, Result};
 use std::os::unix::fs::MetadataExt;
@@ -50,6 +51,7 @@ impl OutputSet {
         let finals: Vec<PathBuf> = names.iter().map(|n| dir.join(n)).collect();
         refuse_inputs_as_outputs(&finals, inputs)?;
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        sweep(dir);
         let staging = dir.join(format!(".strata-out.{}.tmp", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir(&staging)
@@ -90,6 +92,16 @@ impl OutputSet {
                 .into_iter()
                 .filter(|p| !self.names.iter().any(|n| p == Path::new(n))),
         );
+        // Everything that could refuse a rename is checked before the first one moves.
+        for r in &rel {
+            let to = self.dir.join(r);
+            if std::fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
+                bail!(
+                    "{} is a folder; move it away so the output can take its place",
+                    to.display()
+                );
+            }
+        }
         let mut finals = Vec::new();
         for r in &rel {
             let to = self.dir.join(r);
@@ -104,6 +116,26 @@ impl OutputSet {
         self.committed = true;
         let _ = std::fs::remove_dir_all(&self.staging);
         Ok(finals)
+    }
+}
+
+/// Remove staging folders in `dir` left by runs whose process is gone (killed mid-write, or
+/// ended by an allocation failure, which skips destructors).
+fn sweep(dir: &Path) {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(".strata-out.")
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !crate::analysis::cache::process_alive(pid) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
 
@@ -186,6 +218,22 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("mine.txt")).unwrap(), "user");
         let left: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().collect();
         assert_eq!(left.len(), 4, "staging folder removed");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn dead_runs_staging_is_swept_and_a_folder_in_the_way_refused() {
+        let d = scratch("sweep");
+        let dead = d.join(".strata-out.4000000000.tmp");
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::create_dir_all(d.join("y.png")).unwrap();
+        let s = OutputSet::new(&d, &["x.csv", "y.png"], &[]).unwrap();
+        assert!(!dead.exists(), "a dead run's staging folder is removed");
+        std::fs::write(s.path("x.csv"), "new").unwrap();
+        std::fs::write(s.path("y.png"), "new").unwrap();
+        let e = s.commit().unwrap_err().to_string();
+        assert!(e.contains("is a folder"), "{e}");
+        assert!(!d.join("x.csv").exists(), "nothing moved");
         let _ = std::fs::remove_dir_all(&d);
     }
 

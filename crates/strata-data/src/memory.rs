@@ -3,8 +3,9 @@
 //! Sizes that a file or a flag claims (an array's shape, a network's widths, a number of draws)
 //! are checked against this budget *before* anything is allocated, so a hostile or mistaken
 //! input gets one clear error instead of an out-of-memory abort minutes later. The budget is the
-//! smaller of what the kernel says is available (`MemAvailable`) and what this process's address
-//! space limit (`ulimit -v`, `setrlimit(RLIMIT_AS)`) still allows.
+//! smallest of what the kernel says is available (`MemAvailable`), what this process's address
+//! space limit (`ulimit -v`, `setrlimit(RLIMIT_AS)`) still allows, and the room left under its
+//! control group's memory limit (a container's or a batch job's).
 
 /// A planned allocation that would not fit in the memory this process may still claim.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -26,11 +27,54 @@ pub fn available_bytes() -> Option<u64> {
         .ok()
         .and_then(|s| field_kib(&s, "MemAvailable:"))
         .map(|kb| kb.saturating_mul(1024));
-    let as_room = address_space_room();
-    match (meminfo, as_room) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+    [meminfo, address_space_room(), cgroup_room()]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// Room left under this process's control-group memory limit (containers, SLURM, systemd
+/// slices), which neither `MemAvailable` nor `RLIMIT_AS` shows: over it the kernel kills the
+/// process without a word. The tightest limit on the way from its group up to the root counts.
+fn cgroup_room() -> Option<u64> {
+    let groups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    cgroup_room_in(&groups, &|p| std::fs::read_to_string(p).ok())
+}
+
+/// [`cgroup_room`] over a `/proc/self/cgroup` text and a file reader (tests give their own).
+fn cgroup_room_in(groups: &str, read: &dyn Fn(&str) -> Option<String>) -> Option<u64> {
+    let num = |p: String| read(&p).and_then(|t| t.trim().parse::<u64>().ok());
+    let mut best: Option<u64> = None;
+    for line in groups.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let (root, limit, usage) = if controllers.is_empty() {
+            ("/sys/fs/cgroup", "memory.max", "memory.current")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            (
+                "/sys/fs/cgroup/memory",
+                "memory.limit_in_bytes",
+                "memory.usage_in_bytes",
+            )
+        } else {
+            continue;
+        };
+        let mut dir = path.trim_end_matches('/').to_string();
+        loop {
+            let base = format!("{root}{dir}");
+            // "max" (v2) does not parse, and v1's "no limit" is a huge number: both no limit.
+            if let Some(lim) = num(format!("{base}/{limit}")).filter(|&l| l < 1 << 60) {
+                let used = num(format!("{base}/{usage}")).unwrap_or(0);
+                let room = lim.saturating_sub(used);
+                best = Some(best.map_or(room, |b| b.min(room)));
+            }
+            match dir.rfind('/') {
+                Some(i) if !dir.is_empty() => dir.truncate(i),
+                _ => break,
+            }
+        }
     }
+    best
 }
 
 /// Room left under `RLIMIT_AS`, if one is set: the soft limit minus the current virtual size.
@@ -105,6 +149,29 @@ mod tests {
             "{msg}"
         );
         check_fits(1024, "a kibibyte").unwrap();
+    }
+
+    #[test]
+    fn cgroup_limits_v2_and_v1_tightest_ancestor_counts() {
+        let files: std::collections::HashMap<&str, &str> = [
+            ("/sys/fs/cgroup/a/b/memory.max", "max\n"),
+            ("/sys/fs/cgroup/a/b/memory.current", "100\n"),
+            ("/sys/fs/cgroup/a/memory.max", "4096\n"),
+            ("/sys/fs/cgroup/a/memory.current", "1000\n"),
+            (
+                "/sys/fs/cgroup/memory/job/memory.limit_in_bytes",
+                "9223372036854771712\n",
+            ),
+            ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "5000\n"),
+            ("/sys/fs/cgroup/memory/memory.usage_in_bytes", "4000\n"),
+        ]
+        .into_iter()
+        .collect();
+        let read = |p: &str| files.get(p).map(|s| s.to_string());
+        assert_eq!(cgroup_room_in("0::/a/b\n", &read), Some(3096));
+        assert_eq!(cgroup_room_in("4:memory:/job\n", &read), Some(1000));
+        assert_eq!(cgroup_room_in("0::/\n", &read), None);
+        assert_eq!(cgroup_room_in("3:cpu:/x\n", &read), None);
     }
 
     #[test]

@@ -25,8 +25,9 @@
 //! # Labels
 //!
 //! Labels must be classes: a label column with one class, with more than [`MAX_CLASSES`]
-//! classes, or with more than [`MAX_NUMERIC_CLASSES`] distinct numbers that are not the codes
-//! `0..k-1` or `1..k` (a regression target such as an age or a price) is refused.
+//! classes, or with more than [`MAX_NUMERIC_CLASSES`] distinct numbers that are not class codes
+//! (integers from 0 or 1 up to about `1.25 k`, gaps allowed) is refused: a regression target
+//! such as an age or a price.
 
 use crate::dataset::{Dataset, Splits};
 use crate::memory::human_bytes;
@@ -38,8 +39,8 @@ use std::path::{Path, PathBuf};
 /// Most classes a label column may have. More is almost surely an id or free-text column.
 pub const MAX_CLASSES: usize = 1000;
 
-/// Most distinct numeric label values accepted as classes unless they are the codes `0..k-1` or
-/// `1..k`; more distinct numbers than this look like a regression target.
+/// Most distinct numeric label values accepted as classes unless they are class codes (integers
+/// from 0 or 1, gaps allowed); more distinct numbers than this look like a regression target.
 pub const MAX_NUMERIC_CLASSES: usize = 50;
 
 /// The category that missing values of a categorical column fall into.
@@ -274,7 +275,7 @@ fn encode(
                     path,
                     format!(
                         "column '{name}' holds numbers too large to standardize (beyond about \
-                         1e300); rescale the column"
+                         1e150, whose squares overflow); rescale the column"
                     ),
                 ));
             }
@@ -395,7 +396,14 @@ fn classes_of(path: &Path, label: &str, labels: &[String]) -> Result<(Vec<String
                     .enumerate()
                     .all(|(i, &(v, _))| v == from + i as f64)
             };
-            if k > MAX_NUMERIC_CLASSES && !codes(0.0) && !codes(1.0) {
+            // Integer codes from 0 or 1 count as classes even with gaps (a class absent from
+            // this file), as long as most codes up to the largest are used.
+            let sparse_codes = order.iter().all(|&(v, _)| v >= 0.0 && v.fract() == 0.0)
+                && order.first().is_some_and(|&(v, _)| v <= 1.0)
+                && order
+                    .last()
+                    .is_some_and(|&(v, _)| v < 1.25 * k as f64 + 1.0);
+            if k > MAX_NUMERIC_CLASSES && !codes(0.0) && !codes(1.0) && !sparse_codes {
                 return Err(DataError::invalid(
                     path,
                     format!(
@@ -826,6 +834,14 @@ mod tests {
         );
         let e = err("nolabel", table(&|_| "NA".into(), 5));
         assert!(e.contains("needs at least 2 data rows with a label"), "{e}");
+
+        // Codes 0..69 with every seventh missing (60 classes) are classes too.
+        let (dir, p) = write(
+            "gaps",
+            &table(&|i| ((i % 60) + (i % 60) / 6).to_string(), 240),
+        );
+        assert_eq!(csv_with_report(&p, "target").unwrap().0.train.classes, 60);
+        std::fs::remove_dir_all(&dir).unwrap();
 
         // Class codes 0..59 are classes, ordered by value (so "10" after "9").
         let (dir, p) = write("codes", &table(&|i| (i % 60).to_string(), 240));

@@ -530,7 +530,9 @@ fn decode_stream(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>> {
     let mut d = Decoder::new(code);
-    let mut out = Vec::with_capacity(count.min(1 << 30) as usize);
+    // A header may claim far more than the stream turns out to hold: grow as symbols arrive.
+    let mut out =
+        Vec::with_capacity(count.min(code.len() as u64 * 64 + 4096).min(1 << 30) as usize);
     for i in 0..count {
         let mut partial = 1u32;
         for done in 0..width {

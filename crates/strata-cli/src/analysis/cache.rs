@@ -111,12 +111,21 @@ impl Cache {
         self.root.join("models").join(&key[..16]).join("model")
     }
 
-    /// True when the cached model is there and usable.
-    ///
-    /// A model counts only if it loads whole (card, weights and their shapes): a truncated or
-    /// corrupt entry is retrained, as a corrupt activation store is recollected.
-    pub fn has_model(&self, key: &str) -> bool {
-        strata_nn::file::load(&self.model(key)).is_ok()
+    /// Whether the cached model is there and usable: `Ok(false)` when it is missing or damaged
+    /// (truncated, edited: retraining mends it, as a corrupt store is recollected); an error
+    /// when it is sound but cannot be loaded now (too large for the memory free at the moment,
+    /// unreadable), so a good model is never retrained over.
+    pub fn has_model(&self, key: &str) -> Result<bool, strata_nn::file::ModelFileError> {
+        use strata_nn::file::ModelFileError;
+        match strata_nn::file::load(&self.model(key)) {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_corrupt() => Ok(false),
+            Err(ModelFileError::Io {
+                kind: std::io::ErrorKind::NotFound,
+                ..
+            }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Remove temporary files left by runs that were killed (their process is gone): a

@@ -10,10 +10,26 @@ use std::path::{Component, Path, PathBuf};
 pub const REPORT_FORMAT: &str = "strata-report-1";
 
 /// Refuse a run whose report folder `reports/name` is not strata's to replace, or that holds
-/// the spec or the cache.
-pub fn check_target(reports: &Path, name: &str, spec: &Path, cache: &Path) -> Result<()> {
+/// the spec, a data file the spec reads (`data`), or the cache.
+pub fn check_target(
+    reports: &Path,
+    name: &str,
+    spec: &Path,
+    data: &[PathBuf],
+    cache: &Path,
+) -> Result<()> {
     let fin = reports.join(name);
     let fin_abs = absolute(&fin);
+    for d in data {
+        if absolute(d).starts_with(&fin_abs) {
+            bail!(
+                "the data file {} lies inside the report folder {} that this run would replace; \
+                 move it out of it (or pass another --reports)",
+                d.display(),
+                fin.display()
+            );
+        }
+    }
     let spec_abs = absolute(spec);
     if spec.exists() && spec_abs.starts_with(&fin_abs) {
         bail!(
@@ -185,23 +201,28 @@ mod tests {
         std::fs::write(&spec, "x").unwrap();
         let reports = d.join("reports");
         let cache = reports.join(".cache");
-        let e = check_target(&reports, "a", &spec, &cache)
+        let e = check_target(&reports, "a", &spec, &[], &cache)
             .unwrap_err()
             .to_string();
         assert!(e.contains("spec") && e.contains("inside"), "{e}");
         let outside = d.join("a.toml");
         std::fs::write(&outside, "x").unwrap();
-        assert!(check_target(&reports, "a", &outside, &cache).is_ok());
+        assert!(check_target(&reports, "a", &outside, &[], &cache).is_ok());
         // The same place spelled with `..`, and a cache that does not exist yet.
         let sneaky = reports.join("x").join("..").join("a").join("cache");
-        let e = check_target(&reports, "a", &outside, &sneaky)
+        let e = check_target(&reports, "a", &outside, &[], &sneaky)
             .unwrap_err()
             .to_string();
         assert!(e.contains("cache") && e.contains("inside"), "{e}");
-        let e = check_target(&reports, "a", &outside, &reports)
+        let e = check_target(&reports, "a", &outside, &[], &reports)
             .unwrap_err()
             .to_string();
         assert!(e.contains("inside the cache"), "{e}");
+        let csv = fin.join("x.csv");
+        let e = check_target(&reports, "a", &outside, &[csv], &cache)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("data file") && e.contains("inside"), "{e}");
         let _ = std::fs::remove_dir_all(&d);
     }
 

@@ -288,7 +288,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
     let t0 = Instant::now();
     let p = Progress::new(args.quiet);
     let data = load_data(&a, &p)?;
-    check_architectures(&a, &data)?;
+    check_architectures(&a, &data, args.jobs)?;
     let cache = Cache::new(&args.cache);
     cache.sweep();
     let point = a.cka.activations;
@@ -327,15 +327,22 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
                 point,
                 &collector,
             );
-            let needs_training = args.force || !cache.has_model(&key);
-            Planned {
+            let needs_training = args.force
+                || !cache.has_model(&key).with_context(|| {
+                    format!(
+                        "the cached model of {} ({}; delete it or pass --force to rebuild it)",
+                        inst.name,
+                        cache.model(&key).display()
+                    )
+                })?;
+            Ok(Planned {
                 key,
                 store_key,
                 collector,
                 needs_training,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let mut plan = plan;
     // Two families that differ only in name produce the same models: train each key once.
     for i in 0..plan.len() {
@@ -518,7 +525,12 @@ fn trained_now(plan: &[Planned], i: usize) -> bool {
 /// Build every family's network once on its data's example shape before anything trains, so an
 /// architecture that cannot read the data (a CNN on tabular rows) fails at once, naming the spec
 /// line, not after the other families have trained.
-fn check_architectures(a: &Analysis, data: &BTreeMap<String, LoadedData>) -> Result<()> {
+fn check_architectures(
+    a: &Analysis,
+    data: &BTreeMap<String, LoadedData>,
+    jobs: usize,
+) -> Result<()> {
+    let mut heaviest = 0u64;
     for (f, line) in a.families.iter().zip(&a.family_lines) {
         let d = &data[f.data.get_ref()];
         let config = strata_nn::net::NetConfig {
@@ -532,28 +544,48 @@ fn check_architectures(a: &Analysis, data: &BTreeMap<String, LoadedData>) -> Res
             classes: d.splits.train.classes,
             precision: strata_nn::Precision::Float,
         };
-        // Caps and memory for training at the family's batch size, at its hungriest precision,
-        // before anything is built; then one build to catch shapes a layer cannot take.
-        let sized = f.precisions.iter().try_for_each(|p| {
+        // Layer shapes, caps and the memory to train at the family's batch size, for each of
+        // its precisions, from the sizes alone: nothing is built.
+        for p in &f.precisions {
             let c = strata_nn::net::NetConfig {
                 precision: p.0,
                 ..config.clone()
             };
-            strata_nn::limits::check_config(&c, f.batch_size.max(2), true)
-        });
-        if let Err(e) = sized.and_then(|()| strata_nn::net::Net::try_new(config, 0).map(|_| ())) {
-            let e = e.to_string();
-            let e = e.lines().next().unwrap_or("");
-            bail!(
-                "{}, line {line}: [[model]] '{}' architecture: {} cannot read data '{}' \
-                 (examples of shape {:?}): {e}",
-                a.file,
-                f.name,
-                f.architecture.name(),
-                f.data.get_ref(),
-                d.splits.train.shape
-            );
+            let batch = f.batch_size.max(2);
+            let checked = strata_nn::limits::check_config(&c, batch, true)
+                .and_then(|()| strata_nn::limits::estimate(&c, batch));
+            match checked {
+                Ok(e) => heaviest = heaviest.max(e.train_bytes),
+                Err(e @ strata_nn::NnError::Memory { .. })
+                | Err(e @ strata_nn::NnError::TooLarge { .. }) => bail!(
+                    "{}, line {line}: [[model]] '{}' ({}): {e}",
+                    a.file,
+                    f.name,
+                    p.0.name()
+                ),
+                Err(e) => {
+                    let e = e.to_string();
+                    let e = e.lines().next().unwrap_or("");
+                    bail!(
+                        "{}, line {line}: [[model]] '{}' architecture: {} cannot read data '{}' \
+                         (examples of shape {:?}): {e}",
+                        a.file,
+                        f.name,
+                        f.architecture.name(),
+                        f.data.get_ref(),
+                        d.splits.train.shape
+                    );
+                }
+            }
         }
+    }
+    // `--jobs N` trains N models at once: the heaviest N must fit together.
+    let together = jobs.clamp(1, a.instances.len().max(1)) as u64;
+    if together > 1 {
+        strata_data::memory::check_fits(
+            heaviest.saturating_mul(together),
+            format!("training {together} models at once (--jobs {jobs})"),
+        )?;
     }
     Ok(())
 }
@@ -610,7 +642,12 @@ pub fn run_text(text: &str, spec: &Path, name: &str, args: RunArgs) -> Result<(O
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
-    super::ownership::check_target(&args.reports, &a.name, spec, &args.cache)?;
+    let data_files: Vec<PathBuf> = a
+        .data
+        .values()
+        .filter_map(|d| d.source.strip_prefix("csv:").map(PathBuf::from))
+        .collect();
+    super::ownership::check_target(&args.reports, &a.name, spec, &data_files, &args.cache)?;
     super::report::remove_stale(&args.reports, &a.name);
     let out = run(a, spec, text.to_string(), args)?;
     let dir = super::report::write(&out)?;

@@ -197,6 +197,11 @@ pub fn decompress_file(
     check_output(output, force)?;
     let packed = read(input)?;
     let info = strata_zip::info(&packed).with_context(|| format!("{}", input.display()))?;
+    // The decoded bytes and the symbols they come from are held at once.
+    strata_data::memory::check_fits(
+        info.original_len.saturating_mul(2),
+        format!("{}: decoding {} bytes", input.display(), info.original_len),
+    )?;
     let pb = progress::bar(
         info.original_len,
         "decompressing",
@@ -231,6 +236,7 @@ pub fn gen_file(
 ) -> Result<gen::Generated> {
     check_output(output, force)?;
     let src = gen::parse_source(source)?;
+    strata_data::memory::check_fits(n as u64, format!("generating {n} symbols"))?;
     let g = gen::generate(&src, n, seed)?;
     strata_report::write_atomic(output, &g.symbols)?;
     Ok(g)

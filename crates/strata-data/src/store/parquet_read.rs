@@ -103,7 +103,9 @@ pub fn read_layer(path: &Path, layer: usize, info: &LayerInfo, n: usize) -> Resu
         .get(layer)
         .ok_or_else(|| DataError::corrupt(path, "the file changed since it was opened"))?;
     let (mut r, _) = reader(path, &[col], rows_per_batch(info.features, 8192))?;
-    let mut data = Vec::new();
+    // Sized once (the caller checked n x features against the memory budget), so growing it
+    // never holds two copies; a file that holds more rows than its footer says is refused below.
+    let mut data = Vec::with_capacity(n.saturating_mul(info.features));
     while let Some(batch) = next_batch(path, &mut r)? {
         append_column(path, &info.name, batch.column(0), info.features, &mut data)?;
     }
