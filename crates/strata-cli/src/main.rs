@@ -887,14 +887,24 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
+/// Where the first panic happened, for the one-line internal-error report.
+static PANIC_AT: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 #[global_allocator]
 static ALLOC: strata_cli::oom::OneLineOom = strata_cli::oom::OneLineOom;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Every failure a user can cause is an error value. Should a bug panic anyway (in strata or
-    // a dependency reading a malformed file), report it in one line like any other error.
-    std::panic::set_hook(Box::new(|_| {}));
+    // a dependency reading a malformed file), report it in one line like any other error, with
+    // where it happened (the hook records it; the line is printed below).
+    std::panic::set_hook(Box::new(|info| {
+        if let Some(l) = info.location() {
+            if let Ok(mut at) = PANIC_AT.lock() {
+                at.get_or_insert_with(|| format!("{}:{}", l.file(), l.line()));
+            }
+        }
+    }));
     let result = std::panic::catch_unwind(|| run(cli));
     match result {
         Ok(Ok(())) => ExitCode::SUCCESS,
@@ -922,7 +932,12 @@ fn main() -> ExitCode {
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown cause");
-            eprintln!("error: internal error (a bug in strata; please report it): {msg}");
+            let at = PANIC_AT
+                .lock()
+                .ok()
+                .and_then(|a| a.clone())
+                .unwrap_or_else(|| "an unknown place".into());
+            eprintln!("error: internal error at {at} (a bug in strata; please report it): {msg}");
             ExitCode::FAILURE
         }
     }

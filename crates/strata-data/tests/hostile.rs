@@ -82,7 +82,7 @@ fn one_line(e: &DataError, file: &str) -> String {
     m
 }
 
-/// The bomb from the issue: 973,078,528 float32 (3.9 GB) behind a few kilobytes.
+/// A bomb as found in the wild: 973,078,528 float32 (3.9 GB) behind a few kilobytes.
 const CLAIM: usize = 973_078_528;
 
 #[test]

@@ -9,7 +9,7 @@ use strata_data::rng::Rng;
 use strata_nn::binary_gemm::{binary_gemm, BitMatrix};
 use strata_sim::{cka_all_pairs_on, CkaMatrix, Cpu, Estimator, HsicBackend, Kernel};
 
-/// CKA may differ from the CPU by f32 rounding only: this relative bound (the issue's).
+/// CKA may differ from the CPU by f32 rounding only: this relative bound.
 pub const CKA_TOLERANCE: f64 = 1e-5;
 
 /// Below this CKA the relative difference is taken against this value instead. A CKA near 0

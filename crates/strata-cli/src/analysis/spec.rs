@@ -393,7 +393,7 @@ struct SpecFile {
     twins: Option<Spanned<TwinsSpec>>,
     identify: Option<Spanned<IdentifySpec>>,
     privacy: Option<Spanned<PrivacySpec>>,
-    /// Reserved for neural compression.
+    /// Reserved for compression experiments (`strata zip` runs them from the command line).
     compression: Option<Spanned<toml::Table>>,
 }
 
@@ -552,8 +552,8 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
     if let Some(c) = &raw.compression {
         return Err(err(
             c.span(),
-            "[compression]: neural compression is not implemented in this version of strata; \
-             remove the section"
+            "[compression]: compression experiments are not yet part of analysis specs (use \
+             `strata zip compress` and `strata zip bench` for now); remove the section"
                 .into(),
         ));
     }

@@ -1,4 +1,4 @@
-//! The audit protocol (issue: membership-inference audits). A pool is drawn at random from the
+//! The membership-inference audit protocol. A pool is drawn at random from the
 //! data's training split; the target trains on a random half of it; reference models train on
 //! random halves chosen so every example is in half of them (strata_privacy::protocol). Each
 //! model set (a precision, with or without L2) trains its own target and references; output
