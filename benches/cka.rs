@@ -1,8 +1,8 @@
-//! `cargo bench -p strata-cli`: the same measurements as `strata bench cka`, with its defaults.
+//! `cargo bench -p strata-lab`: the same measurements as `strata bench cka`, with its defaults.
 //!
 //! Set STRATA_BENCH_QUICK=1 for a small run (n = 1000, no streaming test) while iterating.
 
-use strata_cli::bench::{run, BenchCkaArgs};
+use strata_lab::bench::{run, BenchCkaArgs};
 
 fn main() {
     let quick = std::env::var_os("STRATA_BENCH_QUICK").is_some();

@@ -4,8 +4,8 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use strata_cli::analysis::{self, RunArgs};
-use strata_cli::{bench, cka_cmd, gpu_cmd, measure_cmd, mia, train_cmd, zip_cmd};
+use strata_lab::analysis::{self, RunArgs};
+use strata_lab::{bench, cka_cmd, gpu_cmd, measure_cmd, mia, train_cmd, zip_cmd};
 use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -1011,7 +1011,7 @@ fn run(cli: Cli) -> Result<()> {
                     [".csv", ".parquet", ".json"].map(|e| dir.join(format!("{measure}{e}")));
                 let heat = ["heatmap.png", "heatmap.svg"].map(|f| dir.join(f));
                 let all: Vec<_> = names.into_iter().chain(heat).collect();
-                strata_cli::outset::refuse_inputs_as_outputs(&all, &[&a, &b])?;
+                strata_lab::outset::refuse_inputs_as_outputs(&all, &[&a, &b])?;
             }
             let r = measure_cmd::run(&a, &b, &measure, &layers_a, &layers_b, quiet || json)?;
             if r.is_single() && r.values[0][0].is_none() {
@@ -1076,7 +1076,7 @@ fn run(cli: Cli) -> Result<()> {
                     .iter()
                     .map(|f| dir.join(f))
                     .collect();
-                strata_cli::outset::refuse_inputs_as_outputs(&all, &[&a, &b])?;
+                strata_lab::outset::refuse_inputs_as_outputs(&all, &[&a, &b])?;
             }
             let kernel = match kernel {
                 KernelArg::Linear => Kernel::Linear,
@@ -1167,7 +1167,7 @@ fn run(cli: Cli) -> Result<()> {
             json,
             quiet,
         } => {
-            use strata_cli::analysis::spec::{MAX_BATCH, MAX_EPOCHS, MAX_LAYERS, MAX_WIDTH};
+            use strata_lab::analysis::spec::{MAX_BATCH, MAX_EPOCHS, MAX_LAYERS, MAX_WIDTH};
             if widths.is_empty() || widths.contains(&0) {
                 bail!("--widths needs positive layer widths, e.g. 1024,1024");
             }
@@ -1489,7 +1489,7 @@ fn run(cli: Cli) -> Result<()> {
                 (rows as u64).saturating_mul(widest).saturating_mul(4 * 3),
                 format!("--rows {rows} with --widths {widths:?}"),
             )?;
-            let r = strata_cli::bench_mlp::run(&strata_cli::bench_mlp::BenchMlpArgs {
+            let r = strata_lab::bench_mlp::run(&strata_lab::bench_mlp::BenchMlpArgs {
                 rows,
                 widths,
                 batch,
@@ -1498,7 +1498,7 @@ fn run(cli: Cli) -> Result<()> {
                 no_cpu,
                 quiet: quiet || json,
             })?;
-            let md = strata_cli::bench_mlp::markdown(&r);
+            let md = strata_lab::bench_mlp::markdown(&r);
             emit_bench("bench-mlp", out.as_deref(), json, &r, &md)
         }
         Cmd::Bench {

@@ -7,7 +7,7 @@
 //! * [`metrics`]: ROC, AUC, TPR at 0.1% and 1% FPR, membership advantage, bootstrap intervals;
 //! * [`protocol`]: which pool examples each model trains on.
 //!
-//! The crate trains no network: the audit (in strata-cli) trains the target and the reference
+//! The crate trains no network: the audit (in strata-lab) trains the target and the reference
 //! models with strata-nn and hands their logits here.
 
 pub mod attack;

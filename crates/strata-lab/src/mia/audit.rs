@@ -202,11 +202,11 @@ fn check(a: &AuditArgs, attacks: &[Box<dyn MembershipAttack>]) -> Result<()> {
             );
         }
     }
-    let max_epochs = crate::analysis::spec::MAX_EPOCHS;
+    let max_epochs = strata_nn::limits::MAX_EPOCHS;
     if a.train.epochs == 0 || a.train.epochs > max_epochs {
         bail!("{} must be between 1 and {max_epochs}", name("epochs"));
     }
-    let max_batch = crate::analysis::spec::MAX_BATCH;
+    let max_batch = strata_nn::limits::MAX_BATCH;
     if a.train.batch_size < 2 || a.train.batch_size > max_batch {
         bail!("{} must be between 2 and {max_batch}", name("batch_size"));
     }

@@ -2,7 +2,7 @@
 //! its half of the pool, with their logits on the whole pool cached under the SHA-256 of
 //! everything that produced them (a re-run with other attacks or output defenses trains nothing).
 
-use crate::analysis::cache::{data_fingerprint, sha256_hex};
+use crate::hashing::{data_fingerprint, sha256_hex};
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};

@@ -132,7 +132,7 @@ fn sweep(dir: &Path) {
             .and_then(|r| r.strip_suffix(".tmp"))
             .and_then(|p| p.parse::<u32>().ok());
         if let Some(pid) = pid {
-            if !crate::analysis::cache::process_alive(pid) {
+            if !crate::hashing::process_alive(pid) {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }

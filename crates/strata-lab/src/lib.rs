@@ -1,0 +1,28 @@
+//! The strata pipeline as a library: analysis specs, the content-addressed cache, the runner
+//! and its reports, the membership-inference audit protocol, and the work behind each command
+//! (train, eval, collect, compare, compress, benchmarks), so that the `strata` binary, tests,
+//! benchmarks and other front ends all call the same code. Front ends parse their own options
+//! and format what these functions return.
+
+pub mod analysis;
+pub mod bench;
+pub mod bench_mlp;
+pub mod cka_cmd;
+pub mod gpu_cmd;
+pub mod hashing;
+pub mod measure_cmd;
+pub mod mia;
+pub mod outset;
+pub mod progress;
+pub mod train_cmd;
+pub mod zip_cmd;
+
+pub use strata_data::memory::{available_bytes as available_memory_bytes, human_bytes};
+
+/// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
