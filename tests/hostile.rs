@@ -72,6 +72,16 @@ fn write_npy(path: &Path, rows: usize, cols: usize, seed: u64) {
     std::fs::write(path, v).unwrap();
 }
 
+/// Train a one-epoch, 8-unit MLP on the digits into `model` (plus `extra` flags).
+fn train_tiny(model: &str, extra: &[&str]) {
+    let mut args = vec![
+        "train", "--data", "digits", "--widths", "8", "--epochs", "1", "--out", model, "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    let o = strata(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 const SPEC: &str = r#"
 title = "hostile"
 [data.digits]
@@ -402,11 +412,7 @@ fn limits_and_values_that_would_read_as_results() {
     let d = scratch("values");
     let model = d.join("m");
     let ms = model.to_str().unwrap();
-    let o = strata(&[
-        "train", "--data", "digits", "--widths", "8", "--epochs", "1", "--limit", "200", "--out",
-        ms, "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_tiny(ms, &["--limit", "200"]);
     let store = d.join("s.arrow");
     let o = strata(&[
         "collect",
@@ -577,10 +583,7 @@ fn a_model_card_claiming_a_huge_input_is_refused_before_building() {
     let d = scratch("card");
     let model = d.join("m");
     let ms = model.to_str().unwrap();
-    let o = strata(&[
-        "train", "--data", "digits", "--widths", "8", "--epochs", "1", "--out", ms, "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_tiny(ms, &[]);
     let card_path = d.join("m.json");
     let mut card: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&card_path).unwrap()).unwrap();
@@ -605,10 +608,7 @@ fn a_model_card_claiming_a_huge_input_is_refused_before_building() {
         assert_eq!(tree_hash(&d), before);
     }
     // Weights and card are written with the same permissions.
-    let o = strata(&[
-        "train", "--data", "digits", "--widths", "8", "--epochs", "1", "--out", ms, "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    train_tiny(ms, &[]);
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode();
     assert_eq!(mode(&d.join("m.safetensors")), mode(&card_path));

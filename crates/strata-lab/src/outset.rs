@@ -8,14 +8,25 @@
 //! it may hold the user's other files (and files of an earlier run that this one does not write).
 
 use anyhow::{bail, Context, Result};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// Whether `a` and `b` name the same file (same device and inode: hard links, symbolic links
-/// and other spellings of one path all count). False when either does not exist.
+/// and other spellings of one path all count). False when either cannot be examined (not there
+/// yet, no permission): reading or writing it reports its own error later.
+#[cfg(unix)]
 pub fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
     match (std::fs::metadata(a), std::fs::metadata(b)) {
         (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Elsewhere: the canonical paths (symlinks and `.` resolved; hard links are not detected).
+#[cfg(not(unix))]
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(x), Ok(y)) => x == y,
         _ => false,
     }
 }

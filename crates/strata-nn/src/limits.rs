@@ -241,21 +241,27 @@ fn fits(
 /// ([`check_caps`]), that the configuration describes a network (shapes fit the architecture),
 /// then that it fits in the memory this process may still claim — to train with batches of
 /// `batch_size` when `training`, else to build it and run a batch of `batch_size` examples.
-/// Ordinary sizes (under 64 MiB) skip reading the machine's free memory.
-pub fn check_config(config: &NetConfig, batch_size: usize, training: bool) -> Result<(), NnError> {
+/// Ordinary sizes (under 64 MiB) skip reading the machine's free memory. Returns the estimate
+/// it checked, for callers that add several networks up.
+pub fn check_config(
+    config: &NetConfig,
+    batch_size: usize,
+    training: bool,
+) -> Result<MemoryEstimate, NnError> {
     check_caps(config)?;
     let est = estimate(config, batch_size)?;
     if training {
         let batch_dominates = est.train_activation_bytes > est.train_bytes / 2;
         fits(est.train_bytes, "to train", || {
             culprit(config, batch_dominates, batch_size)
-        })
+        })?;
     } else {
         let batch_dominates = est.eval_bytes - est.build_bytes > est.eval_bytes / 2;
         fits(est.eval_bytes, "to build", || {
             culprit(config, batch_dominates, batch_size)
-        })
+        })?;
     }
+    Ok(est)
 }
 
 /// The check [`crate::train::train`] runs on an already built network: the training caps

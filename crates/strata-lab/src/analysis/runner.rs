@@ -552,9 +552,7 @@ fn check_architectures(
                 ..config.clone()
             };
             let batch = f.batch_size.max(2);
-            let checked = strata_nn::limits::check_config(&c, batch, true)
-                .and_then(|()| strata_nn::limits::estimate(&c, batch));
-            match checked {
+            match strata_nn::limits::check_config(&c, batch, true) {
                 Ok(e) => heaviest = heaviest.max(e.train_bytes),
                 Err(e @ strata_nn::NnError::Memory { .. })
                 | Err(e @ strata_nn::NnError::TooLarge { .. }) => bail!(

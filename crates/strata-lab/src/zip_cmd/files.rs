@@ -17,7 +17,7 @@ use strata_zip::{gen, Alphabet, Options};
 /// replace the input with its own transformation (or, with a failure half-way, lose it), so like
 /// gzip this is refused before anything is read or written, with or without --force.
 fn check_not_input(input: &Path, output: &Path) -> Result<()> {
-    if same_file(input, output) {
+    if crate::outset::same_file(input, output) {
         bail!(
             "{} and {} are the same file; refusing to overwrite the input",
             input.display(),
@@ -25,27 +25,6 @@ fn check_not_input(input: &Path, output: &Path) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// Whether two paths name one existing file (symlinks followed). A path that cannot be
-/// examined (not there yet, no permission) is not the other one; reading or writing it reports
-/// its own error later.
-#[cfg(unix)]
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
-/// Elsewhere: the canonical paths (symlinks and `.` resolved; hard links are not detected).
-#[cfg(not(unix))]
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
-        (Ok(x), Ok(y)) => x == y,
-        _ => false,
-    }
 }
 
 /// Refuses to replace an existing file unless `force`.
