@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use strata_lab::analysis::{self, RunArgs};
-use strata_lab::{bench, cka_cmd, gpu_cmd, measure_cmd, mia, train_cmd, zip_cmd};
+use strata_lab::{bench, compare, gpu, measure, mia, train, zip};
 use strata_nn::net::Architecture;
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
@@ -510,7 +510,7 @@ fn run_zip(which: ZipCmd) -> Result<()> {
             quiet,
         } => {
             let opts = zip_options(&model, alphabet, threads)?;
-            let c = zip_cmd::compress_file(&input, &output, &opts, force, quiet || json)?;
+            let c = zip::compress_file(&input, &output, &opts, force, quiet || json)?;
             if json {
                 println!("{}", c.json(&input, &output));
             } else {
@@ -527,7 +527,7 @@ fn run_zip(which: ZipCmd) -> Result<()> {
             quiet,
         } => {
             let (packed, len, secs) =
-                zip_cmd::decompress_file(&input, &output, threads, force, quiet || json)?;
+                zip::decompress_file(&input, &output, threads, force, quiet || json)?;
             if json {
                 println!(
                     "{}",
@@ -549,7 +549,7 @@ fn run_zip(which: ZipCmd) -> Result<()> {
             Ok(())
         }
         ZipCmd::Info { input } => {
-            let i = zip_cmd::info_file(&input)?;
+            let i = zip::info_file(&input)?;
             println!("file:         {}", input.display());
             println!("original:     {} bytes", i.original_len);
             println!("crc32:        {:08x}", i.crc32);
@@ -571,7 +571,7 @@ fn run_zip(which: ZipCmd) -> Result<()> {
             force,
             json,
         } => {
-            let g = zip_cmd::gen_file(&source, n, seed, &output, force)?;
+            let g = zip::gen_file(&source, n, seed, &output, force)?;
             if json {
                 println!(
                     "{}",
@@ -597,19 +597,19 @@ fn run_zip(which: ZipCmd) -> Result<()> {
             json,
             quiet,
         } => {
-            let args = zip_cmd::BenchArgs {
+            let args = zip::BenchArgs {
                 files,
                 opts: zip_options(&model, alphabet, 2)?,
                 classic: !no_classic,
                 quiet: quiet || json,
             };
-            let rows = zip_cmd::bench(&args)?;
-            let md = zip_cmd::bench::markdown(&rows);
+            let rows = zip::bench(&args)?;
+            let md = zip::bench::markdown(&rows);
             if let Some(dir) = &out {
                 std::fs::create_dir_all(dir)?;
                 strata_report::write_atomic(
                     &dir.join("bench-zip.csv"),
-                    zip_cmd::bench::csv(&rows).as_bytes(),
+                    zip::bench::csv(&rows).as_bytes(),
                 )?;
             }
             emit_bench("bench-zip", out.as_deref(), json, &rows, &md)?;
@@ -1013,7 +1013,7 @@ fn run(cli: Cli) -> Result<()> {
                 let all: Vec<_> = names.into_iter().chain(heat).collect();
                 strata_lab::outset::refuse_inputs_as_outputs(&all, &[&a, &b])?;
             }
-            let r = measure_cmd::run(&a, &b, &measure, &layers_a, &layers_b, quiet || json)?;
+            let r = measure::run(&a, &b, &measure, &layers_a, &layers_b, quiet || json)?;
             if r.is_single() && r.values[0][0].is_none() {
                 bail!("{} is undefined: {}", r.measure, r.notes.join("; "));
             }
@@ -1047,7 +1047,7 @@ fn run(cli: Cli) -> Result<()> {
                 );
                 print!(
                     "{}",
-                    cka_cmd::matrix_table(&r.layers_a, &r.layers_b, &r.values)
+                    compare::matrix_table(&r.layers_a, &r.layers_b, &r.values)
                 );
             }
             if !json && !written.is_empty() {
@@ -1072,7 +1072,7 @@ fn run(cli: Cli) -> Result<()> {
             ..
         } => {
             if let Some(dir) = &out {
-                let all: Vec<_> = cka_cmd::CkaResult::OUT_FILES
+                let all: Vec<_> = compare::CkaResult::OUT_FILES
                     .iter()
                     .map(|f| dir.join(f))
                     .collect();
@@ -1093,7 +1093,7 @@ fn run(cli: Cli) -> Result<()> {
                 EstimatorArg::Biased => Estimator::Biased,
                 EstimatorArg::Debiased => Estimator::Debiased,
             });
-            let res = cka_cmd::run(&cka_cmd::CkaArgs {
+            let res = compare::run(&compare::CkaArgs {
                 a,
                 b,
                 kernel,
@@ -1203,7 +1203,7 @@ fn run(cli: Cli) -> Result<()> {
                 l2: 0.0,
             };
             let architecture = model.architecture();
-            let t = train_cmd::train(&train_cmd::TrainArgs {
+            let t = train::train(&train::TrainArgs {
                 architecture,
                 data,
                 label,
@@ -1246,13 +1246,13 @@ fn run(cli: Cli) -> Result<()> {
             repeat,
             json,
         } => {
-            let ex = train_cmd::Examples {
+            let ex = train::Examples {
                 data: &data,
                 label: label.as_deref(),
                 split: &split,
                 limit,
             };
-            let v = train_cmd::eval(
+            let v = train::eval(
                 &model,
                 ex,
                 engine == EngineArg::Packed,
@@ -1273,7 +1273,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Gpu { which } => match which {
-            GpuCmd::Info { json } => gpu_cmd::info(json),
+            GpuCmd::Info { json } => gpu::info(json),
             GpuCmd::Check { seed, json } => {
                 let seed = seed.unwrap_or_else(|| {
                     std::time::SystemTime::now()
@@ -1281,7 +1281,7 @@ fn run(cli: Cli) -> Result<()> {
                         .map(|d| d.as_nanos() as u64)
                         .unwrap_or(1)
                 });
-                gpu_cmd::check(seed, json)
+                gpu::check(seed, json)
             }
         },
         Cmd::Collect {
@@ -1295,13 +1295,13 @@ fn run(cli: Cli) -> Result<()> {
             device,
             quiet,
         } => {
-            let ex = train_cmd::Examples {
+            let ex = train::Examples {
                 data: &data,
                 label: label.as_deref(),
                 split: &split,
                 limit,
             };
-            let rows = train_cmd::collect(&model, ex, pre, &out, device.choice(), quiet)?;
+            let rows = train::collect(&model, ex, pre, &out, device.choice(), quiet)?;
             println!(
                 "wrote {} examples of every layer to {}",
                 rows,
@@ -1434,15 +1434,15 @@ fn run(cli: Cli) -> Result<()> {
                     json,
                 },
         } if device != DeviceArg::Cpu => {
-            let Some(gpu) = gpu_cmd::resolve(device.choice(), json)? else {
+            let Some(gpu) = gpu::resolve(device.choice(), json)? else {
                 bail!("no GPU found: use --device cpu for the CPU benchmark");
             };
             let square = at_least_one(square.unwrap_or(8192), "--square")?;
             square_fits(square)?;
             let shapes = bench::binary_gemm_shapes(square);
             let rows = strata_gpu::bench::binary_gemm(gpu.clone(), &shapes, repeat)?;
-            let rec = gpu_cmd::record(&gpu, rows);
-            let md = gpu_cmd::binary_markdown(&rec);
+            let rec = gpu::record(&gpu, rows);
+            let md = gpu::binary_markdown(&rec);
             emit_bench("bench-binary-gemm-cuda", out.as_deref(), json, &rec, &md)
         }
         Cmd::Bench {
@@ -1457,7 +1457,7 @@ fn run(cli: Cli) -> Result<()> {
                     json,
                 },
         } => {
-            let Some(gpu) = gpu_cmd::resolve(device.choice(), json)? else {
+            let Some(gpu) = gpu::resolve(device.choice(), json)? else {
                 bail!("bench gram measures the GPU path and no GPU was found (strata gpu info)");
             };
             if n < 2 || widths.is_empty() || widths.contains(&0) || repeat == 0 {
@@ -1466,8 +1466,8 @@ fn run(cli: Cli) -> Result<()> {
             layers_fit(n, &widths)?;
             let (a, b) = bench::synthetic_models(n, &widths, 11);
             let r = strata_gpu::bench::gram(gpu.clone(), a, b, repeat, !no_cpu)?;
-            let rec = gpu_cmd::record(&gpu, r);
-            let md = gpu_cmd::gram_markdown(&rec);
+            let rec = gpu::record(&gpu, r);
+            let md = gpu::gram_markdown(&rec);
             emit_bench("bench-gram-cuda", out.as_deref(), json, &rec, &md)
         }
         Cmd::Bench {

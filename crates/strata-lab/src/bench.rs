@@ -330,7 +330,7 @@ fn stream_inner(args: &BenchCkaArgs, path: &Path, n: usize, p: usize) -> Result<
     let write_seconds = t.elapsed().as_secs_f64();
     let store_bytes = std::fs::metadata(path)?.len();
     let t = Instant::now();
-    let res = crate::cka_cmd::run(&crate::cka_cmd::CkaArgs {
+    let res = crate::compare::run(&crate::compare::CkaArgs {
         a: path.to_path_buf(),
         b: path.to_path_buf(),
         kernel: Kernel::Linear,

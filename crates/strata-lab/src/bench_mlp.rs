@@ -6,7 +6,7 @@
 //! training images, tiled to `rows`. Each engine's predictions are compared with the float
 //! engine's on the same network and the first device timed, so a fast wrong engine shows.
 
-use crate::gpu_cmd;
+use crate::gpu;
 use anyhow::Result;
 use serde::Serialize;
 use std::time::Instant;
@@ -93,7 +93,7 @@ pub fn run(args: &BenchMlpArgs) -> Result<BenchMlpReport> {
     }
     let gpu = match args.device {
         DeviceChoice::Cpu => None,
-        d => gpu_cmd::resolve(d, args.quiet)?,
+        d => gpu::resolve(d, args.quiet)?,
     };
     if gpu.is_none() && args.no_cpu {
         anyhow::bail!("--no-cpu leaves nothing to time without a GPU (strata gpu info)");
@@ -172,7 +172,7 @@ pub fn run(args: &BenchMlpArgs) -> Result<BenchMlpReport> {
     }
     let (mut driver, mut nvrtc) = (None, None);
     if let Some(g) = &gpu {
-        let rec = gpu_cmd::record(g, ());
+        let rec = gpu::record(g, ());
         driver = Some(rec.driver);
         nvrtc = Some(rec.nvrtc);
     }

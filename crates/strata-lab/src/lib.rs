@@ -7,15 +7,15 @@
 pub mod analysis;
 pub mod bench;
 pub mod bench_mlp;
-pub mod cka_cmd;
-pub mod gpu_cmd;
+pub mod compare;
+pub mod gpu;
 pub mod hashing;
-pub mod measure_cmd;
+pub mod measure;
 pub mod mia;
 pub mod outset;
 pub mod progress;
-pub mod train_cmd;
-pub mod zip_cmd;
+pub mod train;
+pub mod zip;
 
 pub use strata_data::memory::{available_bytes as available_memory_bytes, human_bytes};
 

@@ -5,7 +5,7 @@ use super::identify::{identification, Identification};
 use super::runner::{Outcome, Progress};
 use super::spec::rbf_threshold_of;
 use super::stats::members;
-use crate::cka_cmd::{self, CkaArgs};
+use crate::compare::{self, CkaArgs};
 use anyhow::{anyhow, Result};
 use std::time::Instant;
 use strata_nn::Precision;
@@ -40,7 +40,7 @@ fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<
     let mut layers = Vec::new();
     for a in 0..n {
         for b in a + 1..n {
-            let r = cka_cmd::run(&CkaArgs {
+            let r = compare::run(&CkaArgs {
                 a: o.models[idx[a]].store.clone(),
                 b: o.models[idx[b]].store.clone(),
                 kernel,

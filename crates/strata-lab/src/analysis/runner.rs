@@ -7,8 +7,8 @@
 
 use super::cache::{self, Cache};
 use super::spec::{ActivationPoint, Analysis, Instance};
-use crate::cka_cmd::{self, CkaArgs};
-use crate::train_cmd::{self, Examples, TrainArgs};
+use crate::compare::{self, CkaArgs};
+use crate::train::{self, Examples, TrainArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
@@ -146,7 +146,7 @@ fn load_data(a: &Analysis, p: &Progress) -> Result<BTreeMap<String, LoadedData>>
             continue;
         }
         let t = Instant::now();
-        let splits = train_cmd::load_data(&d.source, d.label.as_deref(), d.train_limit)
+        let splits = train::load_data(&d.source, d.label.as_deref(), d.train_limit)
             .with_context(|| format!("[data.{key}]"))?;
         let base = match d.collect_split {
             super::spec::Split::Train => &splits.train,
@@ -239,7 +239,7 @@ fn train_missing(
                 let t = Instant::now();
                 let args = train_args(inst, a, cache.model(&plan[i].key));
                 let name = inst.name.clone();
-                let result = train_cmd::train_on(&args, &data[&inst.data].splits, &pb, &mut |e| {
+                let result = train::train_on(&args, &data[&inst.data].splits, &pb, &mut |e| {
                     pb.set_message(format!(
                         "epoch {} test acc {:.2}%",
                         e.epoch,
@@ -302,7 +302,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         .iter()
         .any(|i| i.architecture == strata_nn::net::Architecture::Mlp)
     {
-        crate::gpu_cmd::resolve(a.cka.device, true)?
+        crate::gpu::resolve(a.cka.device, true)?
     } else {
         None
     };
@@ -396,7 +396,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
                 limit: spec.collect_limit,
             };
             let pb = p.bar(d.collect.len() as u64, &inst.name, "examples");
-            train_cmd::collect_on(
+            train::collect_on(
                 &mut net,
                 &card,
                 &path,
@@ -441,7 +441,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         let what = || format!("{} vs {}", a.instances[i].name, a.instances[j].name);
         let r = match a.cka.measure.as_deref() {
             Some(m) if m != "cka" => {
-                let r = crate::measure_cmd::run(
+                let r = crate::measure::run(
                     &models[i].store,
                     &models[j].store,
                     m,
@@ -464,7 +464,7 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
                 }
             }
             _ => {
-                let r = cka_cmd::run(&CkaArgs {
+                let r = compare::run(&CkaArgs {
                     a: models[i].store.clone(),
                     b: models[j].store.clone(),
                     kernel: a.cka.kernel(),

@@ -7,7 +7,7 @@
 
 use super::models::{ModelSpec, Trained, Trainer};
 use crate::progress;
-use crate::train_cmd::load_data;
+use crate::train::load_data;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;

@@ -190,7 +190,7 @@ fn full(
     let pb = progress::bar(0, "CKA", "pairs", args.quiet);
     let pb2 = pb.clone();
     let backend =
-        crate::gpu_cmd::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
+        crate::gpu::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
     let m = cka_all_pairs_on(
         &*backend,
         a,
@@ -216,7 +216,7 @@ fn minibatch(
     args: &CkaArgs,
 ) -> Result<CkaMatrix> {
     let backend =
-        crate::gpu_cmd::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
+        crate::gpu::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
     let mut acc = MinibatchCka::new(ia.len(), ib.len(), args.kernel, same);
     let mut ra = fa.batches(ia, bs)?;
     let mut rb = if same {

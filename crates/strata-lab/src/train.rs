@@ -188,7 +188,7 @@ fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
 const GPU_EVAL_BATCH: usize = 8192;
 
 /// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount. `device` picks
-/// the CPU or the GPU (MLPs only; both engines), as `gpu_cmd::net_device` decides. The data
+/// the CPU or the GPU (MLPs only; both engines), as `gpu::net_device` decides. The data
 /// go through `repeat` times and the fastest pass gives the images/s (setting up the engine,
 /// uploading weights included, is not timed).
 pub fn eval(
@@ -206,7 +206,7 @@ pub fn eval(
     }
     let (mut m, card, d) = load(model, ex)?;
     let (data, which) = (ex.data, ex.split);
-    let gpu = crate::gpu_cmd::net_device(device, &m, quiet)?;
+    let gpu = crate::gpu::net_device(device, &m, quiet)?;
     let mut name = if packed { "packed" } else { "float" }.to_string();
     let engine = match (&gpu, packed) {
         (Some(g), _) => {
@@ -270,7 +270,7 @@ pub fn collect(
     let (st, js) = file::paths(model);
     crate::outset::refuse_inputs_as_outputs(&[out.to_path_buf()], &[&st, &js])?;
     let (mut m, card, d) = load(model, ex)?;
-    let gpu = crate::gpu_cmd::net_device(device, &m, quiet)?;
+    let gpu = crate::gpu::net_device(device, &m, quiet)?;
     let pb = progress::bar(d.len() as u64, "collect", "examples", quiet);
     let rows = collect_on(&mut m, &card, model, &d, ex, pre, out, gpu.as_ref(), &pb)?;
     pb.finish_and_clear();
