@@ -1,4 +1,5 @@
 //! End-to-end tests of the `strata` binary: what a user types, what they get back.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 #![allow(clippy::needless_range_loop)] // reference code indexes like the formulas it transcribes
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! named as outputs, sizes that would exhaust the machine, and values that would read as
 //! results. Each case asserts the exit status, the message's key words, and that nothing outside
 //! strata's own folders changed (a hash of the tree before and after).
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -82,6 +83,14 @@ fn train_tiny(model: &str, extra: &[&str]) {
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
+/// `strata collect` of `model` on the digits into `out`, with `extra` flags before `--out`.
+fn collect_args<'a>(model: &'a str, extra: &[&'a str], out: &'a Path) -> Vec<&'a str> {
+    let mut args = vec!["collect", "--model", model, "--data", "digits"];
+    args.extend_from_slice(extra);
+    args.extend(["--out", out.to_str().unwrap()]);
+    args
+}
+
 const SPEC: &str = r#"
 title = "hostile"
 [data.digits]
@@ -98,6 +107,15 @@ seeds = [0]
 epochs = 1
 "#;
 
+/// A scratch folder holding `SPEC` as `file`: (the folder, the spec, its `reports` folder).
+fn spec_in(dir: &str, file: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let d = scratch(dir);
+    let spec = d.join(file);
+    std::fs::write(&spec, SPEC).unwrap();
+    let reports = d.join("reports");
+    (d, spec, reports)
+}
+
 fn run_spec(spec: &Path, reports: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "run",
@@ -112,10 +130,7 @@ fn run_spec(spec: &Path, reports: &Path, extra: &[&str]) -> Output {
 
 #[test]
 fn run_never_replaces_a_folder_strata_did_not_make() {
-    let d = scratch("userfolder");
-    let spec = d.join("thesis.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let reports = d.join("reports");
+    let (d, spec, reports) = spec_in("userfolder", "thesis.toml");
     std::fs::create_dir_all(reports.join("thesis").join("chapters")).unwrap();
     std::fs::write(reports.join("thesis").join("chapters/one.tex"), "my work").unwrap();
     let before = tree_hash(&d);
@@ -124,13 +139,11 @@ fn run_never_replaces_a_folder_strata_did_not_make() {
     assert_eq!(tree_hash(&d), before, "nothing changed");
 
     // A plain file at the report's name is refused too.
-    let d2 = scratch("userfile");
-    let spec2 = d2.join("notes.toml");
-    std::fs::write(&spec2, SPEC).unwrap();
-    std::fs::create_dir_all(d2.join("reports")).unwrap();
-    std::fs::write(d2.join("reports").join("notes"), "a file").unwrap();
+    let (d2, spec2, reports2) = spec_in("userfile", "notes.toml");
+    std::fs::create_dir_all(&reports2).unwrap();
+    std::fs::write(reports2.join("notes"), "a file").unwrap();
     let before = tree_hash(&d2);
-    let o = run_spec(&spec2, &d2.join("reports"), &[]);
+    let o = run_spec(&spec2, &reports2, &[]);
     assert_refused(&o, &["not a strata report folder"]);
     assert_eq!(tree_hash(&d2), before);
     let _ = std::fs::remove_dir_all(&d);
@@ -139,10 +152,7 @@ fn run_never_replaces_a_folder_strata_did_not_make() {
 
 #[test]
 fn run_replaces_its_own_report_but_not_a_spec_or_cache_inside_it() {
-    let d = scratch("own");
-    let spec = d.join("own.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let reports = d.join("reports");
+    let (d, spec, reports) = spec_in("own", "own.toml");
     let o = run_spec(&spec, &reports, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let fin = reports.join("own");
@@ -287,80 +297,26 @@ fn sizes_that_would_exhaust_the_machine_are_refused_up_front() {
     let d = scratch("bombs");
     let m = d.join("m");
     let ms = m.to_str().unwrap();
+    let train = |flag, value| vec!["train", "--data", "digits", flag, value, "--out", ms];
+    let audit = |extra: &[&'static str]| [&["mia", "audit", "--data", "digits"], extra].concat();
     let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (train("--widths", "100000000"), vec!["--widths"]),
+        (train("--widths", "60000,60000"), vec!["memory"]),
+        (train("--epochs", "1000000000"), vec!["--epochs", "100000"]),
         (
-            vec![
-                "train",
-                "--data",
-                "digits",
-                "--widths",
-                "100000000",
-                "--out",
-                ms,
-            ],
-            vec!["--widths"],
-        ),
-        (
-            vec![
-                "train",
-                "--data",
-                "digits",
-                "--widths",
-                "60000,60000",
-                "--out",
-                ms,
-            ],
-            vec!["memory"],
-        ),
-        (
-            vec![
-                "train",
-                "--data",
-                "digits",
-                "--epochs",
-                "1000000000",
-                "--out",
-                ms,
-            ],
-            vec!["--epochs", "100000"],
-        ),
-        (
-            vec![
-                "mia",
-                "audit",
-                "--data",
-                "digits",
-                "--bootstrap",
-                "1000000000000",
-            ],
+            audit(&["--bootstrap", "1000000000000"]),
             vec!["--bootstrap", "100000"],
         ),
         (
-            vec!["mia", "audit", "--data", "digits", "--bootstrap", "0"],
+            audit(&["--bootstrap", "0"]),
             vec!["--bootstrap", "between 2"],
         ),
         (
-            vec![
-                "mia",
-                "audit",
-                "--data",
-                "digits",
-                "--references",
-                "100000000",
-            ],
+            audit(&["--references", "100000000"]),
             vec!["--references", "1024"],
         ),
         (
-            vec![
-                "mia",
-                "audit",
-                "--data",
-                "digits",
-                "--references",
-                "4",
-                "--shadows",
-                "9",
-            ],
+            audit(&["--references", "4", "--shadows", "9"]),
             vec!["--shadows"],
         ),
         (
@@ -414,31 +370,13 @@ fn limits_and_values_that_would_read_as_results() {
     let ms = model.to_str().unwrap();
     train_tiny(ms, &["--limit", "200"]);
     let store = d.join("s.arrow");
-    let o = strata(&[
-        "collect",
-        "--model",
-        ms,
-        "--data",
-        "digits",
-        "--limit",
-        "0",
-        "--out",
-        store.to_str().unwrap(),
-    ]);
+    let o = strata(&collect_args(ms, &["--limit", "0"], &store));
     assert_refused(&o, &["--limit", "at least 1"]);
     assert!(!store.exists());
     // The store may not be the model file itself.
     let st = d.join("m.safetensors");
     let before = std::fs::read(&st).unwrap();
-    let o = strata(&[
-        "collect",
-        "--model",
-        ms,
-        "--data",
-        "digits",
-        "--out",
-        st.to_str().unwrap(),
-    ]);
+    let o = strata(&collect_args(ms, &[], &st));
     assert_refused(&o, &["is the input"]);
     assert_eq!(std::fs::read(&st).unwrap(), before);
 
@@ -465,10 +403,7 @@ fn limits_and_values_that_would_read_as_results() {
 
 #[test]
 fn a_truncated_cached_model_is_retrained() {
-    let d = scratch("trunc");
-    let spec = d.join("t.toml");
-    std::fs::write(&spec, SPEC).unwrap();
-    let reports = d.join("reports");
+    let (d, spec, reports) = spec_in("trunc", "t.toml");
     let o = run_spec(&spec, &reports, &["--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let models = reports.join(".cache").join("models");
@@ -592,15 +527,7 @@ fn a_model_card_claiming_a_huge_input_is_refused_before_building() {
     let before = tree_hash(&d);
     let store = d.join("s.arrow");
     for args in [
-        vec![
-            "collect",
-            "--model",
-            ms,
-            "--data",
-            "digits",
-            "--out",
-            store.to_str().unwrap(),
-        ],
+        collect_args(ms, &[], &store),
         vec!["eval", "--model", ms, "--data", "digits"],
     ] {
         let (o, _) = strata_limited(2048, 60, &args);

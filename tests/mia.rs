@@ -1,5 +1,6 @@
 //! End-to-end tests of `strata mia audit`: real networks trained on the embedded digits, the
 //! JSON contract, the report folder, determinism, and one-line errors.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 mod common;
 use common::{last_json, scratch, strata};

@@ -1,6 +1,7 @@
 //! End-to-end tests of `strata zip`: round trips through files, the entropy bound on generated
 //! sources, the benchmark's JSON, and the file-safety rules (one error line, non-zero exit, no
 //! output left behind, nothing overwritten without --force, inputs untouched).
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use std::path::Path;
 use std::process::Output;

@@ -1,4 +1,5 @@
 //! Helpers shared by the end-to-end tests of the `strata` binary (tests/cli.rs, mia.rs, zip.rs).
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::PathBuf;

@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 /// Examples (rows), integer labels, and the shape of one example (`[1, 28, 28]` for MNIST).
 #[derive(Clone, Debug)]
 pub struct Dataset {
+    /// Inputs, one example per row, flattened in row-major order of `shape`.
     pub x: Array2<f32>,
+    /// Class label of each row, in `0..classes`.
     pub y: Vec<u32>,
+    /// Shape of one example before flattening (`[1, 28, 28]` for MNIST, `[64]` for digits).
     pub shape: Vec<usize>,
+    /// Number of classes the labels range over (set by the data set, not by the labels present).
     pub classes: usize,
 }
 
@@ -49,8 +53,11 @@ impl Dataset {
 /// A train/test pair with the name it was loaded by.
 #[derive(Clone, Debug)]
 pub struct Splits {
+    /// Name the pair was loaded by (`mnist`, `digits`, `csv:PATH`, ...).
     pub name: String,
+    /// The training split.
     pub train: Dataset,
+    /// The held-out split.
     pub test: Dataset,
 }
 

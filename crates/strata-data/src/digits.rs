@@ -14,7 +14,9 @@ pub const EMBEDDED: &[u8] = include_bytes!("../../../fixtures/digits/digits.csv.
 /// Images as rows of 64 pixel intensities in [0, 16], with their labels.
 #[derive(Clone, Debug)]
 pub struct Digits {
+    /// One row of 64 pixel intensities (0-16) per image, row by row of the 8x8 grid.
     pub images: Array2<f32>,
+    /// The digit (0-9) of each image.
     pub labels: Vec<u8>,
 }
 

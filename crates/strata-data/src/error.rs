@@ -6,29 +6,52 @@ use std::path::PathBuf;
 pub enum DataError {
     /// The file could not be opened, read or written.
     #[error("{path}: {err}")]
-    Io { path: PathBuf, err: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the operating system said.
+        err: std::io::Error,
+    },
     /// The file's first bytes match none of the formats strata reads.
     #[error("{path}: unknown format (expected .npy, .npz, .safetensors, an Arrow IPC file or a Parquet file)")]
-    UnknownFormat { path: PathBuf },
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
     /// The file claims a format but its contents break it (truncated, corrupt, unsupported).
     #[error("{path}: {msg}")]
-    Corrupt { path: PathBuf, msg: String },
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// A layer name that the file does not hold.
     #[error("{path}: no layer named '{name}' (layers: {available})")]
     NoSuchLayer {
+        /// The file.
         path: PathBuf,
+        /// The layer asked for.
         name: String,
+        /// The layers the file does hold, comma-separated.
         available: String,
     },
     /// Data that is well-formed but cannot be used as activations (NaN, empty, wrong shape).
     #[error("{path}: {msg}")]
-    Invalid { path: PathBuf, msg: String },
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What makes the data unusable.
+        msg: String,
+    },
     /// Reading the file would need more memory than this process may still claim. Checked
     /// before allocating, so a file that claims a huge array gets this line instead of an
     /// out-of-memory abort.
     #[error("{path}: {err}; {hint}")]
     TooLarge {
+        /// The file.
         path: PathBuf,
+        /// How much was needed and how much is left.
         err: crate::memory::MemoryError,
         /// What the user can do about it.
         hint: String,

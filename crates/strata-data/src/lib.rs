@@ -10,6 +10,7 @@
 pub mod dataset;
 pub mod digits;
 mod error;
+pub mod fsutil;
 mod guard;
 pub mod memory;
 pub mod mnist;

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 /// Images (rows of 784 pixels scaled to [0, 1]) and labels of one split.
 #[derive(Clone, Debug)]
 pub struct Idx {
+    /// One row of 784 pixels (28x28, row by row) per image, scaled from 0-255 to [0, 1].
     pub images: Array2<f32>,
+    /// The digit (0-9) of each image.
     pub labels: Vec<u8>,
 }
 

@@ -10,8 +10,11 @@ use std::io::Write;
 /// Element types strata accepts as activations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DType {
+    /// IEEE half precision (`f2`).
     F16,
+    /// IEEE single precision (`f4`).
     F32,
+    /// IEEE double precision (`f8`).
     F64,
 }
 
@@ -29,9 +32,13 @@ impl DType {
 /// A parsed `.npy` header.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NpyHeader {
+    /// Element type (`descr`).
     pub dtype: DType,
+    /// Elements stored big-endian (`>` in `descr`); strata converts them when reading.
     pub big_endian: bool,
+    /// Column-major (Fortran) element order rather than row-major (C) order.
     pub fortran_order: bool,
+    /// Array shape, first axis first.
     pub shape: Vec<usize>,
     /// Offset of the first data byte from the start of the file.
     pub data_offset: usize,

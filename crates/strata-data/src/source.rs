@@ -11,10 +11,15 @@ use std::path::{Path, PathBuf};
 /// File formats strata reads activations from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// A NumPy `.npy` array: one layer.
     Npy,
+    /// A NumPy `.npz` archive (zip of `.npy` arrays): one layer per array.
     Npz,
+    /// A `.safetensors` file (as PyTorch and Hugging Face write it): one layer per tensor.
     Safetensors,
+    /// strata's activation store in Arrow IPC (`.arrow`).
     ArrowIpc,
+    /// strata's activation store in Parquet.
     Parquet,
 }
 

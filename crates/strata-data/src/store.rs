@@ -67,7 +67,9 @@ impl StoreFormat {
 /// Name and per-example shape of one layer to be stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayerSpec {
+    /// Layer name, the column name in the store.
     pub name: String,
+    /// Shape of one example's activation (without the example axis).
     pub shape: Vec<usize>,
 }
 
@@ -252,7 +254,7 @@ impl StoreWriter {
     pub fn finish(mut self) -> Result<usize> {
         let sink = self.sink.take();
         let result = Self::close(sink, &self.tmp).and_then(|_| {
-            std::fs::rename(&self.tmp, &self.dest).map_err(|e| DataError::io(&self.dest, e))
+            crate::fsutil::commit(&self.tmp, &self.dest).map_err(|e| DataError::io(&self.dest, e))
         });
         if result.is_err() {
             let _ = std::fs::remove_file(&self.tmp);
@@ -289,16 +291,9 @@ impl Drop for StoreWriter {
     }
 }
 
-/// A temporary name beside `path`, unique to this process, for atomic writes.
-pub fn tmp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let k = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    path.with_file_name(format!(".{name}.{}-{k}.tmp", std::process::id()))
-}
+/// A temporary name beside `path`, unique to this process, for atomic writes (kept here for
+/// existing callers; see [`crate::fsutil`]).
+pub use crate::fsutil::tmp_path;
 
 pub(crate) mod ipc_read;
 pub(crate) mod parquet_read;

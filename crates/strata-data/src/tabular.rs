@@ -64,16 +64,28 @@ pub fn is_missing(v: &str) -> bool {
 pub enum ColumnKind {
     /// Standardized with the training `mean` and `sd` (population); missing values became the
     /// mean; `indicator` says whether a 0/1 `"NAME missing"` column follows it.
-    Numeric { mean: f64, sd: f64, indicator: bool },
+    Numeric {
+        /// Mean of the training values.
+        mean: f64,
+        /// Population standard deviation of the training values.
+        sd: f64,
+        /// Whether a 0/1 `"NAME missing"` column follows this one.
+        indicator: bool,
+    },
     /// One-hot over these training categories (alphabetical; [`MISSING_CATEGORY`] among them
     /// when a training row had the value missing).
-    Categorical { categories: Vec<String> },
+    Categorical {
+        /// The training categories, one input column each, in that order.
+        categories: Vec<String>,
+    },
 }
 
 /// One input column: its name, encoding, and how many of its values were missing.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ColumnReport {
+    /// Column name, as in the file's header.
     pub name: String,
+    /// How the column became input features.
     pub kind: ColumnKind,
     /// Missing values among the training rows.
     pub missing_train: usize,

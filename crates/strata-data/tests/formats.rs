@@ -1,12 +1,14 @@
 //! Every activation format strata reads, written here independently (by hand-rolled bytes or
 //! the reference writers) and read back; and the ways a file can be wrong.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use ndarray::Array2;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use strata_data::rng::Rng;
 use strata_data::store::{LayerSpec, StoreWriter};
 use strata_data::{npy, open, DataError, Format};
+
+mod common;
 
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("strata-data-test-{}-{name}", std::process::id()));
@@ -22,19 +24,7 @@ fn npy_bytes(shape: &[usize], data: &[f32]) -> Vec<u8> {
 }
 
 fn write_npz(path: &Path, arrays: &[(&str, Vec<u8>)], deflate: bool) {
-    let f = std::fs::File::create(path).unwrap();
-    let mut z = zip::ZipWriter::new(f);
-    let method = if deflate {
-        zip::CompressionMethod::Deflated
-    } else {
-        zip::CompressionMethod::Stored
-    };
-    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
-    for (name, bytes) in arrays {
-        z.start_file(format!("{name}.npy"), opts).unwrap();
-        z.write_all(bytes).unwrap();
-    }
-    z.finish().unwrap();
+    std::fs::write(path, common::npz(arrays, deflate)).unwrap();
 }
 
 #[test]

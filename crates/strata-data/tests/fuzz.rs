@@ -14,14 +14,17 @@
 //!
 //! The mutations come from a local SplitMix64 stream, so every run reads the same files. Set
 //! `STRATA_FUZZ_VERBOSE=1` to print each case before it runs (to find one that aborts).
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use strata_data::store::{LayerSpec, StoreWriter};
 use strata_data::{npy, open};
+
+mod common;
+use common::npz;
 
 /// Largest single allocation any reader may ask for while reading a file of under 100 KB.
 const CAP: usize = 256 << 20;
@@ -375,21 +378,6 @@ fn npy_f64_fortran(shape: &[usize]) -> Vec<u8> {
 fn fuzz_npy() {
     let bases = [npy_f32(&[6, 5], 1), npy_f64_fortran(&[4, 3, 2])];
     fuzz("npy", "npy", &bases, 2500, 0x5eed_0001, &check_activations);
-}
-
-fn npz(arrays: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
-    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let method = if deflate {
-        zip::CompressionMethod::Deflated
-    } else {
-        zip::CompressionMethod::Stored
-    };
-    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
-    for (name, bytes) in arrays {
-        z.start_file(format!("{name}.npy"), opts).unwrap();
-        z.write_all(bytes).unwrap();
-    }
-    z.finish().unwrap().into_inner()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Crafted hostile files: archives that claim far more data than they hold, headers that point
 //! outside the file, and the one-line errors each must give, before anything large is
 //! allocated.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -16,6 +16,7 @@ pub enum BinaryKernel {
 }
 
 impl BinaryKernel {
+    /// `xor-popcount`, `mma-b1-and`: how reports and benchmark records name it.
     pub fn name(self) -> &'static str {
         match self {
             BinaryKernel::Xor => "xor-popcount",
@@ -27,8 +28,11 @@ impl BinaryKernel {
 /// A packed ±1 matrix on the device: `rows` rows of `kw` words (`kw` a multiple of 8, so a
 /// row holds whole 256-bit mma steps; padding bits are 0), with each row's popcount.
 pub struct PackedDevice {
+    /// Rows of the matrix (examples, or output units for weights).
     pub rows: usize,
+    /// Bits per row: the length of the ±1 vectors a product contracts.
     pub k: usize,
+    /// 32-bit words per row on the device ([`device_words`] of `k`).
     pub kw: usize,
     pub(crate) words: CudaSlice<u32>,
     pub(crate) popcounts: CudaSlice<i32>,
@@ -42,6 +46,7 @@ pub fn device_words(k: usize) -> usize {
 /// Binary GEMM on one GPU.
 #[derive(Clone, Debug)]
 pub struct GpuBinaryGemm {
+    /// The device the kernels run on.
     pub gpu: Arc<Gpu>,
 }
 
@@ -50,6 +55,7 @@ fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> GpuError {
 }
 
 impl GpuBinaryGemm {
+    /// Binary products on `gpu` (its kernels were compiled with the context: this is cheap).
     pub fn new(gpu: Arc<Gpu>) -> Self {
         GpuBinaryGemm { gpu }
     }

@@ -1,13 +1,14 @@
 //! Why a GPU path could not run.
 
-/// Errors of the GPU paths. Each message says what to do instead.
+/// Errors of the GPU paths. Each message says what went wrong, and what to do where the fix
+/// is not a choice of options (front ends add hints that name their own options).
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
     /// No driver library (libcuda) could be loaded.
-    #[error("no CUDA driver found (libcuda could not be loaded); use --device cpu or auto")]
+    #[error("no CUDA driver found (libcuda could not be loaded)")]
     NoDriver,
     /// The driver loaded but reports no device.
-    #[error("the CUDA driver reports no GPU; use --device cpu or auto")]
+    #[error("the CUDA driver reports no GPU")]
     NoDevice,
     /// A CUDA library other than the driver is missing.
     #[error("{0} could not be loaded: install the CUDA toolkit's {0} or put its folder on LD_LIBRARY_PATH")]
@@ -15,13 +16,21 @@ pub enum GpuError {
     /// NVRTC rejected a kernel (a bug in strata, or a toolkit too old for the device).
     #[error("NVRTC could not compile {name} for {arch}: {log}")]
     Compile {
+        /// The source file (`binary.cu`).
         name: &'static str,
+        /// The target architecture (`sm_90`).
         arch: String,
+        /// NVRTC's log, which says where and why.
         log: String,
     },
     /// A driver, cuBLAS or launch error.
     #[error("CUDA error in {what}: {detail}")]
-    Cuda { what: &'static str, detail: String },
+    Cuda {
+        /// What was being done (`upload`, `cuBLAS SGEMM`).
+        what: &'static str,
+        /// The library's own error.
+        detail: String,
+    },
     /// The request does not fit the device (memory) or is not implemented there.
     #[error("{0}")]
     Unsupported(String),

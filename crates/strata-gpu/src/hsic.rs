@@ -9,7 +9,7 @@
 //! [`strata_sim::hsic_estimate`], shared with the CPU.
 
 use crate::context::sgemm;
-use crate::{Gpu, GpuError};
+use crate::{supports, Gpu, GpuError, Workload};
 use cudarc::cublas::sys::cublasOperation_t as Op;
 use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use ndarray::Array2;
@@ -24,10 +24,13 @@ const BLOCK: u32 = 256;
 /// The GPU as an [`HsicBackend`] (linear kernel; the RBF kernel stays on the CPU).
 #[derive(Clone, Debug)]
 pub struct GpuHsic {
+    /// The device every layer is uploaded to.
     pub gpu: Arc<Gpu>,
 }
 
 impl GpuHsic {
+    /// HSIC on `gpu`. Cheap: layers are uploaded per call, so one backend serves any number
+    /// of comparisons.
     pub fn new(gpu: Arc<Gpu>) -> Self {
         GpuHsic { gpu }
     }
@@ -347,11 +350,11 @@ impl HsicBackend for GpuHsic {
         estimator: Estimator,
         progress: Progress,
     ) -> Result<PairHsic, SimError> {
-        if kernel != Kernel::Linear {
-            return Err(SimError::Backend(
-                "the RBF kernel runs on the CPU only; use --device cpu (or auto)".into(),
-            ));
-        }
+        let workload = match kernel {
+            Kernel::Linear => Workload::LinearHsic,
+            Kernel::Rbf { .. } => Workload::RbfHsic,
+        };
+        supports(&workload).map_err(|e| SimError::Backend(e.to_string()))?;
         let all: Vec<&Array2<f32>> = a.iter().chain(b.iter().flatten()).collect();
         let need = GpuHsic::bytes_needed(&all);
         let free = self.gpu.free_memory().map_err(err)?;

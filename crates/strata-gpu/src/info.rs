@@ -8,12 +8,18 @@ use serde::Serialize;
 /// One CUDA device as the driver reports it.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceInfo {
+    /// The driver's index (`cuda:0` is 0).
     pub ordinal: usize,
+    /// The marketing name, e.g. `NVIDIA H100 80GB HBM3`.
     pub name: String,
-    /// Compute capability, e.g. (9, 0) for Hopper.
+    /// Compute capability, e.g. (9, 0) for Hopper: which kernels can run (tensor-core binary
+    /// products need 8.0) and the architecture NVRTC compiles for.
     pub compute_capability: (i32, i32),
+    /// Device memory in bytes.
     pub total_memory: usize,
+    /// Device memory free when asked, in bytes (what the largest jobs are sized against).
     pub free_memory: usize,
+    /// Streaming multiprocessors: how wide the device is.
     pub multiprocessors: i32,
 }
 
@@ -25,14 +31,20 @@ pub enum Probe {
     NoDriver,
     /// The driver loaded. `driver_version` is CUDA's encoding (13000 = 13.0).
     Devices {
+        /// The newest CUDA version the driver supports, in CUDA's encoding.
         driver_version: i32,
+        /// Every device the driver reports (possibly none).
         devices: Vec<DeviceInfo>,
-        /// NVRTC and cuBLAS found (kernels can be compiled, products run).
+        /// NVRTC found: kernels can be compiled.
         nvrtc: bool,
+        /// cuBLAS found: products can run.
         cublas: bool,
     },
     /// The driver loaded but failed (no device, a broken install): the message says how.
-    Error { message: String },
+    Error {
+        /// What failed, as the driver reported it.
+        message: String,
+    },
 }
 
 /// `13000` -> `13.0`.
@@ -104,12 +116,13 @@ fn discover() -> Result<(i32, Vec<DeviceInfo>), GpuError> {
 }
 
 impl Probe {
-    /// The report `strata gpu info` prints.
+    /// A plain-text report of what was found, one line per device (`strata gpu info` prints
+    /// it, adding its own hints for the options).
     pub fn text(&self) -> String {
         match self {
             Probe::NoDriver => {
-                "no CUDA driver found: strata runs on the CPU (--device auto and cpu work; \
-                 --device cuda needs an NVIDIA GPU and its driver)\n"
+                "no CUDA driver found: strata runs on the CPU (the GPU paths need an NVIDIA GPU and \
+                 its driver)\n"
                     .to_string()
             }
             Probe::Error { message } => {

@@ -16,7 +16,9 @@ pub const BINARY_SRC: &str = include_str!("kernels/binary.cu");
 /// Batch norm, activations and sign packing between a dense network's products.
 pub const MLP_SRC: &str = include_str!("kernels/mlp.cu");
 
-/// Kernel entry points of each source, checked after compilation.
+/// Kernel entry points of each source, checked after compilation (a kernel renamed in the
+/// source but not in the host code would otherwise fail only on a GPU): those of
+/// [`GRAM_SRC`].
 pub const GRAM_KERNELS: &[&str] = &[
     "column_sums",
     "center_columns",
@@ -26,7 +28,9 @@ pub const GRAM_KERNELS: &[&str] = &[
     "zero_diag_row_sums",
     "dot",
 ];
+/// The entry points of [`BINARY_SRC`].
 pub const BINARY_KERNELS: &[&str] = &["pack_signs", "row_popcounts", "xor_gemm", "mma_and_gemm"];
+/// The entry points of [`MLP_SRC`].
 pub const MLP_KERNELS: &[&str] = &[
     "bn_act",
     "bn_logits_f32",
@@ -37,6 +41,7 @@ pub const MLP_KERNELS: &[&str] = &[
 
 /// Machine code for one architecture.
 pub struct Compiled {
+    /// An ELF cubin the driver loads with no JIT step.
     pub cubin: Vec<u8>,
     /// NVRTC's log (warnings), empty when clean.
     pub log: String,

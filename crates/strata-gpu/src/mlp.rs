@@ -14,9 +14,9 @@
 //! batch `i` computes.
 
 use crate::binary::{device_words, BinaryKernel, GpuBinaryGemm, PackedDevice};
-use crate::{Gpu, GpuError};
+use crate::{supports, Gpu, GpuError, Workload};
 use cudarc::cublas::{sys::cublasOperation_t as Op, CudaBlas};
-use cudarc::driver::{CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaSlice, DeviceRepr, LaunchArgs, LaunchConfig, PushKernelArg};
 use ndarray::{s, Array2, ArrayView2};
 use std::ops::Range;
 use std::sync::Arc;
@@ -94,7 +94,9 @@ struct Layer {
 
 /// A trained MLP on one GPU.
 pub struct GpuMlp {
+    /// The device the weights live on.
     pub gpu: Arc<Gpu>,
+    /// The engine it was built for (each keeps its own weight layout on the device).
     pub engine: MlpEngine,
     /// Its own cuBLAS handle in the default math mode: exact integer products need plain f32
     /// SGEMM, whatever TF32 setting the shared handle has.
@@ -135,7 +137,24 @@ fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> GpuError {
     move |e| GpuError::cuda(what, e)
 }
 
-fn nn(e: candle_core::Error) -> GpuError {
+/// The leading arguments of every batch-norm kernel: the sums `z`, their `count` (values or
+/// rows, as the kernel reads it), the width `out` and the layer's norm parameters.
+fn norm_args<'a, 'b, T, N: DeviceRepr>(
+    b: &'b mut LaunchArgs<'a>,
+    z: &'a CudaSlice<T>,
+    count: &'a N,
+    out: &'a i32,
+    norm: &'a Norm,
+) -> &'b mut LaunchArgs<'a> {
+    b.arg(z)
+        .arg(count)
+        .arg(out)
+        .arg(&norm.mean)
+        .arg(&norm.scale)
+        .arg(&norm.beta)
+}
+
+fn nn(e: impl std::fmt::Display) -> GpuError {
     GpuError::Unsupported(format!("reading the network: {e}"))
 }
 
@@ -165,12 +184,7 @@ fn activation(precision: Precision) -> (i32, f32, f32) {
 impl GpuMlp {
     /// Upload a trained MLP's weights and batch-norm parameters for `engine`.
     pub fn new(gpu: Arc<Gpu>, net: &Net, engine: MlpEngine) -> Result<Self, GpuError> {
-        if !net.is_mlp() {
-            return Err(GpuError::Unsupported(format!(
-                "the GPU engines run MLPs; this is a {} network: use --device cpu",
-                net.config.architecture.name()
-            )));
-        }
+        supports(&Workload::network(net))?;
         let precision = net.config.precision;
         if matches!(engine, MlpEngine::Packed(_)) && precision != Precision::W1A1 {
             return Err(GpuError::Unsupported(format!(
@@ -183,10 +197,12 @@ impl GpuMlp {
         let mut layers = Vec::new();
         for (i, b) in net.blocks.iter().enumerate() {
             let w = match engine {
-                MlpEngine::Float => quantize_weights(b.w.as_tensor(), precision.weight_bits()),
-                MlpEngine::Packed(_) => Ok(b.w.as_tensor().clone()),
+                MlpEngine::Float => {
+                    quantize_weights(b.w.as_tensor(), precision.weight_bits()).map_err(nn)?
+                }
+                MlpEngine::Packed(_) => b.w.as_tensor().clone(),
             }
-            .and_then(|t| t.to_vec2::<f32>())
+            .to_vec2::<f32>()
             .map_err(nn)?;
             let (inp, out) = (w.len(), w.first().map_or(0, |r| r.len()));
             let weights = match engine {
@@ -366,12 +382,7 @@ impl GpuMlp {
         let f = self.gpu.mlp_fn("bn_act")?;
         let (len_i, out_i) = (len as i64, l.out as i32);
         let mut b = s.launch_builder(&f);
-        b.arg(z)
-            .arg(&len_i)
-            .arg(&out_i)
-            .arg(&l.norm.mean)
-            .arg(&l.norm.scale)
-            .arg(&l.norm.beta)
+        norm_args(&mut b, z, &len_i, &out_i, &l.norm)
             .arg(&mode)
             .arg(&steps)
             .arg(&unit)
@@ -398,13 +409,7 @@ impl GpuMlp {
         let f = self.gpu.mlp_fn(kernel)?;
         let (len_i, out_i) = (len as i64, l.out as i32);
         let mut b = s.launch_builder(&f);
-        b.arg(z)
-            .arg(&len_i)
-            .arg(&out_i)
-            .arg(&l.norm.mean)
-            .arg(&l.norm.scale)
-            .arg(&l.norm.beta)
-            .arg(&mut y);
+        norm_args(&mut b, z, &len_i, &out_i, &l.norm).arg(&mut y);
         // SAFETY: as bn_act: indices below `len`, buffers of `len` values.
         unsafe { b.launch(cfg(len)) }.map_err(cuda(kernel))?;
         Ok(y)
@@ -468,12 +473,7 @@ impl GpuMlp {
         let f = self.gpu.mlp_fn(kernel)?;
         let (ri, oi, kwi) = (rows as i32, l.out as i32, kw as i32);
         let mut b = s.launch_builder(&f);
-        b.arg(z)
-            .arg(&ri)
-            .arg(&oi)
-            .arg(&l.norm.mean)
-            .arg(&l.norm.scale)
-            .arg(&l.norm.beta)
+        norm_args(&mut b, z, &ri, &oi, &l.norm)
             .arg(&kwi)
             .arg(&mut words);
         // SAFETY: reads `rows x out` sums, writes `rows x kw` words, one thread per word.

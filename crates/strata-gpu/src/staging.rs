@@ -13,7 +13,7 @@
 //! many times; the emulator in tests/gpu-sim.sh reads pinned memory only when a copy runs, so
 //! a missing wait there gives wrong data.)
 
-use crate::GpuError;
+use crate::{Gpu, GpuError};
 use cudarc::driver::{
     result, sys, CudaContext, CudaEvent, CudaSlice, CudaStream, DevicePtrMut, PinnedHostSlice,
 };
@@ -110,5 +110,48 @@ impl Staging {
             }
         }
         Ok(dst)
+    }
+}
+
+/// Uploads through a pair of pinned buffers of a chosen size, made for one self-check: with
+/// tiny buffers every upload refills them many times, so an upload that overwrote a buffer
+/// whose copy was still queued would bring back wrong values.
+pub struct StagingCheck<'a> {
+    gpu: &'a Gpu,
+    staging: Staging,
+}
+
+impl Gpu {
+    /// Two pinned buffers of `chunk` f32 values each, for [`StagingCheck::round_trip`]. An
+    /// error here means page-locked memory could not be had: uploads still work (through
+    /// pageable memory, slower), but the staged path cannot be checked.
+    pub fn staging_check(&self, chunk: usize) -> Result<StagingCheck<'_>, GpuError> {
+        Ok(StagingCheck {
+            gpu: self,
+            staging: Staging::new(&self.ctx, chunk)?,
+        })
+    }
+}
+
+impl StagingCheck<'_> {
+    /// Upload every array, back to back on the copy stream, then read each back on the compute
+    /// stream (which waits for the copies as kernels do). An empty array comes back as one
+    /// value: CUDA has no empty allocation.
+    pub fn round_trip(&mut self, arrays: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, GpuError> {
+        let mut uploaded = Vec::new();
+        for v in arrays {
+            uploaded.push(self.staging.upload(&self.gpu.copy, v.len(), |at, out| {
+                out.copy_from_slice(&v[at..at + out.len()])
+            })?);
+        }
+        uploaded
+            .iter()
+            .map(|d| {
+                self.gpu
+                    .stream
+                    .clone_dtoh(d)
+                    .map_err(|e| GpuError::cuda("download", e))
+            })
+            .collect()
     }
 }

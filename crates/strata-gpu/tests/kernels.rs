@@ -1,6 +1,7 @@
 //! The CUDA sources compile, for every architecture strata targets, wherever NVRTC can be
 //! loaded: no GPU is needed to compile (NVRTC runs ptxas for a real `sm_XY`, so the tensor-core
 //! kernel's inline PTX is checked too). Without libnvrtc the test says so and passes.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use strata_gpu::kernels::{
     compile, nvrtc_available, nvrtc_version, BINARY_KERNELS, BINARY_SRC, GRAM_KERNELS, GRAM_SRC,

@@ -3,7 +3,7 @@
 //!
 //! Every figure is a ratio to a baseline measured in the same run on the same data.
 
-use crate::progress;
+use crate::progress::Progress;
 use anyhow::{Context, Result};
 use ndarray::Array2;
 use serde::Serialize;
@@ -17,54 +17,84 @@ use strata_sim::{cka_all_pairs, gemm, Estimator, Kernel};
 /// Settings of `strata bench cka`.
 #[derive(Clone, Debug)]
 pub struct BenchCkaArgs {
+    /// Examples per layer.
     pub n: usize,
+    /// Feature count of each layer (both synthetic models have these layers).
     pub widths: Vec<usize>,
+    /// Timed runs of each side; the median counts.
     pub repeat: usize,
+    /// Seed of the synthetic activations.
     pub seed: u64,
     /// Python interpreter for the NumPy reference; `None` skips it.
     pub python: Option<String>,
     /// Minibatch streaming test: examples, features per layer, batch size (`stream_n = 0` skips).
     pub stream_n: usize,
+    /// Features per layer of the streaming test.
     pub stream_features: usize,
+    /// Examples per minibatch of the streaming test.
     pub stream_batch: usize,
     /// Where the streaming test writes its temporary store.
     pub scratch: PathBuf,
-    pub quiet: bool,
 }
 
+/// The minibatch streaming test: an Arrow store written to disk, then minibatch CKA over it.
 #[derive(Clone, Debug, Serialize)]
 pub struct StreamResult {
+    /// Examples in the store.
     pub n: usize,
+    /// Features per layer.
     pub features: usize,
+    /// Layers in the store.
     pub layers: usize,
+    /// Examples per minibatch.
     pub batch_size: usize,
+    /// Size of the store on disk, in bytes.
     pub store_bytes: u64,
+    /// Seconds spent writing the store.
     pub write_seconds: f64,
+    /// Seconds of the minibatch CKA pass.
     pub cka_seconds: f64,
+    /// Peak resident memory of the process after the pass, in bytes (`None` off Linux).
     pub peak_rss_bytes: Option<u64>,
+    /// Minibatch CKA between the two layers (`None` where undefined).
     pub cka: Option<f64>,
 }
 
+/// The NumPy reference implementation's run on the same activations.
 #[derive(Clone, Debug, Serialize)]
 pub struct NumpyResult {
+    /// Best wall time of the NumPy all-pairs CKA (pair by pair), in seconds.
     pub seconds: f64,
+    /// NumPy version.
     pub numpy: String,
+    /// Floating-point type NumPy computed in.
     pub dtype: String,
+    /// Largest absolute difference between its CKA values and strata's.
     pub max_abs_diff: f64,
 }
 
 /// Everything `strata bench cka` measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchCkaReport {
+    /// Examples per layer.
     pub n: usize,
+    /// Feature count of each layer.
     pub widths: Vec<usize>,
+    /// Timed runs of each side.
     pub repeat: usize,
+    /// Threads of the rayon pool the products ran on.
     pub threads: usize,
+    /// CPU model name.
     pub cpu: String,
+    /// Seconds of each `cka_all_pairs` run.
     pub strata_seconds: Vec<f64>,
+    /// Seconds of each run of the bare GEMMs it needs (the floor).
     pub floor_seconds: Vec<f64>,
+    /// Floating-point work of the GEMM floor, in GFLOP (a multiply-add counts 2).
     pub gemm_gflop: f64,
+    /// The NumPy reference (`None` when skipped).
     pub numpy: Option<NumpyResult>,
+    /// The minibatch streaming test (`None` when skipped).
     pub stream: Option<StreamResult>,
 }
 
@@ -74,6 +104,7 @@ fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
+/// The CPU's model name from `/proc/cpuinfo`, else the architecture (`x86_64`, ...).
 pub fn cpu_name() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -107,9 +138,11 @@ pub fn synthetic_models(
 }
 
 impl BenchCkaReport {
+    /// Median seconds of `cka_all_pairs`.
     pub fn strata_median(&self) -> f64 {
         median(&self.strata_seconds)
     }
+    /// Median seconds of the GEMM floor.
     pub fn floor_median(&self) -> f64 {
         median(&self.floor_seconds)
     }
@@ -172,12 +205,12 @@ impl BenchCkaReport {
     }
 }
 
-/// Run the benchmark.
-pub fn run(args: &BenchCkaArgs) -> Result<BenchCkaReport> {
+/// Run the benchmark, reporting to `progress`.
+pub fn run(args: &BenchCkaArgs, progress: &dyn Progress) -> Result<BenchCkaReport> {
     // The streaming test runs first so that the process's peak resident memory, read right
     // after it, covers only the store writing and the minibatch pass.
     let stream = if args.stream_n > 0 {
-        Some(stream_test(args)?)
+        Some(stream_test(args, progress)?)
     } else {
         None
     };
@@ -189,7 +222,7 @@ pub fn run(args: &BenchCkaArgs) -> Result<BenchCkaReport> {
         let selfp: f64 = args.widths.iter().map(|&p| (p * p) as f64 * n).sum::<f64>() * 2.0;
         (cross + selfp) / 1e9
     };
-    let pb = progress::bar(args.repeat as u64 * 2, "bench", "runs", args.quiet);
+    let pb = progress.task("bench", "runs", args.repeat as u64 * 2);
     let mut strata_seconds = Vec::new();
     let mut floor_seconds = Vec::new();
     let mut matrix = None;
@@ -202,20 +235,20 @@ pub fn run(args: &BenchCkaArgs) -> Result<BenchCkaReport> {
         pb.inc(1);
         let t = Instant::now();
         for x in a.iter().chain(&b) {
-            std::hint::black_box(gemm::xtx_lower(x.view()));
+            std::hint::black_box(gemm::xtx_lower(x.view())?);
         }
         for x in &a {
             for y in &b {
-                std::hint::black_box(gemm::xt_y(x.view(), y.view()));
+                std::hint::black_box(gemm::xt_y(x.view(), y.view())?);
             }
         }
         floor_seconds.push(t.elapsed().as_secs_f64());
         pb.inc(1);
     }
-    pb.finish_and_clear();
+    pb.finish();
     let matrix = matrix.context("--repeat must be at least 1")?;
     let numpy = match &args.python {
-        Some(py) => numpy_reference(py, &a, &b, &matrix.values, args.quiet)?,
+        Some(py) => numpy_reference(py, &a, &b, &matrix.values, progress)?,
         None => None,
     };
     Ok(BenchCkaReport {
@@ -239,7 +272,7 @@ fn numpy_reference(
     a: &[Array2<f32>],
     b: &[Array2<f32>],
     ours: &[Vec<Option<f64>>],
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<Option<NumpyResult>> {
     let ok = Command::new(python)
         .args(["-c", "import numpy"])
@@ -247,9 +280,9 @@ fn numpy_reference(
         .map(|o| o.status.success())
         .unwrap_or(false);
     if !ok {
-        if !quiet {
-            eprintln!("note: {python} with numpy not found; skipping the NumPy reference");
-        }
+        progress.log(&format!(
+            "note: {python} with numpy not found; skipping the NumPy reference"
+        ));
         return Ok(None);
     }
     let dir = std::env::temp_dir().join(format!("strata-bench-numpy-{}", std::process::id()));
@@ -267,9 +300,7 @@ fn numpy_reference(
         }
         let script = dir.join("cka_numpy.py");
         std::fs::write(&script, NUMPY_SCRIPT)?;
-        if !quiet {
-            eprintln!("running the NumPy reference (this is the slow part)...");
-        }
+        progress.log("running the NumPy reference (this is the slow part)...");
         let out = Command::new(python).arg(&script).arg(&dir).output()?;
         if !out.status.success() {
             anyhow::bail!(
@@ -297,24 +328,30 @@ fn numpy_reference(
     result
 }
 
-fn stream_test(args: &BenchCkaArgs) -> Result<StreamResult> {
+fn stream_test(args: &BenchCkaArgs, progress: &dyn Progress) -> Result<StreamResult> {
     let (n, p) = (args.stream_n, args.stream_features);
     std::fs::create_dir_all(&args.scratch)?;
     let path = args
         .scratch
         .join(format!("strata-bench-stream-{}.arrow", std::process::id()));
-    let result = stream_inner(args, &path, n, p);
+    let result = stream_inner(args, &path, n, p, progress);
     let _ = std::fs::remove_file(&path);
     result
 }
 
-fn stream_inner(args: &BenchCkaArgs, path: &Path, n: usize, p: usize) -> Result<StreamResult> {
+fn stream_inner(
+    args: &BenchCkaArgs,
+    path: &Path,
+    n: usize,
+    p: usize,
+    progress: &dyn Progress,
+) -> Result<StreamResult> {
     let specs = [LayerSpec::new("a", &[p]), LayerSpec::new("b", &[p])];
     let t = Instant::now();
     let mut w = StoreWriter::create(path, &specs, &serde_json::json!({"bench": "stream"}))?;
     let mut r = Rng::new(args.seed);
     let mix = r.normal_matrix(p, p).mapv(|v| v / (p as f32).sqrt());
-    let pb = progress::bar(n as u64, "write store", "examples", args.quiet);
+    let pb = progress.task("write store", "examples", n as u64);
     let chunk = 8192;
     let mut done = 0;
     while done < n {
@@ -326,11 +363,11 @@ fn stream_inner(args: &BenchCkaArgs, path: &Path, n: usize, p: usize) -> Result<
         pb.set_position(done as u64);
     }
     w.finish()?;
-    pb.finish_and_clear();
+    pb.finish();
     let write_seconds = t.elapsed().as_secs_f64();
     let store_bytes = std::fs::metadata(path)?.len();
     let t = Instant::now();
-    let res = crate::compare::run(&crate::compare::CkaArgs {
+    let cka = crate::compare::CkaArgs {
         a: path.to_path_buf(),
         b: path.to_path_buf(),
         kernel: Kernel::Linear,
@@ -338,10 +375,10 @@ fn stream_inner(args: &BenchCkaArgs, path: &Path, n: usize, p: usize) -> Result<
         batch_size: Some(args.stream_batch),
         layers_a: Some(vec!["a".into()]),
         layers_b: Some(vec!["b".into()]),
-        quiet: args.quiet,
         // This benchmark measures the CPU path's streaming memory.
         device: strata_gpu::DeviceChoice::Cpu,
-    })?;
+    };
+    let res = crate::compare::run(&cka, progress)?;
     Ok(StreamResult {
         n,
         features: p,
@@ -358,14 +395,23 @@ fn stream_inner(args: &BenchCkaArgs, path: &Path, n: usize, p: usize) -> Result<
 /// One shape of `strata bench binary-gemm`.
 #[derive(Clone, Debug, Serialize)]
 pub struct BinaryGemmRow {
+    /// What the shape is (`square`, `MLP fc2, batch 256`, ...).
     pub label: String,
+    /// Rows of A and of the product.
     pub m: usize,
+    /// Rows of B: columns of the product.
     pub n: usize,
+    /// Shared inner dimension (±1 values, packed to bits).
     pub k: usize,
+    /// Best seconds of the packed binary product.
     pub binary_seconds: f64,
+    /// Best seconds of faer's f32 GEMM of the same shape.
     pub f32_seconds: f64,
+    /// `m n k / s` of the binary product.
     pub binary_macs_per_s: f64,
+    /// `m n k / s` of the f32 GEMM.
     pub f32_macs_per_s: f64,
+    /// f32 time over binary time: the binary product's speed-up.
     pub ratio: f64,
 }
 
@@ -422,7 +468,8 @@ pub fn binary_gemm(
             .as_standard_layout()
             .into_owned();
         let tf = time(&mut || {
-            std::hint::black_box(gemm::xt_y(at.view(), bt.view()));
+            // The shapes agree by construction (both `k` rows): the result is never an error.
+            let _ = std::hint::black_box(gemm::xt_y(at.view(), bt.view()));
         });
         let macs = (m * n * k) as f64;
         out.push(BinaryGemmRow {

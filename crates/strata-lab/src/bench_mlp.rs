@@ -7,6 +7,7 @@
 //! engine's on the same network and the first device timed, so a fast wrong engine shows.
 
 use crate::gpu;
+use crate::progress::Progress;
 use anyhow::Result;
 use serde::Serialize;
 use std::time::Instant;
@@ -21,24 +22,30 @@ use strata_nn::{train, Precision};
 pub struct BenchMlpArgs {
     /// Images per pass.
     pub rows: usize,
+    /// Hidden layer widths of both networks.
     pub widths: Vec<usize>,
     /// Rows per GPU batch and per CPU packed-engine chunk.
     pub batch: usize,
     /// Passes per engine; the fastest counts.
     pub repeat: usize,
+    /// Which GPU to time besides the CPU (`cpu`: none; `auto`: the GPU when present).
     pub device: DeviceChoice,
     /// Skip the CPU engines (the float engine on the CPU is the slowest part).
     pub no_cpu: bool,
-    pub quiet: bool,
 }
 
 /// One engine on one device.
 #[derive(Clone, Debug, Serialize)]
 pub struct MlpRow {
+    /// `cpu` or `cuda:N`.
     pub device: String,
+    /// `float` or `w1a1`.
     pub network: String,
+    /// Inference engine (`float`, `packed`, or the GPU kernel's name).
     pub engine: String,
+    /// Best seconds of one pass over the images.
     pub seconds: f64,
+    /// Images per second of that pass.
     pub images_per_second: f64,
     /// Images/s over the float network's float engine on the same device.
     pub vs_float: f64,
@@ -50,15 +57,25 @@ pub struct MlpRow {
 /// Everything `strata bench mlp` measured.
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchMlpReport {
+    /// Layer sizes, input to logits (`784-1024-1024-10`).
     pub shape: String,
+    /// Images per pass.
     pub rows: usize,
+    /// Rows per GPU batch and per CPU packed-engine chunk.
     pub batch: usize,
+    /// Passes per engine; the fastest counts.
     pub repeat: usize,
+    /// CPU model name.
     pub cpu: String,
+    /// Threads of the rayon pool the CPU engines ran on.
     pub threads: usize,
+    /// GPU label (`None` without one).
     pub gpu: Option<String>,
+    /// CUDA driver version (`None` without a GPU).
     pub driver: Option<String>,
+    /// NVRTC version (`None` without a GPU).
     pub nvrtc: Option<String>,
+    /// One row per engine, network and device.
     pub results: Vec<MlpRow>,
 }
 
@@ -87,14 +104,18 @@ fn best_of(repeat: usize, mut f: impl FnMut() -> Result<Vec<usize>>) -> Result<(
     Ok((best, pred))
 }
 
-pub fn run(args: &BenchMlpArgs) -> Result<BenchMlpReport> {
+/// Run the benchmark, logging each engine's figure as it comes.
+pub fn run(args: &BenchMlpArgs, progress: &dyn Progress) -> Result<BenchMlpReport> {
     if args.rows == 0 || args.widths.is_empty() || args.widths.contains(&0) {
         anyhow::bail!("--rows and every --widths value must be at least 1");
     }
     let gpu = match args.device {
         DeviceChoice::Cpu => None,
-        d => gpu::resolve(d, args.quiet)?,
+        d => gpu::resolve(d)?,
     };
+    if let Some(g) = &gpu {
+        progress.log(&gpu::running_on(g));
+    }
     if gpu.is_none() && args.no_cpu {
         anyhow::bail!("--no-cpu leaves nothing to time without a GPU (strata gpu info)");
     }
@@ -116,13 +137,11 @@ pub fn run(args: &BenchMlpArgs) -> Result<BenchMlpReport> {
     // Reference predictions per network: the first float engine timed.
     let mut reference: [Option<Vec<usize>>; 2] = [None, None];
     let mut add = |device: &str, network: usize, engine: String, secs: f64, pred: Vec<usize>| {
-        if !args.quiet {
-            eprintln!(
-                "{device:<8} {:<6} {engine:<26} {:>12.0} images/s",
-                ["float", "w1a1"][network],
-                args.rows as f64 / secs
-            );
-        }
+        progress.log(&format!(
+            "{device:<8} {:<6} {engine:<26} {:>12.0} images/s",
+            ["float", "w1a1"][network],
+            args.rows as f64 / secs
+        ));
         let r = reference[network].get_or_insert_with(|| pred.clone());
         let agree = pred.iter().zip(r.iter()).filter(|(a, b)| a == b).count();
         results.push(MlpRow {

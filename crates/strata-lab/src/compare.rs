@@ -1,6 +1,6 @@
 //! `strata cka A B`: CKA between the layers of two activation files.
 
-use crate::progress;
+use crate::progress::Progress;
 use anyhow::{bail, Result};
 use ndarray::Array2;
 use serde_json::json;
@@ -12,8 +12,11 @@ use strata_sim::{cka_all_pairs_on, CkaMatrix, Estimator, Kernel, MinibatchCka};
 /// What to compare and how.
 #[derive(Clone, Debug)]
 pub struct CkaArgs {
+    /// Activation store of model A (the matrix's rows).
     pub a: PathBuf,
+    /// Activation store of model B (the matrix's columns).
     pub b: PathBuf,
+    /// Kernel applied to each layer's activations.
     pub kernel: Kernel,
     /// `None`: biased for full-data CKA, debiased for minibatch CKA.
     pub estimator: Option<Estimator>,
@@ -21,9 +24,8 @@ pub struct CkaArgs {
     pub batch_size: Option<usize>,
     /// Restrict to these layers of A / B (default: all, in file order).
     pub layers_a: Option<Vec<String>>,
+    /// Restrict B to these layers (default: all, in file order).
     pub layers_b: Option<Vec<String>>,
-    /// No progress bars.
-    pub quiet: bool,
     /// Where linear CKA runs (`auto`: the GPU when present).
     pub device: strata_gpu::DeviceChoice,
 }
@@ -31,14 +33,23 @@ pub struct CkaArgs {
 /// A computed CKA matrix with what produced it.
 #[derive(Clone, Debug)]
 pub struct CkaResult {
+    /// Activation store of model A.
     pub a: PathBuf,
+    /// Activation store of model B.
     pub b: PathBuf,
+    /// Layer names of A: the matrix's rows.
     pub layers_a: Vec<String>,
+    /// Layer names of B: the matrix's columns.
     pub layers_b: Vec<String>,
+    /// CKA of every (layer of A, layer of B) pair.
     pub matrix: CkaMatrix,
+    /// Kernel used.
     pub kernel: Kernel,
+    /// HSIC estimator used (debiased for minibatch CKA).
     pub estimator: Estimator,
+    /// Examples per minibatch (`None`: full-data CKA).
     pub batch_size: Option<usize>,
+    /// Seconds the comparison took, reading the stores included.
     pub seconds: f64,
 }
 
@@ -59,8 +70,8 @@ fn same_file(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// Compute the CKA matrix between the selected layers of A and B.
-pub fn run(args: &CkaArgs) -> Result<CkaResult> {
+/// Compute the CKA matrix between the selected layers of A and B, reporting to `progress`.
+pub fn run(args: &CkaArgs, progress: &dyn Progress) -> Result<CkaResult> {
     let start = Instant::now();
     let fa = strata_data::open(&args.a)?;
     let same = same_file(&args.a, &args.b) && args.layers_a == args.layers_b;
@@ -107,9 +118,9 @@ pub fn run(args: &CkaArgs) -> Result<CkaResult> {
             if bs < 4 {
                 bail!("--batch-size must be at least 4 (the unbiased HSIC estimator needs n >= 4)");
             }
-            minibatch(&fa, fb, &ia, &ib, same, bs, args)?
+            minibatch(&fa, fb, &ia, &ib, same, bs, args, progress)?
         }
-        None => full(&fa, fb, &ia, &ib, same, estimator, args)?,
+        None => full(&fa, fb, &ia, &ib, same, estimator, args, progress)?,
     };
     Ok(CkaResult {
         a: args.a.clone(),
@@ -124,6 +135,7 @@ pub fn run(args: &CkaArgs) -> Result<CkaResult> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn full(
     fa: &Activations,
     fb: &Activations,
@@ -132,6 +144,7 @@ fn full(
     same: bool,
     estimator: Estimator,
     args: &CkaArgs,
+    progress: &dyn Progress,
 ) -> Result<CkaMatrix> {
     let n = fa.n();
     let mut need: u64 = 0;
@@ -169,7 +182,7 @@ fn full(
         }
     }
     let read = |f: &Activations, ids: &[usize], label: &str| -> Result<Vec<Array2<f32>>> {
-        let pb = progress::bar(ids.len() as u64, label, "layers", args.quiet);
+        let pb = progress.task(label, "layers", ids.len() as u64);
         let out = ids
             .iter()
             .map(|&i| {
@@ -178,7 +191,7 @@ fn full(
                 m
             })
             .collect::<strata_data::Result<Vec<_>>>();
-        pb.finish_and_clear();
+        pb.finish();
         Ok(out?)
     };
     let a = read(fa, ia, "reading A")?;
@@ -187,25 +200,29 @@ fn full(
     } else {
         Some(read(fb, ib, "reading B")?)
     };
-    let pb = progress::bar(0, "CKA", "pairs", args.quiet);
-    let pb2 = pb.clone();
-    let backend =
-        crate::gpu::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
-    let m = cka_all_pairs_on(
-        &*backend,
-        a,
-        b,
-        args.kernel,
-        estimator,
-        &move |done, total| {
-            pb2.set_length(total);
-            pb2.set_position(done);
-        },
-    )?;
-    pb.finish_and_clear();
+    let pb = progress.task("CKA", "pairs", 0);
+    let backend = hsic_backend(args, progress)?;
+    let m = cka_all_pairs_on(&*backend, a, b, args.kernel, estimator, &|done, total| {
+        pb.set_total(total);
+        pb.set_position(done);
+    })?;
+    pb.finish();
     Ok(m)
 }
 
+/// The HSIC backend for `args.device`, logging where it runs when that is a GPU.
+fn hsic_backend(
+    args: &CkaArgs,
+    progress: &dyn Progress,
+) -> Result<Box<dyn strata_sim::HsicBackend>> {
+    let gpu = crate::gpu::hsic_device(args.device, args.kernel == Kernel::Linear)?;
+    if let Some(g) = &gpu {
+        progress.log(&crate::gpu::running_on(g));
+    }
+    Ok(crate::gpu::hsic_backend_on(gpu))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn minibatch(
     fa: &Activations,
     fb: &Activations,
@@ -214,9 +231,9 @@ fn minibatch(
     same: bool,
     bs: usize,
     args: &CkaArgs,
+    progress: &dyn Progress,
 ) -> Result<CkaMatrix> {
-    let backend =
-        crate::gpu::hsic_backend(args.device, args.kernel == Kernel::Linear, args.quiet)?;
+    let backend = hsic_backend(args, progress)?;
     let mut acc = MinibatchCka::new(ia.len(), ib.len(), args.kernel, same);
     let mut ra = fa.batches(ia, bs)?;
     let mut rb = if same {
@@ -224,7 +241,7 @@ fn minibatch(
     } else {
         Some(fb.batches(ib, bs)?)
     };
-    let pb = progress::bar(fa.n() as u64, "minibatch CKA", "examples", args.quiet);
+    let pb = progress.task("minibatch CKA", "examples", fa.n() as u64);
     // The next batches are read (and decoded) on their own thread while this one computes.
     let next = move || -> Result<Option<Batch>> {
         let a = ra.next_batch()?;
@@ -258,12 +275,12 @@ fn minibatch(
         pb.inc(rows as u64);
         Ok(())
     })?;
-    pb.finish_and_clear();
+    pb.finish();
     if acc.skipped() > 0 {
-        eprintln!(
+        progress.warn(&format!(
             "note: the last {} example(s) formed a batch smaller than 4 and were left out",
             acc.skipped()
-        );
+        ));
     }
     Ok(acc.finish())
 }

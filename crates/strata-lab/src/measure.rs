@@ -2,7 +2,7 @@
 //! (CCA, SVCCA, PWCCA, linear regression, orthogonal Procrustes, unnormalized linear HSIC) between
 //! every layer of A and every layer of B, from the same activation files as CKA.
 
-use crate::progress;
+use crate::progress::Progress;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -11,17 +11,27 @@ use strata_sim::{measure_by_name, similarity_matrix, Basis, MEASURE_NAMES};
 
 /// A matrix of one baseline measure.
 pub struct MeasureResult {
+    /// Activation store of model A.
     pub a: PathBuf,
+    /// Activation store of model B.
     pub b: PathBuf,
+    /// The measure's name.
     pub measure: &'static str,
+    /// Larger values mean more similar (false for distances).
     pub higher_is_similar: bool,
+    /// The measure gives the same value with A and B swapped.
     pub symmetric: bool,
+    /// Layer names of A: the rows of `values`.
     pub layers_a: Vec<String>,
+    /// Layer names of B: the columns of `values`.
     pub layers_b: Vec<String>,
+    /// `values[i][j]`: the measure between layer i of A and layer j of B (`None` where undefined).
     pub values: Vec<Vec<Option<f64>>>,
     /// Why a layer's values are undefined (e.g. a constant layer), one line per layer.
     pub notes: Vec<String>,
+    /// Examples compared.
     pub n: usize,
+    /// Seconds the comparison took, reading the stores included.
     pub seconds: f64,
 }
 
@@ -33,7 +43,7 @@ pub fn names() -> String {
 fn bases(
     path: &Path,
     names: &Option<Vec<String>>,
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<(Vec<String>, Vec<Basis>, usize)> {
     let f = strata_data::open(path)?;
     let ids: Vec<usize> = match names {
@@ -43,7 +53,7 @@ fn bases(
             .map(|n| f.layer_index(n).map_err(Into::into))
             .collect::<Result<_>>()?,
     };
-    let pb = progress::bar(ids.len() as u64, "bases", "layers", quiet);
+    let pb = progress.task("bases", "layers", ids.len() as u64);
     let mut out = Vec::with_capacity(ids.len());
     for &i in &ids {
         let x = f.read_layer(i)?;
@@ -54,25 +64,25 @@ fn bases(
         );
         pb.inc(1);
     }
-    pb.finish_and_clear();
+    pb.finish();
     let names = ids.iter().map(|&i| f.layers()[i].name.clone()).collect();
     Ok((names, out, f.n()))
 }
 
-/// Compute `measure` between the selected layers of `a` and `b`.
+/// Compute `measure` between the selected layers of `a` and `b`, reporting to `progress`.
 pub fn run(
     a: &Path,
     b: &Path,
     measure: &str,
     layers_a: &Option<Vec<String>>,
     layers_b: &Option<Vec<String>>,
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<MeasureResult> {
     let t = Instant::now();
     let m = measure_by_name(measure)
         .ok_or_else(|| anyhow!("unknown measure '{measure}': use cka, {}", names()))?;
-    let (la, ba, na) = bases(a, layers_a, quiet)?;
-    let (lb, bb, nb) = bases(b, layers_b, quiet)?;
+    let (la, ba, na) = bases(a, layers_a, progress)?;
+    let (lb, bb, nb) = bases(b, layers_b, progress)?;
     if na != nb {
         bail!(
             "{} has {na} examples but {} has {nb}: similarity compares two representations of \

@@ -1,6 +1,6 @@
 //! `strata train`, `strata eval`, `strata collect`: networks on labelled data.
 
-use crate::progress;
+use crate::progress::{Progress, Task};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde_json::json;
@@ -17,30 +17,43 @@ use strata_nn::Precision;
 /// Settings of `strata train`.
 #[derive(Clone, Debug)]
 pub struct TrainArgs {
+    /// Data set, as `--data` names it (`mnist`, `digits`, `csv:PATH`, ...).
     pub data: String,
     /// Label column for `csv:PATH` data.
     pub label: Option<String>,
+    /// Network architecture.
     pub architecture: Architecture,
+    /// Hidden widths (MLPs only).
     pub widths: Vec<usize>,
+    /// Precision of weights and activations.
     pub precision: Precision,
+    /// Training settings.
     pub train: TrainConfig,
+    /// Train on the first N training examples only.
     pub limit: Option<usize>,
+    /// Where the model goes: a path stem, `.safetensors` and `.json` beside it.
     pub out: PathBuf,
-    pub quiet: bool,
 }
 
 /// Result of `strata train`.
 pub struct Trained {
+    /// The model card saved beside the weights.
     pub card: ModelCard,
+    /// The files written: weights (`.safetensors`) and card (`.json`).
     pub files: (PathBuf, PathBuf),
 }
 
-/// Load a data set; for CSV data, say on stderr how missing values were handled (one line per
-/// column that had any, and one for rows dropped for a missing label).
-pub fn load_data(name: &str, label: Option<&str>, limit: Option<usize>) -> Result<dataset::Splits> {
+/// Load a data set; for CSV data, warn how missing values were handled (one line per column
+/// that had any, and one for rows dropped for a missing label).
+pub fn load_data(
+    name: &str,
+    label: Option<&str>,
+    limit: Option<usize>,
+    progress: &dyn Progress,
+) -> Result<dataset::Splits> {
     let (mut s, report) = dataset::load_with_report(name, label)?;
     for note in report.iter().flat_map(|r| r.notes()) {
-        eprintln!("note: {name}: {note}");
+        progress.warn(&format!("note: {name}: {note}"));
     }
     if let Some(n) = limit {
         s.train = s.train.head(n);
@@ -51,18 +64,12 @@ pub fn load_data(name: &str, label: Option<&str>, limit: Option<usize>) -> Resul
     Ok(s)
 }
 
-/// Train a network and save it.
-pub fn train(a: &TrainArgs) -> Result<Trained> {
-    let data = load_data(&a.data, a.label.as_deref(), a.limit)?;
-    let pb = progress::bar(0, "train", "steps", a.quiet);
-    let quiet = a.quiet;
-    let pb2 = pb.clone();
-    let t = train_on(a, &data, &pb, &mut |s| {
-        if !quiet {
-            pb2.suspend(|| eprintln!("{}", epoch_line(s)));
-        }
-    })?;
-    pb.finish_and_clear();
+/// Train a network and save it, logging each epoch's figures.
+pub fn train(a: &TrainArgs, progress: &dyn Progress) -> Result<Trained> {
+    let data = load_data(&a.data, a.label.as_deref(), a.limit, progress)?;
+    let pb = progress.task("train", "steps", 0);
+    let t = train_on(a, &data, &*pb, &mut |s| progress.log(&epoch_line(s)))?;
+    pb.finish();
     Ok(t)
 }
 
@@ -84,7 +91,7 @@ pub fn epoch_line(s: &strata_nn::train::EpochStats) -> String {
 pub fn train_on(
     a: &TrainArgs,
     data: &dataset::Splits,
-    pb: &indicatif::ProgressBar,
+    pb: &dyn Task,
     on_epoch: &mut dyn FnMut(&strata_nn::train::EpochStats),
 ) -> Result<Trained> {
     let t = Instant::now();
@@ -105,7 +112,7 @@ pub fn train_on(
     strata_nn::limits::check_config(&config, bs, true)?;
     let mut model = Net::try_new(config.clone(), a.train.seed)?;
     let steps = data.train.len().div_ceil(bs) as u64;
-    pb.set_length(steps * a.train.epochs as u64);
+    pb.set_total(steps * a.train.epochs as u64);
     let history = train::train(
         &mut model,
         &data.train,
@@ -113,7 +120,7 @@ pub fn train_on(
         &a.train,
         &mut |epoch, _b, _n, loss| {
             pb.inc(1);
-            pb.set_message(format!("epoch {} loss {loss:.3}", epoch + 1));
+            pb.set_message(&format!("epoch {} loss {loss:.3}", epoch + 1));
         },
         on_epoch,
     )?;
@@ -155,9 +162,13 @@ fn split<'a>(s: &'a dataset::Splits, which: &str) -> Result<&'a Dataset> {
 /// Which examples a command reads: data set, label column (CSV), split, first-N limit.
 #[derive(Clone, Copy, Debug)]
 pub struct Examples<'a> {
+    /// Data set, as `--data` names it.
     pub data: &'a str,
+    /// Label column of `csv:PATH` data.
     pub label: Option<&'a str>,
+    /// `train` or `test`.
     pub split: &'a str,
+    /// Read the first N examples of the split only.
     pub limit: Option<usize>,
 }
 
@@ -190,14 +201,14 @@ const GPU_EVAL_BATCH: usize = 8192;
 /// Accuracy of a saved model; `packed` runs `w1a1` layers as XOR/popcount. `device` picks
 /// the CPU or the GPU (MLPs only; both engines), as `gpu::net_device` decides. The data
 /// go through `repeat` times and the fastest pass gives the images/s (setting up the engine,
-/// uploading weights included, is not timed).
+/// uploading weights included, is not timed). Logs where it runs when that is a GPU.
 pub fn eval(
     model: &Path,
     ex: Examples,
     packed: bool,
     device: strata_gpu::DeviceChoice,
     repeat: usize,
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<serde_json::Value> {
     enum Engine {
         Gpu(strata_gpu::GpuMlp),
@@ -206,7 +217,7 @@ pub fn eval(
     }
     let (mut m, card, d) = load(model, ex)?;
     let (data, which) = (ex.data, ex.split);
-    let gpu = crate::gpu::net_device(device, &m, quiet)?;
+    let gpu = net_device(device, &m, progress)?;
     let mut name = if packed { "packed" } else { "float" }.to_string();
     let engine = match (&gpu, packed) {
         (Some(g), _) => {
@@ -257,6 +268,20 @@ pub fn eval(
     }))
 }
 
+/// The GPU `m` runs on for `device` (`None`: the CPU), logging which when it is one, so a user
+/// always knows where the work ran.
+fn net_device(
+    device: strata_gpu::DeviceChoice,
+    m: &Net,
+    progress: &dyn Progress,
+) -> Result<Option<std::sync::Arc<strata_gpu::Gpu>>> {
+    let gpu = crate::gpu::net_device(device, m)?;
+    if let Some(g) = &gpu {
+        progress.log(&crate::gpu::running_on(g));
+    }
+    Ok(gpu)
+}
+
 /// Stream every layer's activations of a saved model into an activation store, on the CPU or
 /// (MLPs) the GPU's float engine.
 pub fn collect(
@@ -265,15 +290,15 @@ pub fn collect(
     pre: bool,
     out: &Path,
     device: strata_gpu::DeviceChoice,
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<usize> {
     let (st, js) = file::paths(model);
     crate::outset::refuse_inputs_as_outputs(&[out.to_path_buf()], &[&st, &js])?;
     let (mut m, card, d) = load(model, ex)?;
-    let gpu = crate::gpu::net_device(device, &m, quiet)?;
-    let pb = progress::bar(d.len() as u64, "collect", "examples", quiet);
-    let rows = collect_on(&mut m, &card, model, &d, ex, pre, out, gpu.as_ref(), &pb)?;
-    pb.finish_and_clear();
+    let gpu = net_device(device, &m, progress)?;
+    let pb = progress.task("collect", "examples", d.len() as u64);
+    let rows = collect_on(&mut m, &card, model, &d, ex, pre, out, gpu.as_ref(), &*pb)?;
+    pb.finish();
     Ok(rows)
 }
 
@@ -288,7 +313,7 @@ pub fn collect_on(
     pre: bool,
     out: &Path,
     gpu: Option<&std::sync::Arc<strata_gpu::Gpu>>,
-    pb: &indicatif::ProgressBar,
+    pb: &dyn Task,
 ) -> Result<usize> {
     if d.shape != card.config.input_shape {
         bail!(
@@ -317,7 +342,7 @@ pub fn collect_on(
         "labels": "row order of the split",
     });
     let mut w = StoreWriter::create(out, &specs, &meta)?;
-    pb.set_length(d.len() as u64);
+    pb.set_total(d.len() as u64);
     if let Some(g) = gpu {
         let mlp = strata_gpu::GpuMlp::new(g.clone(), m, strata_gpu::MlpEngine::Float)?;
         let record = if pre {

@@ -12,9 +12,14 @@ use rayon::prelude::*;
 /// Packed ±1 matrix: `rows` rows of `words` u64 each.
 #[derive(Clone, Debug)]
 pub struct BitMatrix {
+    /// Number of rows (examples, or output units for a weight matrix).
     pub rows: usize,
+    /// ±1 values per row (the inner dimension of the product).
     pub k: usize,
+    /// u64 words per row: `ceil(k / 64)`.
     pub words: usize,
+    /// `rows x words` words, row-major; bit `i % 64` of word `i / 64` is value `i` (1 = +1),
+    /// padding bits 0.
     pub bits: Vec<u64>,
 }
 

@@ -15,13 +15,20 @@ pub enum NnError {
     TooLarge {
         /// The field, in neutral terms (`hidden layers`, `width of hidden layer 2`).
         what: String,
+        /// The value asked for.
         value: u64,
+        /// The cap it exceeds.
         max: u64,
     },
     /// A value that cannot describe a network (a zero dimension, an input too small for a
     /// convolution, a shape of the wrong rank).
     #[error("{what}: {msg}")]
-    Invalid { what: String, msg: String },
+    Invalid {
+        /// The field at fault, in neutral terms (`input shape [1, 0, 28]`, `classes`).
+        what: String,
+        /// Why it cannot describe a network.
+        msg: String,
+    },
     /// The network would not fit in the memory this process may still claim.
     #[error(
         "{what}: the network needs {} of memory {action} but only {} is available; {hint}",
@@ -40,8 +47,13 @@ pub enum NnError {
         /// What to change, in neutral terms (`use narrower or fewer layers`).
         hint: &'static str,
     },
-    /// A tensor operation failed.
-    #[error("{}", one_line(&.0.to_string()))]
+    /// An operation the network cannot do (packed inference of a network that is not `w1a1`).
+    /// The message is the whole line.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A tensor operation failed: candle's error, unchanged (same message, same source chain),
+    /// so that the functions which returned it before keep their messages.
+    #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
@@ -52,18 +64,4 @@ impl NnError {
             msg: msg.into(),
         }
     }
-
-    /// For the functions that keep candle's error type (their callers in other crates expect
-    /// it): the same one-line message, or the original tensor error.
-    pub fn into_candle(self) -> candle_core::Error {
-        match self {
-            NnError::Candle(e) => e,
-            other => candle_core::Error::Msg(other.to_string()),
-        }
-    }
-}
-
-/// Candle errors can carry a backtrace on later lines; strata reports one line.
-fn one_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").to_string()
 }

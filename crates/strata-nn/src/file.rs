@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use strata_data::fsutil::{commit, write_temp};
 
 /// The `format` every model card carries.
 pub const FORMAT: &str = "strata-model-1";
@@ -38,14 +39,23 @@ const REDO: &str = "retrain the model or copy it again";
 pub struct ModelCard {
     /// [`FORMAT`].
     pub format: String,
+    /// The network: architecture, input shape, widths, classes, precision.
     pub config: NetConfig,
+    /// The data set it was trained on (`mnist`, `digits`, ...).
     pub data: String,
+    /// The training settings, seed included.
     pub train: TrainConfig,
+    /// Fraction of training examples classified correctly after training, in [0, 1].
     pub train_accuracy: f64,
+    /// Fraction of test examples classified correctly after training, in [0, 1].
     pub test_accuracy: f64,
+    /// Every epoch's figures, in order.
     pub history: Vec<EpochStats>,
+    /// Threads training ran on (results do not depend on it; timings do).
     pub threads: usize,
+    /// Wall-clock training time, in seconds.
     pub seconds: f64,
+    /// The strata version that trained and wrote the model.
     pub strata_version: String,
 }
 
@@ -58,31 +68,53 @@ pub enum ModelFileError {
     /// The file could not be read, written or renamed (missing, permissions, disk full).
     #[error("{path}: {msg}")]
     Io {
+        /// The file at fault.
         path: PathBuf,
+        /// What was being done and the operating system's reason.
         msg: String,
+        /// The operating system's error kind (`NotFound`, `PermissionDenied`, ...).
         kind: std::io::ErrorKind,
     },
     /// The JSON card is not a strata model card (bad JSON, a missing field, a wrong type, an
     /// unknown precision or architecture, another format).
     #[error("{path}: {msg}")]
-    Card { path: PathBuf, msg: String },
+    Card {
+        /// The card.
+        path: PathBuf,
+        /// What is wrong with it.
+        msg: String,
+    },
     /// The card describes a network that cannot exist, exceeds a hard cap, or would not fit in
     /// memory ([`NnError`]).
     #[error("{path}: {source}")]
-    Config { path: PathBuf, source: NnError },
+    Config {
+        /// The card.
+        path: PathBuf,
+        /// Why the network it describes is refused.
+        source: NnError,
+    },
     /// The weights file is truncated, corrupt, not safetensors, or holds other tensors than the
     /// card implies.
     #[error("{path}: {msg}")]
-    Weights { path: PathBuf, msg: String },
+    Weights {
+        /// The weights file.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        msg: String,
+    },
     /// A tensor whose shape differs from the one the card implies.
     #[error(
         "{path}: tensor '{tensor}' has shape {found:?} but the model card implies {expected:?}; \
          the weights and the card come from different models"
     )]
     Mismatch {
+        /// The weights file.
         path: PathBuf,
+        /// The tensor's name (`fc1.weight`).
         tensor: String,
+        /// The shape the card implies.
         expected: Vec<usize>,
+        /// The shape the weights file declares.
         found: Vec<u64>,
     },
 }
@@ -222,32 +254,6 @@ fn write_safetensors(w: &mut dyn Write, tensors: &[(String, Tensor)]) -> std::io
     Ok(())
 }
 
-/// Write `path`'s content to a fresh temporary file beside it (created with the ordinary mode,
-/// like `std::fs::write`), flushed to disk; returns the temporary path for the caller to rename.
-fn write_temp(
-    path: &Path,
-    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
-) -> Result<PathBuf, ModelFileError> {
-    let tmp = strata_data::store::tmp_path(path);
-    let result = (|| {
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        fill(&mut w)?;
-        let file = w.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()
-    })();
-    match result {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(io(path, "cannot write", e))
-        }
-    }
-}
-
 /// Write both files atomically (temporary names, then renames), with the same permissions.
 pub fn save(
     path: &Path,
@@ -263,21 +269,21 @@ pub fn save(
         msg: format!("cannot write the model card: {e}"),
     })?;
     let tensors = model_tensors(model);
-    let tw = write_temp(&wp, |w| write_safetensors(w, &tensors))?;
+    let tw = write_temp(&wp, |w| write_safetensors(w, &tensors))
+        .map_err(|e| io(&wp, "cannot write", e))?;
     let tj = match write_temp(&jp, |w| w.write_all(json.as_bytes())) {
         Ok(t) => t,
         Err(e) => {
             let _ = std::fs::remove_file(&tw);
-            return Err(e);
+            return Err(io(&jp, "cannot write", e));
         }
     };
-    let renamed = std::fs::rename(&tw, &wp)
+    // `commit` removes its own temporary file when the rename fails; the card's must go too
+    // when the weights' rename fails first.
+    let renamed = commit(&tw, &wp)
         .map_err(|e| io(&wp, "cannot rename into place", e))
-        .and_then(|_| {
-            std::fs::rename(&tj, &jp).map_err(|e| io(&jp, "cannot rename into place", e))
-        });
+        .and_then(|_| commit(&tj, &jp).map_err(|e| io(&jp, "cannot rename into place", e)));
     if renamed.is_err() {
-        let _ = std::fs::remove_file(&tw);
         let _ = std::fs::remove_file(&tj);
     }
     renamed.map(|_| (wp, jp))

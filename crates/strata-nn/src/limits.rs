@@ -4,7 +4,7 @@
 //! Why here, in the library: a network's size comes from flags, analysis specs and model cards
 //! alike, and a typo (`--widths 100000000`, a card whose input shape is `[1, 100000, 100000]`)
 //! otherwise aborts the process with an out-of-memory error minutes later, or takes the machine
-//! down with it. Checking in [`crate::net::Net::try_new`], [`crate::train::train`] and
+//! down with it. Checking in [`crate::net::Net::new`], [`crate::train::train`] and
 //! [`crate::file::load`] guards every front end at once; front ends may call [`check_config`]
 //! earlier to fail before loading data. Messages name the field in neutral terms; the CLI adds
 //! its flag names.
@@ -191,7 +191,7 @@ fn estimate_plans(config: &NetConfig, plans: &[BlockPlan], batch_size: usize) ->
 }
 
 /// The memory `config` needs, for batches of `batch_size` examples. Fails only where the
-/// configuration cannot describe a network (see [`crate::net::Net::try_new`]'s errors); sizes
+/// configuration cannot describe a network (see [`crate::net::Net::new`]'s errors); sizes
 /// are not capped here, so call [`check_caps`] first for user input.
 pub fn estimate(config: &NetConfig, batch_size: usize) -> Result<MemoryEstimate, NnError> {
     Ok(estimate_plans(config, &plan(config)?, batch_size))

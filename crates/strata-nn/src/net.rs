@@ -10,7 +10,7 @@
 
 use crate::error::NnError;
 use crate::precision::{quantize_activations, quantize_weights, Precision};
-use candle_core::{Device, Result, Tensor, Var};
+use candle_core::{Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use strata_data::rng::Rng;
 
@@ -28,6 +28,7 @@ pub enum Architecture {
 }
 
 impl Architecture {
+    /// The name used in flags, specs and model cards: `mlp`, `cnn`, `tiny10`.
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Mlp => "mlp",
@@ -40,27 +41,36 @@ impl Architecture {
 /// What a network is: enough to rebuild it before loading its weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetConfig {
+    /// Which network.
     pub architecture: Architecture,
     /// Shape of one example: `[channels, height, width]`.
     pub input_shape: Vec<usize>,
     /// Hidden widths (MLP only).
     pub widths: Vec<usize>,
+    /// Number of classes: the width of the logits.
     pub classes: usize,
+    /// Bits of weights and activations.
     pub precision: Precision,
 }
 
 /// Batch normalization over every axis but the channel axis (1), with running statistics.
 pub struct BatchNorm {
+    /// Learned scale, one per channel.
     pub gamma: Var,
+    /// Learned shift, one per channel.
     pub beta: Var,
+    /// Running mean of the inputs, one per channel (used in evaluation).
     pub running_mean: Tensor,
+    /// Running (unbiased) variance of the inputs, one per channel (used in evaluation).
     pub running_var: Tensor,
+    /// Weight of the current batch in the running statistics' update, in [0, 1] (0.1).
     pub momentum: f64,
+    /// Added to the variance before the square root, for stability (1e-5).
     pub eps: f64,
 }
 
 /// `(N, C)` stays; `(N, C, H, W)` becomes `(N*H*W, C)` for statistics.
-fn to_rows(z: &Tensor) -> Result<Tensor> {
+fn to_rows(z: &Tensor) -> candle_core::Result<Tensor> {
     match z.rank() {
         4 => {
             let (n, c, h, w) = z.dims4()?;
@@ -70,7 +80,7 @@ fn to_rows(z: &Tensor) -> Result<Tensor> {
     }
 }
 
-fn from_rows(y: &Tensor, like: &Tensor) -> Result<Tensor> {
+fn from_rows(y: &Tensor, like: &Tensor) -> candle_core::Result<Tensor> {
     match like.rank() {
         4 => {
             let (n, c, h, w) = like.dims4()?;
@@ -84,7 +94,11 @@ impl BatchNorm {
     /// Evaluation-mode affine map `y = (z - mean) * scale + beta`, with
     /// `scale = gamma / sqrt(running_var + eps)`: the exact f32 operations the bit-packed
     /// engine repeats, so both give identical outputs.
-    pub fn eval_params(&self) -> Result<(Tensor, Tensor, Tensor)> {
+    pub fn eval_params(&self) -> Result<(Tensor, Tensor, Tensor), NnError> {
+        Ok(self.eval_tensors()?)
+    }
+
+    fn eval_tensors(&self) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
         let scale = (self.gamma.as_tensor() / (&self.running_var + self.eps)?.sqrt()?)?;
         Ok((
             self.running_mean.clone(),
@@ -93,7 +107,7 @@ impl BatchNorm {
         ))
     }
 
-    fn forward(&mut self, z: &Tensor, train: bool) -> Result<Tensor> {
+    fn forward(&mut self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let rows = to_rows(z)?;
         let y = if train {
             let n = rows.dim(0)? as f64;
@@ -110,7 +124,7 @@ impl BatchNorm {
                 .broadcast_mul(self.gamma.as_tensor())?
                 .broadcast_add(self.beta.as_tensor())?
         } else {
-            let (mean, scale, beta) = self.eval_params()?;
+            let (mean, scale, beta) = self.eval_tensors()?;
             rows.broadcast_sub(&mean)?
                 .broadcast_mul(&scale)?
                 .broadcast_add(&beta)?
@@ -123,17 +137,31 @@ impl BatchNorm {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Op {
     /// Dense layer; a 4-D input is flattened, or averaged over space when `gap`.
-    Dense { gap: bool },
+    Dense {
+        /// Global average pooling of a 4-D input (Tiny-10's last block) instead of flattening.
+        gap: bool,
+    },
     /// 2-D convolution, square kernel.
-    Conv { k: usize, stride: usize, pad: usize },
+    Conv {
+        /// Kernel side, in pixels.
+        k: usize,
+        /// Step between kernel positions, in pixels.
+        stride: usize,
+        /// Zero padding on each side, in pixels.
+        pad: usize,
+    },
 }
 
 /// One `op -> batch norm -> activation [-> max pool]` block. Weights are `in x out` for dense
 /// layers and `out x in x k x k` for convolutions.
 pub struct Block {
+    /// The block's name in files and reports (`fc1`, `conv2`, `logits`).
     pub name: String,
+    /// Dense or convolution.
     pub op: Op,
+    /// The real-valued weights (quantized in the forward pass for quantized precisions).
     pub w: Var,
+    /// The batch norm after the op.
     pub bn: BatchNorm,
     /// Max pooling window after the activation (1 = none).
     pub pool: usize,
@@ -143,15 +171,20 @@ pub struct Block {
 
 /// A network with its parameters.
 pub struct Net {
+    /// What the network is.
     pub config: NetConfig,
+    /// Its blocks in depth order, the logits last.
     pub blocks: Vec<Block>,
 }
 
 /// What one forward pass produced: logits and, per block, the input of its nonlinearity
 /// (`pre`) and its output after pooling (`post`; the logits for the last block).
 pub struct Forward {
+    /// `(N, classes)`.
     pub logits: Tensor,
+    /// Per block, the batch norm's output (the input of the nonlinearity).
     pub pre: Vec<Tensor>,
+    /// Per block, the activation after pooling (the logits for the last block).
     pub post: Vec<Tensor>,
 }
 
@@ -244,7 +277,7 @@ fn product(dims: &[usize]) -> Option<usize> {
 /// Every block's shapes for `c`, with checked arithmetic: an impossible configuration (a rank
 /// other than 3, a zero dimension, an input too small for a convolution, sizes that overflow)
 /// is an error, never a panic or an allocation.
-pub(crate) fn plan(c: &NetConfig) -> std::result::Result<Vec<BlockPlan>, NnError> {
+pub(crate) fn plan(c: &NetConfig) -> Result<Vec<BlockPlan>, NnError> {
     let shape_name = || format!("input shape {:?}", c.input_shape);
     if c.input_shape.len() != 3 {
         return Err(NnError::invalid(
@@ -349,16 +382,10 @@ impl Net {
     /// A freshly initialized network: He-normal weights for float, Glorot-uniform for quantized
     /// weights (as BinaryNet); drawn from strata's RNG so `seed` fixes them.
     ///
-    /// Keeps candle's error type for its existing callers; [`Net::try_new`] gives the typed
-    /// [`NnError`] (same checks, same messages).
-    pub fn new(config: NetConfig, seed: u64) -> Result<Self> {
-        Self::try_new(config, seed).map_err(NnError::into_candle)
-    }
-
-    /// [`Net::new`] with a typed error. The configuration is checked first
-    /// ([`crate::limits::check_config`]: hard caps, then the memory the network needs to be
-    /// built), so an absurd size is one clear error instead of an out-of-memory abort.
-    pub fn try_new(config: NetConfig, seed: u64) -> std::result::Result<Self, NnError> {
+    /// The configuration is checked first ([`crate::limits::check_config`]: hard caps, then the
+    /// memory the network needs to be built), so an absurd size is one clear error instead of
+    /// an out-of-memory abort.
+    pub fn new(config: NetConfig, seed: u64) -> Result<Self, NnError> {
         crate::limits::check_config(&config, 1, false)?;
         let plans = plan(&config)?;
         let mut rng = Rng::new(seed);
@@ -389,13 +416,18 @@ impl Net {
         Self::assemble(config, plans, params)
     }
 
+    /// The same as [`Net::new`] (the name from when `new` returned candle's error type).
+    pub fn try_new(config: NetConfig, seed: u64) -> Result<Self, NnError> {
+        Self::new(config, seed)
+    }
+
     /// A network from its planned blocks and their parameters (lengths already checked against
     /// the plan by the caller).
     pub(crate) fn assemble(
         config: NetConfig,
         plans: Vec<BlockPlan>,
         params: Vec<BlockParams>,
-    ) -> std::result::Result<Self, NnError> {
+    ) -> Result<Self, NnError> {
         let dev = Device::Cpu;
         let mut blocks = Vec::with_capacity(plans.len());
         for (p, v) in plans.into_iter().zip(params) {
@@ -446,16 +478,16 @@ impl Net {
 
     /// The input the network actually reads, as `(N, C, H, W)`: pixels in [0, 1] for float,
     /// 8-bit integers 0-255 for quantized precisions. `x` is `(N, C*H*W)`.
-    pub fn prepare_input(&self, x: &Tensor) -> Result<Tensor> {
+    pub fn prepare_input(&self, x: &Tensor) -> Result<Tensor, NnError> {
         let s = &self.config.input_shape;
         let x = x.reshape((x.dim(0)?, s[0], s[1], s[2]))?;
         match self.config.precision {
             Precision::Float => Ok(x),
-            _ => (x * 255.0)?.round(),
+            _ => Ok((x * 255.0)?.round()?),
         }
     }
 
-    fn apply_op(&self, b: &Block, h: &Tensor) -> Result<Tensor> {
+    fn apply_op(&self, b: &Block, h: &Tensor) -> Result<Tensor, NnError> {
         let w = quantize_weights(b.w.as_tensor(), self.config.precision.weight_bits())?;
         match b.op {
             Op::Dense { gap } => {
@@ -468,15 +500,15 @@ impl Net {
                 } else {
                     h.clone()
                 };
-                h.matmul(&w)
+                Ok(h.matmul(&w)?)
             }
-            Op::Conv { stride, pad, .. } => h.conv2d(&w, pad, stride, 1, 1),
+            Op::Conv { stride, pad, .. } => Ok(h.conv2d(&w, pad, stride, 1, 1)?),
         }
     }
 
     /// Forward pass on a batch (`rows x features`); `train` uses batch statistics and updates
     /// the running ones.
-    pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Forward> {
+    pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Forward, NnError> {
         let bits = self.config.precision.activation_bits();
         let mut h = self.prepare_input(x)?;
         let (mut pre, mut post) = (Vec::new(), Vec::new());
@@ -508,7 +540,7 @@ impl Net {
 
     /// The pre-batch-norm outputs of every block in evaluation mode: for networks with 1-bit
     /// weights these are integers, the quantities the bit-packed engine computes.
-    pub fn dense_outputs(&mut self, x: &Tensor) -> Result<Vec<Tensor>> {
+    pub fn dense_outputs(&mut self, x: &Tensor) -> Result<Vec<Tensor>, NnError> {
         let bits = self.config.precision.activation_bits();
         let mut h = self.prepare_input(x)?;
         let mut out = Vec::new();
@@ -530,7 +562,7 @@ impl Net {
 
     /// After an optimizer step: keep real-valued weights of quantized layers in [-1, 1]
     /// (BinaryNet's clipping, which also cancels their gradient outside that range).
-    pub fn clip_weights(&self) -> Result<()> {
+    pub fn clip_weights(&self) -> Result<(), NnError> {
         if self.config.precision.weight_bits().is_some() {
             for l in &self.blocks {
                 l.w.set(&l.w.as_tensor().clamp(-1f64, 1f64)?)?;

@@ -8,6 +8,7 @@
 //! operations, so the packed engine reproduces the float simulation exactly.
 
 use crate::binary_gemm::{binary_gemm, BitMatrix};
+use crate::error::NnError;
 use crate::net::Net;
 use crate::precision::Precision;
 use ndarray::{Array2, ArrayView2};
@@ -31,12 +32,12 @@ pub struct PackedMlp {
 
 impl PackedMlp {
     /// Build from a trained `w1a1` network.
-    pub fn from_net(m: &Net) -> candle_core::Result<Self> {
+    pub fn from_net(m: &Net) -> Result<Self, NnError> {
         if m.config.precision != Precision::W1A1 {
-            candle_core::bail!(
+            return Err(NnError::Unsupported(format!(
                 "packed inference needs a w1a1 network, this one is {}",
                 m.config.precision
-            );
+            )));
         }
         let mut norms = Vec::new();
         let mut first = None;
@@ -67,7 +68,7 @@ impl PackedMlp {
             });
         }
         Ok(PackedMlp {
-            first: first.ok_or_else(|| candle_core::Error::Msg("network has no layers".into()))?,
+            first: first.ok_or_else(|| NnError::Unsupported("network has no layers".into()))?,
             layers,
             norms,
         })

@@ -13,17 +13,24 @@
 //! `sign(0) = +1`. The STE is `q = x + (Q(x) - x).detach()`: forward value `Q(x)`, gradient of
 //! the identity (times the clip's own gradient).
 
+use crate::error::NnError;
 use candle_core::{Result, Tensor};
 use serde::{Deserialize, Serialize};
 
 /// Bits for weights and activations (`None` = float).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Precision {
+    /// f32 weights and activations, ReLU.
     Float,
+    /// 1-bit weights, 1-bit activations (BinaryNet).
     W1A1,
+    /// 1-bit weights, 2-bit activations.
     W1A2,
+    /// 2-bit weights, 2-bit activations.
     W2A2,
+    /// 4-bit weights, 4-bit activations.
     W4A4,
+    /// 8-bit weights, 8-bit activations.
     W8A8,
 }
 
@@ -85,7 +92,11 @@ impl std::fmt::Display for Precision {
 }
 
 /// `+1` where `x >= 0`, `-1` elsewhere (no gradient).
-pub fn sign(x: &Tensor) -> Result<Tensor> {
+pub fn sign(x: &Tensor) -> std::result::Result<Tensor, NnError> {
+    Ok(sign_tensor(x)?)
+}
+
+fn sign_tensor(x: &Tensor) -> Result<Tensor> {
     let pos = x.ge(0f64)?.to_dtype(x.dtype())?;
     pos.affine(2.0, -1.0)
 }
@@ -101,10 +112,14 @@ fn round_to_grid(x: &Tensor, lo: f64, hi: f64, steps: f64) -> Result<Tensor> {
 }
 
 /// Quantized weights with an STE; `bits = None` returns `w` unchanged.
-pub fn quantize_weights(w: &Tensor, bits: Option<u32>) -> Result<Tensor> {
+pub fn quantize_weights(w: &Tensor, bits: Option<u32>) -> std::result::Result<Tensor, NnError> {
+    Ok(weights_tensor(w, bits)?)
+}
+
+fn weights_tensor(w: &Tensor, bits: Option<u32>) -> Result<Tensor> {
     match bits {
         None => Ok(w.clone()),
-        Some(1) => ste(w, &sign(w)?),
+        Some(1) => ste(w, &sign_tensor(w)?),
         Some(k) => {
             // Scale by the largest magnitude (a constant for the gradient) so the grid spans the
             // weights actually present; batch norm after the layer absorbs the scale.
@@ -117,12 +132,16 @@ pub fn quantize_weights(w: &Tensor, bits: Option<u32>) -> Result<Tensor> {
 }
 
 /// Quantized activations with an STE; `bits = None` applies ReLU (the float network).
-pub fn quantize_activations(x: &Tensor, bits: Option<u32>) -> Result<Tensor> {
+pub fn quantize_activations(x: &Tensor, bits: Option<u32>) -> std::result::Result<Tensor, NnError> {
+    Ok(activations_tensor(x, bits)?)
+}
+
+fn activations_tensor(x: &Tensor, bits: Option<u32>) -> Result<Tensor> {
     match bits {
         None => x.relu(),
         Some(1) => {
             let h = x.clamp(-1f64, 1f64)?;
-            ste(&h, &sign(&h)?)
+            ste(&h, &sign_tensor(&h)?)
         }
         Some(k) => {
             let c = x.clamp(0f64, 1f64)?;

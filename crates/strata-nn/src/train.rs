@@ -1,5 +1,6 @@
 //! Training and evaluation of classifiers.
 
+use crate::error::NnError;
 use crate::net::Net;
 use candle_core::{backprop::GradStore, Device, Result, Tensor, Var};
 use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
@@ -13,18 +14,24 @@ pub enum OptimizerKind {
     /// Adam with decoupled weight decay (AdamW).
     Adam,
     /// SGD with momentum; weight decay added to the gradient (L2).
-    Sgd { momentum: f64 },
+    Sgd {
+        /// Velocity decay per step, in [0, 1) (0.9 is usual).
+        momentum: f64,
+    },
 }
 
 /// Learning-rate schedule over epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Schedule {
+    /// The base rate at every epoch.
     Constant,
     /// Cosine decay from the base rate to 1% of it at the last epoch.
     Cosine,
     /// Multiply by `gamma` every `every` epochs.
     Step {
+        /// Epochs between two decays.
         every: usize,
+        /// Factor applied at each decay (0.1 divides the rate by 10).
         gamma: f64,
     },
 }
@@ -32,12 +39,20 @@ pub enum Schedule {
 /// Everything that fixes a training run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// Passes over the training set.
     pub epochs: usize,
+    /// Examples per step (a last batch of one is dropped: batch norm needs two).
     pub batch_size: usize,
+    /// Base learning rate (the schedule scales it per epoch).
     pub lr: f64,
+    /// Weight decay: decoupled for Adam (AdamW), added to the gradient for SGD.
     pub weight_decay: f64,
+    /// Which optimizer.
     pub optimizer: OptimizerKind,
+    /// Learning rate over epochs.
     pub schedule: Schedule,
+    /// Seed of the order of examples in each epoch (strata's front ends also build the
+    /// network with it, so it fixes the initial weights too).
     pub seed: u64,
     /// L2 penalty `l2 * sum of squared parameters` added to the loss (Shokri et al.'s
     /// regularization defense). Unlike Adam's decoupled `weight_decay`, this is the textbook
@@ -73,11 +88,18 @@ impl TrainConfig {
 /// One epoch's figures.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
+    /// The epoch, from 1.
     pub epoch: usize,
+    /// Learning rate during the epoch.
     pub lr: f64,
+    /// Mean cross-entropy over the epoch's training batches (penalty excluded), in nats.
     pub loss: f64,
+    /// Fraction of training examples classified correctly during the epoch (training mode, as
+    /// the weights changed), in [0, 1].
     pub train_accuracy: f64,
+    /// Fraction of test examples classified correctly after the epoch, in [0, 1].
     pub test_accuracy: f64,
+    /// Wall-clock time of the epoch, evaluation included, in seconds.
     pub seconds: f64,
 }
 
@@ -148,7 +170,7 @@ impl Opt {
 }
 
 /// A batch of rows of `d` as tensors.
-pub fn batch(d: &Dataset, idx: &[usize]) -> Result<(Tensor, Tensor)> {
+pub fn batch(d: &Dataset, idx: &[usize]) -> std::result::Result<(Tensor, Tensor), NnError> {
     let p = d.x.ncols();
     let mut xs: Vec<f32> = Vec::with_capacity(idx.len() * p);
     for &i in idx {
@@ -175,7 +197,7 @@ pub fn argmax(row: &[f32]) -> usize {
 
 /// Predicted classes for every example, in evaluation mode, in batches of
 /// [`crate::limits::EVAL_BATCH`].
-pub fn predict(model: &mut Net, d: &Dataset) -> Result<Vec<usize>> {
+pub fn predict(model: &mut Net, d: &Dataset) -> std::result::Result<Vec<usize>, NnError> {
     let mut out = Vec::with_capacity(d.len());
     let all: Vec<usize> = (0..d.len()).collect();
     for chunk in all.chunks(crate::limits::EVAL_BATCH) {
@@ -187,7 +209,7 @@ pub fn predict(model: &mut Net, d: &Dataset) -> Result<Vec<usize>> {
 }
 
 /// Fraction of examples classified correctly.
-pub fn accuracy(model: &mut Net, d: &Dataset) -> Result<f64> {
+pub fn accuracy(model: &mut Net, d: &Dataset) -> std::result::Result<f64, NnError> {
     if d.is_empty() {
         return Ok(f64::NAN);
     }
@@ -213,8 +235,8 @@ pub fn train(
     cfg: &TrainConfig,
     on_step: &mut dyn FnMut(usize, usize, usize, f64),
     on_epoch: &mut dyn FnMut(&EpochStats),
-) -> Result<Vec<EpochStats>> {
-    crate::limits::check_training(&model.config, cfg).map_err(crate::NnError::into_candle)?;
+) -> std::result::Result<Vec<EpochStats>, NnError> {
+    crate::limits::check_training(&model.config, cfg)?;
     let vars = model.vars();
     let mut opt = Opt::new(vars.clone(), cfg)?;
     let mut rng = Rng::new(cfg.seed ^ 0x005e_ed0f_da7a);

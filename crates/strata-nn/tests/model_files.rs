@@ -1,5 +1,6 @@
 //! Model files: permissions and atomic writes, interoperability with the safetensors crate,
 //! and one plain line for every kind of damaged or mismatched file, before any allocation.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 mod common;
 

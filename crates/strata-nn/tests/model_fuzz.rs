@@ -5,6 +5,7 @@
 //! more than 256 MiB at once (the checks come before any allocation a file's claims drive).
 //!
 //! Deterministic: a fixed SplitMix64 seed; a failure prints the iteration and the mutation.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 mod common;
 

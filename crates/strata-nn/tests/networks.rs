@@ -1,4 +1,5 @@
 //! Training, model files and bit-packed inference, on real data.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use candle_core::Tensor;
 use std::path::PathBuf;
@@ -23,21 +24,24 @@ fn cfg(epochs: usize, seed: u64) -> TrainConfig {
 }
 
 fn fit(
+    architecture: Architecture,
     precision: Precision,
     widths: &[usize],
     data: &dataset::Splits,
     epochs: usize,
     seed: u64,
 ) -> Net {
-    fit_arch(Architecture::Mlp, precision, widths, data, epochs, seed)
+    let mut m = new_net(architecture, precision, widths, data, seed);
+    train_on(&mut m, data, &cfg(epochs, seed), &mut |_, _, _, _| {}).unwrap();
+    m
 }
 
-fn fit_arch(
+/// An untrained ten-class network for `data`'s inputs.
+fn new_net(
     architecture: Architecture,
     precision: Precision,
     widths: &[usize],
     data: &dataset::Splits,
-    epochs: usize,
     seed: u64,
 ) -> Net {
     let config = NetConfig {
@@ -47,17 +51,17 @@ fn fit_arch(
         classes: 10,
         precision,
     };
-    let mut m = Net::new(config, seed).unwrap();
-    train::train(
-        &mut m,
-        &data.train,
-        &data.test,
-        &cfg(epochs, seed),
-        &mut |_, _, _, _| {},
-        &mut |_| {},
-    )
-    .unwrap();
-    m
+    Net::new(config, seed).unwrap()
+}
+
+/// Train `m` on `data` under `c`, calling `on_step` after each step.
+fn train_on(
+    m: &mut Net,
+    data: &dataset::Splits,
+    c: &TrainConfig,
+    on_step: &mut dyn FnMut(usize, usize, usize, f64),
+) -> Result<Vec<train::EpochStats>, strata_nn::NnError> {
+    train::train(m, &data.train, &data.test, c, on_step, &mut |_| {})
 }
 
 fn tensor(d: &Dataset) -> Tensor {
@@ -86,7 +90,7 @@ fn mnist_test() -> Dataset {
 fn packed_w1a1_equals_the_float_simulation_exactly() {
     let data = dataset::load("mnist-small").unwrap();
     // Widths that are not multiples of 64, so padding bits are exercised.
-    let mut m = fit(Precision::W1A1, &[200, 100], &data, 1, 3);
+    let mut m = fit(Architecture::Mlp, Precision::W1A1, &[200, 100], &data, 1, 3);
     let p = PackedMlp::from_net(&m).unwrap();
     let test = mnist_test();
     for chunk in (0..test.len()).collect::<Vec<_>>().chunks(2500) {
@@ -110,9 +114,9 @@ fn packed_w1a1_equals_the_float_simulation_exactly() {
 #[test]
 fn same_seed_same_model_and_files_round_trip() {
     let data = dataset::load("digits").unwrap();
-    let mut a = fit(Precision::W2A2, &[48, 40], &data, 2, 11);
-    let b = fit(Precision::W2A2, &[48, 40], &data, 2, 11);
-    let c = fit(Precision::W2A2, &[48, 40], &data, 2, 12);
+    let mut a = fit(Architecture::Mlp, Precision::W2A2, &[48, 40], &data, 2, 11);
+    let b = fit(Architecture::Mlp, Precision::W2A2, &[48, 40], &data, 2, 11);
+    let c = fit(Architecture::Mlp, Precision::W2A2, &[48, 40], &data, 2, 12);
     let w = |m: &Net| {
         m.blocks[1]
             .w
@@ -158,7 +162,7 @@ fn same_seed_same_model_and_files_round_trip() {
 #[test]
 fn float_mlp_learns_digits() {
     let data = dataset::load("digits").unwrap();
-    let mut m = fit(Precision::Float, &[64], &data, 8, 1);
+    let mut m = fit(Architecture::Mlp, Precision::Float, &[64], &data, 8, 1);
     let acc = train::accuracy(&mut m, &data.test).unwrap();
     // A linear classifier already reaches about 95% on these digits.
     assert!(acc > 0.9, "test accuracy {acc}");
@@ -172,7 +176,7 @@ fn cnn_and_tiny10_train_on_mnist_and_digits_and_round_trip() {
         train: mnist.train.head(2000),
         test: mnist.test.clone(),
     };
-    let mut cnn = fit_arch(Architecture::Cnn, Precision::Float, &[], &small, 1, 2);
+    let mut cnn = fit(Architecture::Cnn, Precision::Float, &[], &small, 1, 2);
     let acc = train::accuracy(&mut cnn, &small.test).unwrap();
     assert!(
         acc > 0.8,
@@ -181,7 +185,7 @@ fn cnn_and_tiny10_train_on_mnist_and_digits_and_round_trip() {
     assert_eq!(cnn.layer_shapes()[0], vec![6, 14, 14]);
     assert_eq!(cnn.layer_shapes()[1], vec![16, 5, 5]);
     // Tiny-10 on 28x28 and on 8x8 inputs; quantized too.
-    let t = fit_arch(Architecture::Tiny10, Precision::W1A1, &[], &small, 1, 3);
+    let t = fit(Architecture::Tiny10, Precision::W1A1, &[], &small, 1, 3);
     assert_eq!(t.layer_shapes()[6], vec![64, 5, 5]);
     // 8x8 digits are too small for Tiny-10's valid 3x3 convolution: a clear error, no panic.
     let digits = dataset::load("digits").unwrap();
@@ -203,24 +207,9 @@ fn cnn_and_tiny10_train_on_mnist_and_digits_and_round_trip() {
 fn l2_penalty_shrinks_the_weights() {
     let data = dataset::load("digits").unwrap();
     let sq = |l2: f64| -> f64 {
-        let config = NetConfig {
-            architecture: Architecture::Mlp,
-            input_shape: data.train.shape.clone(),
-            widths: vec![32],
-            classes: 10,
-            precision: Precision::Float,
-        };
-        let mut m = Net::new(config, 0).unwrap();
+        let mut m = new_net(Architecture::Mlp, Precision::Float, &[32], &data, 0);
         let c = TrainConfig { l2, ..cfg(3, 0) };
-        train::train(
-            &mut m,
-            &data.train,
-            &data.test,
-            &c,
-            &mut |_, _, _, _| {},
-            &mut |_| {},
-        )
-        .unwrap();
+        train_on(&mut m, &data, &c, &mut |_, _, _, _| {}).unwrap();
         m.vars()
             .iter()
             .map(|v| {
@@ -245,39 +234,18 @@ fn l2_penalty_shrinks_the_weights() {
 #[test]
 fn train_refuses_sizes_beyond_the_caps_before_the_first_step() {
     let data = dataset::load("digits").unwrap();
-    let config = NetConfig {
-        architecture: Architecture::Mlp,
-        input_shape: data.train.shape.clone(),
-        widths: vec![8],
-        classes: 10,
-        precision: Precision::Float,
-    };
-    let mut m = Net::new(config, 0).unwrap();
+    let mut m = new_net(Architecture::Mlp, Precision::Float, &[8], &data, 0);
     let mut steps = 0;
     let mut c = cfg(strata_nn::limits::MAX_EPOCHS + 1, 0);
-    let e = train::train(
-        &mut m,
-        &data.train,
-        &data.test,
-        &c,
-        &mut |_, _, _, _| steps += 1,
-        &mut |_| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let e = train_on(&mut m, &data, &c, &mut |_, _, _, _| steps += 1)
+        .unwrap_err()
+        .to_string();
     assert_eq!(e, "epochs: 100001 is more than the 100000 allowed");
     c.epochs = 1;
     c.batch_size = strata_nn::limits::MAX_BATCH + 1;
-    let e = train::train(
-        &mut m,
-        &data.train,
-        &data.test,
-        &c,
-        &mut |_, _, _, _| steps += 1,
-        &mut |_| {},
-    )
-    .unwrap_err()
-    .to_string();
+    let e = train_on(&mut m, &data, &c, &mut |_, _, _, _| steps += 1)
+        .unwrap_err()
+        .to_string();
     assert!(e.starts_with("batch size: 1048577 is more than"), "{e}");
     assert_eq!(steps, 0);
 }

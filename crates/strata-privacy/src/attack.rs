@@ -11,7 +11,9 @@ use crate::{metrics, PrivacyError, Result};
 /// attacks that simulate the target, reference (shadow) models' outputs on the same pool with
 /// which pool examples each was trained on. Never the target's membership.
 pub struct AuditData<'a> {
+    /// The audited model's released outputs on the pool.
     pub target: &'a Released,
+    /// Each reference (shadow) model's released outputs on the same pool.
     pub references: &'a [Released],
     /// `reference_members[m][i]`: reference model `m` was trained on pool example `i`.
     pub reference_members: &'a [Vec<bool>],
@@ -21,7 +23,9 @@ pub struct AuditData<'a> {
 /// attacks that commit to a decision, the threshold at or above which they say "member".
 #[derive(Clone, Debug)]
 pub struct AttackOutput {
+    /// One score per pool example; higher means more likely a member.
     pub scores: Vec<f64>,
+    /// Score at or above which the attack says "member", if it commits to a decision.
     pub threshold: Option<f64>,
 }
 
@@ -92,7 +96,9 @@ impl Statistic {
 /// is the one that best separates the first reference model's members from its non-members
 /// (one shadow model, as in ML-Leaks), when there is a reference.
 pub struct Threshold {
+    /// Name the attack is selected by and reported under (`loss`, `entropy`, ...).
     pub name: &'static str,
+    /// The statistic thresholded.
     pub statistic: Statistic,
 }
 

@@ -14,14 +14,26 @@ pub enum Defense {
     /// The full probability vector, as computed.
     None,
     /// Only the k most likely classes' probabilities; the others released as 0.
-    TopK { k: usize },
+    TopK {
+        /// Classes released (at least 1).
+        k: usize,
+    },
     /// Every probability rounded to `decimals` decimal places.
-    Round { decimals: u32 },
+    Round {
+        /// Decimal places kept, 1-15.
+        decimals: u32,
+    },
     /// Softmax at temperature `t` (t > 1 flattens the vector).
-    Temperature { t: f64 },
+    Temperature {
+        /// The temperature (positive).
+        t: f64,
+    },
     /// L2 regularization of the weights while training (weight decay `lambda`): a training-time
     /// defense, so it needs its own target and reference models.
-    L2 { lambda: f64 },
+    L2 {
+        /// Weight of the penalty `lambda * sum of squared parameters` (non-negative).
+        lambda: f64,
+    },
 }
 
 impl Defense {

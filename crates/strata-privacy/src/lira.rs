@@ -10,7 +10,9 @@ use crate::Result;
 
 /// LiRA, online or offline, per-example or global variance.
 pub struct Lira {
+    /// Score by the IN/OUT likelihood ratio (online) rather than by the OUT Gaussian alone (offline).
     pub online: bool,
+    /// One variance pooled over all examples instead of one per example (for few reference models).
     pub global_variance: bool,
 }
 
@@ -61,6 +63,7 @@ fn log_normal_pdf(x: f64, mean: f64, var: f64) -> f64 {
 }
 
 impl Lira {
+    /// LiRA with the given mode (see the fields).
     pub fn new(online: bool, global_variance: bool) -> Self {
         Lira {
             online,

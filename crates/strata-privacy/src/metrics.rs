@@ -24,8 +24,11 @@ pub struct RocPoint {
 /// distinct score, from (0, 0) at threshold +inf to (1, 1).
 #[derive(Clone, Debug)]
 pub struct Roc {
+    /// One point per distinct score, thresholds decreasing, from (0, 0) to (members, non-members).
     pub points: Vec<RocPoint>,
+    /// Number of members (positives).
     pub members: usize,
+    /// Number of non-members (negatives).
     pub non_members: usize,
 }
 
@@ -174,16 +177,22 @@ pub fn balanced_accuracy_at(scores: &[f64], is_member: &[bool], threshold: f64) 
 /// A figure with its bootstrap 95% interval (2.5th and 97.5th percentiles).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct Estimate {
+    /// The figure on the whole sample.
     pub value: f64,
+    /// 2.5th percentile over the bootstrap resamples.
     pub ci_low: f64,
+    /// 97.5th percentile over the bootstrap resamples.
     pub ci_high: f64,
 }
 
 /// An attack's figures on one audit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Metrics {
+    /// Number of members scored.
     pub members: usize,
+    /// Number of non-members scored.
     pub non_members: usize,
+    /// Area under the ROC curve (0.5 = chance).
     pub auc: Estimate,
     /// TPR at FPR <= 0.1%.
     pub tpr_at_low_fpr: Estimate,
@@ -191,6 +200,7 @@ pub struct Metrics {
     pub false_positives_at_low_fpr: usize,
     /// TPR at FPR <= 1%.
     pub tpr_at_1pct_fpr: Estimate,
+    /// How many false positives 1% FPR allows (`floor(0.01 x non_members)`).
     pub false_positives_at_1pct_fpr: usize,
     /// max(TPR - FPR).
     pub advantage: Estimate,

@@ -7,10 +7,15 @@ use strata_data::rng::Rng;
 /// Training settings of an attack model.
 #[derive(Clone, Copy, Debug)]
 pub struct MlpConfig {
+    /// Units in the hidden ReLU layer.
     pub hidden: usize,
+    /// Passes over the training rows.
     pub epochs: usize,
+    /// Rows per Adam step.
     pub batch_size: usize,
+    /// Adam's learning rate.
     pub lr: f64,
+    /// Seed of the initial weights and of the batch order.
     pub seed: u64,
 }
 

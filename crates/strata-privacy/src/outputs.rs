@@ -8,8 +8,11 @@ use crate::{PrivacyError, Result};
 /// the pool's labels.
 #[derive(Clone, Debug)]
 pub struct Released {
+    /// Length of each probability vector.
     pub classes: usize,
+    /// True class of each pool example.
     pub labels: Vec<u32>,
+    /// Released probabilities, row-major `n x classes` (after any output defense).
     pub probs: Vec<f64>,
     /// Probability of the true class.
     p_true: Vec<f64>,

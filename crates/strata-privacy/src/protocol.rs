@@ -10,9 +10,13 @@ use strata_data::rng::Rng;
 /// Membership masks over a pool: `target[i]`, and `references[m][i]`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Design {
+    /// Number of pool examples.
     pub pool: usize,
+    /// `target[i]`: the target model trains on pool example `i` (exactly `pool / 2` are true).
     pub target: Vec<bool>,
+    /// `references[m][i]`: reference model `m` trains on pool example `i`.
     pub references: Vec<Vec<bool>>,
+    /// The seed the masks were drawn with.
     pub seed: u64,
 }
 

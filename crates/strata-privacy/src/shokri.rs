@@ -14,7 +14,9 @@ use rayon::prelude::*;
 
 /// Shokri et al.'s attack with `shadows` shadow models.
 pub struct Shokri {
+    /// Number of shadow models: the first `shadows` reference models (at least 1).
     pub shadows: usize,
+    /// Training settings of the attack models.
     pub model: MlpConfig,
     /// A class with fewer shadow examples than this on either side (member / non-member) is
     /// attacked by one model trained on all classes.
@@ -22,6 +24,7 @@ pub struct Shokri {
 }
 
 impl Shokri {
+    /// The attack with `shadows` shadow models (at least 1) and default attack models seeded by `seed`.
     pub fn new(shadows: usize, seed: u64) -> Self {
         Shokri {
             shadows: shadows.max(1),

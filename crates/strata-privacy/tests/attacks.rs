@@ -1,6 +1,7 @@
 //! Released statistics against closed forms, and every attack on synthetic worlds whose answer
 //! is known: no leakage (AUC within sampling error of 1/2), and a model that memorizes (high
 //! AUC, with the per-example test beating the global threshold at low FPR).
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 #![allow(clippy::needless_range_loop)] // reference code indexes like the formulas it transcribes
 
 use strata_data::rng::Rng;

@@ -1,5 +1,6 @@
 //! ROC, AUC, TPR at fixed FPR and advantage against hand-computed cases and brute-force f64
 //! references on random scores with ties.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use strata_data::rng::Rng;
 use strata_privacy::metrics::{balanced_accuracy_at, metrics, Roc};

@@ -106,15 +106,14 @@ fn esc(s: &str) -> String {
 
 /// Text with `backticks` as `<code>`, everything else escaped.
 fn html_inline(s: &str) -> String {
+    map_spans(s, |t| format!("<code>{}</code>", esc(t)), esc)
+}
+
+/// `s` with each code span (see [`spans`]) written by `code` and the text between by `text`.
+fn map_spans(s: &str, code: impl Fn(&str) -> String, text: impl Fn(&str) -> String) -> String {
     spans(s)
         .into_iter()
-        .map(|(code, t)| {
-            if code {
-                format!("<code>{}</code>", esc(t))
-            } else {
-                esc(t)
-            }
-        })
+        .map(|(is_code, t)| if is_code { code(t) } else { text(t) })
         .collect()
 }
 
@@ -176,32 +175,18 @@ fn md_text(s: &str, block: bool) -> String {
 /// Text with `backticks` kept as Markdown code spans (their content is verbatim there), the rest
 /// escaped.
 fn md_inline(s: &str) -> String {
-    spans(s)
-        .into_iter()
-        .map(|(code, t)| {
-            if code {
-                format!("`{t}`")
-            } else {
-                md_text(t, true)
-            }
-        })
-        .collect()
+    map_spans(s, |t| format!("`{t}`"), |t| md_text(t, true))
 }
 
 /// Cell text for a GitHub table: one line, `|` escaped (also inside code spans, where GitHub
 /// expects `\|` too).
 fn md_cell(s: &str) -> String {
     let one_line = s.replace(['\n', '\r'], " ");
-    spans(&one_line)
-        .into_iter()
-        .map(|(code, t)| {
-            if code {
-                format!("`{}`", t.replace('|', "\\|"))
-            } else {
-                md_text(t, false)
-            }
-        })
-        .collect()
+    map_spans(
+        &one_line,
+        |t| format!("`{}`", t.replace('|', "\\|")),
+        |t| md_text(t, false),
+    )
 }
 
 /// A heading's anchor id: lower case, letters and digits kept, spaces and dashes as one dash
@@ -584,6 +569,13 @@ mod tests {
         }
     }
 
+    fn heading(level: u8, text: &str) -> Block {
+        Block::Heading {
+            level,
+            text: text.into(),
+        }
+    }
+
     fn table() -> Block {
         Block::Table {
             caption: "Accuracy".into(),
@@ -679,14 +671,8 @@ mod tests {
     #[test]
     fn markdown_blocks() {
         let md = render_markdown(&doc(vec![
-            Block::Heading {
-                level: 2,
-                text: "Results".into(),
-            },
-            Block::Heading {
-                level: 9,
-                text: "Deep".into(),
-            },
+            heading(2, "Results"),
+            heading(9, "Deep"),
             Block::Paragraph("Layer `fc1_w` vs fc1_w and <b> *x*".into()),
             Block::List(vec!["one".into(), "# two".into()]),
             Block::Figure {
@@ -749,18 +735,9 @@ mod tests {
         crate::line_plot_png(&plot, &dir.join("figures/a.png")).unwrap();
         let png = std::fs::read(dir.join("figures/a.png")).unwrap();
         let d = doc(vec![
-            Block::Heading {
-                level: 2,
-                text: "Figures".into(),
-            },
-            Block::Heading {
-                level: 3,
-                text: "Detail".into(),
-            },
-            Block::Heading {
-                level: 2,
-                text: "Tables".into(),
-            },
+            heading(2, "Figures"),
+            heading(3, "Detail"),
+            heading(2, "Tables"),
             Block::Figure {
                 png: "figures/a.png".into(),
                 svg: Some("figures/a.svg".into()),

@@ -207,11 +207,9 @@ pub(crate) fn write_png_atomic(
     draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
 ) -> Result<(), ReportError> {
     register_font();
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{stem}.{}.tmp.png", std::process::id()));
+    // The backend opens the file itself, so it gets the temporary name (ending in `.png`)
+    // rather than a writer.
+    let tmp = strata_data::fsutil::tmp_path(path).with_extension("tmp.png");
     let drawn = (|| {
         let area = BitMapBackend::new(&tmp, size).into_drawing_area();
         draw(&area)?;
@@ -224,12 +222,9 @@ pub(crate) fn write_png_atomic(
             msg,
         });
     }
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        ReportError::Io {
-            path: path.to_path_buf(),
-            err: source,
-        }
+    strata_data::fsutil::commit(&tmp, path).map_err(|err| ReportError::Io {
+        path: path.to_path_buf(),
+        err,
     })
 }
 

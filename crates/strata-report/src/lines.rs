@@ -442,78 +442,146 @@ fn font(size: f64) -> FontDesc<'static> {
     ("sans-serif", size).into_font()
 }
 
+/// Top margin of the plot: room for the title.
+const TOP: i32 = 44;
+
 fn draw<DB: DrawingBackend>(p: &LinePlot, root: &DrawingArea<DB, Shift>) -> Result<(), String> {
-    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
     let prep = Prepared::new(p);
-    let (w, h) = root.dim_in_pixel();
-    let (w, h) = (w as i32, h as i32);
-    root.fill(&WHITE).map_err(e)?;
-    // Text is measured with the embedded font, so labels get the room they need and no more.
-    let width = |text: &str, size: f64| -> Result<i32, String> {
-        let style = TextStyle::from(font(size));
-        Ok(root.estimate_text_size(text, &style).map_err(e)?.0 as i32)
-    };
-    // `text` shortened (by `cut`, one character at a time) until it fits in `max` pixels. Nothing
-    // this figure draws fits 160 characters, so start there whatever the input's length.
-    let fit = |text: &str, size: f64, max: i32, cut: fn(&str, usize) -> String| {
-        let mut n = text.chars().count().min(160);
-        let mut t = cut(text, n);
-        while n > 1 && width(&t, size)? > max {
-            n -= 1;
-            t = cut(text, n);
-        }
-        Ok::<String, String>(t)
-    };
+    root.fill(&WHITE).map_err(|x| x.to_string())?;
+    draw_title(p, root)?;
+    let layout = Layout::new(p, &prep, root)?;
+    let chart = draw_axes(p, &prep, &layout, root)?;
+    if layout.rotate {
+        draw_rotated_labels(p, &prep, &chart, root)?;
+    }
+    let area = chart.plotting_area();
+    draw_bands(p, &prep, area)?;
+    draw_series(p, &prep, area)?;
+    draw_legend(p, &layout, root)
+}
+
+/// Width in pixels of `text` in the embedded font at `size`: labels get the room they need and
+/// no more.
+fn text_width<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    text: &str,
+    size: f64,
+) -> Result<i32, String> {
+    let style = TextStyle::from(font(size));
+    Ok(root
+        .estimate_text_size(text, &style)
+        .map_err(|x| x.to_string())?
+        .0 as i32)
+}
+
+/// `text` shortened (by `cut`, one character at a time) until it fits in `max` pixels. Nothing
+/// this figure draws fits 160 characters, so start there whatever the input's length.
+fn fit<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    text: &str,
+    size: f64,
+    max: i32,
+    cut: fn(&str, usize) -> String,
+) -> Result<String, String> {
+    let mut n = text.chars().count().min(160);
+    let mut t = cut(text, n);
+    while n > 1 && text_width(root, &t, size)? > max {
+        n -= 1;
+        t = cut(text, n);
+    }
+    Ok(t)
+}
+
+/// The title line, centred above the plot.
+fn draw_title<DB: DrawingBackend>(
+    p: &LinePlot,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    let w = root.dim_in_pixel().0 as i32;
     root.draw_text(
-        &fit(&p.title, 17.0, w - 40, truncate)?,
+        &fit(root, &p.title, 17.0, w - 40, truncate)?,
         &font(17.0)
             .color(&BLACK)
             .pos(Pos::new(HPos::Center, VPos::Center)),
         (w / 2, 22),
     )
-    .map_err(e)?;
+    .map_err(|x| x.to_string())
+}
 
-    // Legend column to the right of the plot, as wide as the longest name needs (within limits).
-    let names = p
-        .series
-        .iter()
-        .map(|s| fit(&s.name, LEGEND_FONT, 250 - 52, truncate))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut legend_w = 0;
-    for name in &names {
-        legend_w = legend_w.max((width(name, LEGEND_FONT)? + 52).clamp(120, 250));
-    }
+/// Sizes decided by the text the chart holds: the legend column, and the label areas of the axes.
+struct Layout {
+    /// Legend entries, shortened to fit the legend column.
+    names: Vec<String>,
+    /// Width of the legend column, as the longest name needs (within limits).
+    legend_w: i32,
+    /// Category names too wide for their slot are drawn vertically, reading up to the axis.
+    rotate: bool,
+    /// Height of the area under the plot (tick labels and the x title).
+    x_area: i32,
+    /// Width of the area left of the plot (tick labels and the y title).
+    y_area: i32,
+}
 
-    let top = 44;
-    let n = prep.xs.len();
-    let plot_w = w - legend_w - 12;
-    // Category names too wide for their slot are drawn vertically, reading up to the axis.
-    let (rotate, label_w) = match &p.x {
-        XAxis::Categories(names) => {
-            let mut max = 0;
-            for &t in &prep.x_ticks {
-                let name = names.get(t as usize).map(String::as_str).unwrap_or("");
-                max = max.max(width(&shorten(name, LABEL_CHARS), TICK_FONT)?);
-            }
-            let slot = (plot_w - 90) as f64 / prep.x_ticks.len().max(1) as f64;
-            (max as f64 > slot * 0.9, max)
+impl Layout {
+    fn new<DB: DrawingBackend>(
+        p: &LinePlot,
+        prep: &Prepared,
+        root: &DrawingArea<DB, Shift>,
+    ) -> Result<Self, String> {
+        let w = root.dim_in_pixel().0 as i32;
+        let width = |text: &str, size: f64| text_width(root, text, size);
+        // Legend column to the right of the plot, as wide as the longest name needs.
+        let names = p
+            .series
+            .iter()
+            .map(|s| fit(root, &s.name, LEGEND_FONT, 250 - 52, truncate))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut legend_w = 0;
+        for name in &names {
+            legend_w = legend_w.max((width(name, LEGEND_FONT)? + 52).clamp(120, 250));
         }
-        XAxis::Numeric(_) => (false, 0),
-    };
-    let x_area = if rotate { label_w + 44 } else { 44 };
-    let y_label = |v: &f64| tick_label(*v, prep.y_decimals);
-    let mut y_w = 0;
-    for v in &prep.y_ticks {
-        y_w = y_w.max(width(&y_label(v), TICK_FONT)?);
+        let plot_w = w - legend_w - 12;
+        let (rotate, label_w) = match &p.x {
+            XAxis::Categories(names) => {
+                let mut max = 0;
+                for &t in &prep.x_ticks {
+                    let name = names.get(t as usize).map(String::as_str).unwrap_or("");
+                    max = max.max(width(&shorten(name, LABEL_CHARS), TICK_FONT)?);
+                }
+                let slot = (plot_w - 90) as f64 / prep.x_ticks.len().max(1) as f64;
+                (max as f64 > slot * 0.9, max)
+            }
+            XAxis::Numeric(_) => (false, 0),
+        };
+        let x_area = if rotate { label_w + 44 } else { 44 };
+        let mut y_w = 0;
+        for v in &prep.y_ticks {
+            y_w = y_w.max(width(&tick_label(*v, prep.y_decimals), TICK_FONT)?);
+        }
+        let y_area = (y_w + 36).clamp(50, 140);
+        Ok(Layout {
+            names,
+            legend_w,
+            rotate,
+            x_area,
+            y_area,
+        })
     }
-    let y_area = (y_w + 36).clamp(50, 140);
+}
 
-    let plot_area = root.margin(top as u32, 10, 8, (legend_w + 16) as u32);
+/// The plot area with its grid, tick labels and axis titles (rotated category names excepted).
+fn draw_axes<'c, DB: DrawingBackend>(
+    p: &LinePlot,
+    prep: &Prepared,
+    layout: &Layout,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<ChartContext<'c, DB, Cartesian2d<Axis, Axis>>, String> {
+    let plot_area = root.margin(TOP as u32, 10, 8, (layout.legend_w + 16) as u32);
     let (x0, x1) = prep.x_range;
     let (y0, y1) = prep.y_range;
     let mut chart = ChartBuilder::on(&plot_area)
-        .x_label_area_size(x_area)
-        .y_label_area_size(y_area)
+        .x_label_area_size(layout.x_area)
+        .y_label_area_size(layout.y_area)
         .build_cartesian_2d(
             Axis {
                 lo: x0,
@@ -528,13 +596,14 @@ fn draw<DB: DrawingBackend>(p: &LinePlot, root: &DrawingArea<DB, Shift>) -> Resu
         )
         .map_err(|x| x.to_string())?;
     let x_label = |v: &f64| match &p.x {
-        XAxis::Categories(_) if rotate => String::new(),
+        XAxis::Categories(_) if layout.rotate => String::new(),
         XAxis::Categories(names) => names
             .get(v.round().max(0.0) as usize)
             .map(|s| shorten(s, LABEL_CHARS))
             .unwrap_or_default(),
         XAxis::Numeric(_) => tick_label(*v, prep.x_decimals),
     };
+    let y_label = |v: &f64| tick_label(*v, prep.y_decimals);
     chart
         .configure_mesh()
         .x_desc(p.x_label.as_str())
@@ -547,31 +616,57 @@ fn draw<DB: DrawingBackend>(p: &LinePlot, root: &DrawingArea<DB, Shift>) -> Resu
         .light_line_style(TRANSPARENT)
         .draw()
         .map_err(|x| x.to_string())?;
-    if rotate {
-        if let XAxis::Categories(names) = &p.x {
-            let style = font(TICK_FONT)
-                .transform(FontTransform::Rotate270)
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Right, VPos::Center));
-            for &t in &prep.x_ticks {
-                let name = names.get(t as usize).map(String::as_str).unwrap_or("");
-                let (px, py) = chart.backend_coord(&(t, y0));
-                root.draw_text(&shorten(name, LABEL_CHARS), &style, (px, py + 8))
-                    .map_err(e)?;
-            }
-        }
-    }
+    Ok(chart)
+}
 
-    let area = chart.plotting_area();
-    let color = |i: usize| PALETTE[i % PALETTE.len()];
-    let x_at = |i: usize, s: &Clean| prep.xs[i].map(|x| x + s.offset);
-    // Bands first, so lines and markers of every series stay on top of them.
+/// Category names drawn vertically under their ticks, reading up to the axis.
+fn draw_rotated_labels<DB: DrawingBackend>(
+    p: &LinePlot,
+    prep: &Prepared,
+    chart: &ChartContext<'_, DB, Cartesian2d<Axis, Axis>>,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    let XAxis::Categories(names) = &p.x else {
+        return Ok(());
+    };
+    let style = font(TICK_FONT)
+        .transform(FontTransform::Rotate270)
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Right, VPos::Center));
+    for &t in &prep.x_ticks {
+        let name = names.get(t as usize).map(String::as_str).unwrap_or("");
+        let (px, py) = chart.backend_coord(&(t, prep.y_range.0));
+        root.draw_text(&shorten(name, LABEL_CHARS), &style, (px, py + 8))
+            .map_err(|x| x.to_string())?;
+    }
+    Ok(())
+}
+
+/// The colour of series `i`.
+fn color(i: usize) -> RGBColor {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The x coordinate of value `i` of a series, nudged by the series' offset.
+fn x_at(prep: &Prepared, i: usize, s: &Clean) -> Option<f64> {
+    prep.xs[i].map(|x| x + s.offset)
+}
+
+/// The spreads of `Line` series as translucent bands (a wide bar for a lone value), drawn first
+/// so lines and markers of every series stay on top of them.
+fn draw_bands<DB: DrawingBackend>(
+    p: &LinePlot,
+    prep: &Prepared,
+    area: &DrawingArea<DB, Cartesian2d<Axis, Axis>>,
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    let (y0, y1) = prep.y_range;
     for (si, (s, c)) in p.series.iter().zip(&prep.series).enumerate() {
         if !matches!(s.style, Style::Line) {
             continue;
         }
         let fill = color(si).mix(0.18).filled();
-        for run in runs(n, |i| Some((x_at(i, c)?, c.spread[i]?))) {
+        for run in runs(prep.xs.len(), |i| Some((x_at(prep, i, c)?, c.spread[i]?))) {
             if run.len() == 1 {
                 let (_, (x, (a, b))) = run[0];
                 let (a, b) = (a.max(y0), b.min(y1));
@@ -590,116 +685,162 @@ fn draw<DB: DrawingBackend>(p: &LinePlot, root: &DrawingArea<DB, Shift>) -> Resu
             }
         }
     }
+    Ok(())
+}
+
+/// Every series' values: lines with markers, or markers with error bars.
+fn draw_series<DB: DrawingBackend>(
+    p: &LinePlot,
+    prep: &Prepared,
+    area: &DrawingArea<DB, Cartesian2d<Axis, Axis>>,
+) -> Result<(), String> {
     for (si, (s, c)) in p.series.iter().zip(&prep.series).enumerate() {
-        let col = color(si);
         match s.style {
-            Style::Line => {
-                let stroke = col.stroke_width(2);
-                for run in runs(n, |i| Some((x_at(i, c)?, c.y[i]?))) {
-                    let pts: Vec<(f64, f64)> = run.iter().map(|&(_, p)| p).collect();
-                    for part in clip_polyline(&pts, y0, y1) {
-                        if part.len() < 2 {
-                            continue;
-                        }
-                        if s.dashed {
-                            area.draw(&DashedPathElement::new(part, 7, 5, stroke))
-                                .map_err(e)?;
-                        } else {
-                            area.draw(&PathElement::new(part, stroke)).map_err(e)?;
-                        }
-                    }
-                }
-                // Markers shrink, then go, as points crowd (long training curves).
-                let count = c.y.iter().flatten().count();
-                let r = match count {
-                    0..=50 => 3,
-                    51..=150 => 2,
-                    _ => 0,
-                };
-                for i in 0..n {
-                    if let (Some(x), Some(y)) = (x_at(i, c), c.y[i]) {
-                        if r > 0 && (y0..=y1).contains(&y) {
-                            area.draw(&Circle::new((x, y), r, col.filled()))
-                                .map_err(e)?;
-                        }
-                    }
-                }
+            Style::Line => draw_line(prep, area, c, color(si), s.dashed)?,
+            Style::Points => draw_points(prep, area, c, color(si), s.dashed)?,
+        }
+    }
+    Ok(())
+}
+
+/// A `Line` series: its runs of values as (dashed) lines clipped to the y range, then markers
+/// that shrink, then go, as points crowd (long training curves).
+fn draw_line<DB: DrawingBackend>(
+    prep: &Prepared,
+    area: &DrawingArea<DB, Cartesian2d<Axis, Axis>>,
+    c: &Clean,
+    col: RGBColor,
+    dashed: bool,
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    let (y0, y1) = prep.y_range;
+    let n = prep.xs.len();
+    let stroke = col.stroke_width(2);
+    for run in runs(n, |i| Some((x_at(prep, i, c)?, c.y[i]?))) {
+        let pts: Vec<(f64, f64)> = run.iter().map(|&(_, p)| p).collect();
+        for part in clip_polyline(&pts, y0, y1) {
+            if part.len() < 2 {
+                continue;
             }
-            Style::Points => {
-                let stroke = col.stroke_width(2);
-                for i in 0..n {
-                    let Some(x) = x_at(i, c) else { continue };
-                    if let Some((a, b)) = c.spread[i] {
-                        let (ca, cb) = (a.max(y0), b.min(y1));
-                        if ca <= cb {
-                            area.draw(&PathElement::new(vec![(x, ca), (x, cb)], stroke))
-                                .map_err(e)?;
-                            // A cap only where the bar really ends, not where it is clipped.
-                            for (v, clipped) in [(a, a < y0), (b, b > y1)] {
-                                if !clipped {
-                                    let cap = EmptyElement::at((x, v))
-                                        + PathElement::new(vec![(-5, 0), (5, 0)], stroke);
-                                    area.draw(&cap).map_err(e)?;
-                                }
-                            }
-                        }
-                    }
-                    if let Some(y) = c.y[i].filter(|y| (y0..=y1).contains(y)) {
-                        marker(area, (x, y), col, s.dashed).map_err(e)?;
-                    }
-                }
+            if dashed {
+                area.draw(&DashedPathElement::new(part, 7, 5, stroke))
+                    .map_err(e)?;
+            } else {
+                area.draw(&PathElement::new(part, stroke)).map_err(e)?;
             }
         }
     }
-
-    // Legend: a swatch drawn like the series, then its name.
-    let lx = w - legend_w - 4;
-    let max_rows = ((h - top - 30) / 22).max(1) as usize;
-    for (si, s) in p.series.iter().enumerate() {
-        let y = top + 16 + si as i32 * 22;
-        if si + 1 == max_rows && p.series.len() > max_rows {
-            let more = format!("… and {} more", p.series.len() - si);
-            root.draw_text(
-                &more,
-                &font(LEGEND_FONT)
-                    .color(&BLACK)
-                    .pos(Pos::new(HPos::Left, VPos::Center)),
-                (lx, y),
-            )
-            .map_err(e)?;
-            break;
-        }
-        let col = color(si);
-        match s.style {
-            Style::Line => {
-                let seg = vec![(lx, y), (lx + 30, y)];
-                if s.dashed {
-                    root.draw(&DashedPathElement::new(seg, 7, 5, col.stroke_width(2)))
-                        .map_err(e)?;
-                } else {
-                    root.draw(&PathElement::new(seg, col.stroke_width(2)))
-                        .map_err(e)?;
-                }
-                root.draw(&Circle::new((lx + 15, y), 3, col.filled()))
+    let count = c.y.iter().flatten().count();
+    let r = match count {
+        0..=50 => 3,
+        51..=150 => 2,
+        _ => 0,
+    };
+    for i in 0..n {
+        if let (Some(x), Some(y)) = (x_at(prep, i, c), c.y[i]) {
+            if r > 0 && (y0..=y1).contains(&y) {
+                area.draw(&Circle::new((x, y), r, col.filled()))
                     .map_err(e)?;
             }
-            Style::Points => {
-                if s.spread.is_some() {
-                    let bar = vec![(lx + 15, y - 7), (lx + 15, y + 7)];
-                    root.draw(&PathElement::new(bar, col.stroke_width(2)))
-                        .map_err(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// A `Points` series: at each x its error bar (capped only where the bar really ends, not where
+/// it is clipped), then its marker.
+fn draw_points<DB: DrawingBackend>(
+    prep: &Prepared,
+    area: &DrawingArea<DB, Cartesian2d<Axis, Axis>>,
+    c: &Clean,
+    col: RGBColor,
+    hollow: bool,
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    let (y0, y1) = prep.y_range;
+    let stroke = col.stroke_width(2);
+    for i in 0..prep.xs.len() {
+        let Some(x) = x_at(prep, i, c) else { continue };
+        if let Some((a, b)) = c.spread[i] {
+            let (ca, cb) = (a.max(y0), b.min(y1));
+            if ca <= cb {
+                area.draw(&PathElement::new(vec![(x, ca), (x, cb)], stroke))
+                    .map_err(e)?;
+                for (v, clipped) in [(a, a < y0), (b, b > y1)] {
+                    if !clipped {
+                        let cap = EmptyElement::at((x, v))
+                            + PathElement::new(vec![(-5, 0), (5, 0)], stroke);
+                        area.draw(&cap).map_err(e)?;
+                    }
                 }
-                marker(root, (lx + 15, y), col, s.dashed).map_err(e)?;
             }
         }
-        root.draw_text(
-            &names[si],
-            &font(LEGEND_FONT)
-                .color(&BLACK)
-                .pos(Pos::new(HPos::Left, VPos::Center)),
-            (lx + 38, y),
-        )
-        .map_err(e)?;
+        if let Some(y) = c.y[i].filter(|y| (y0..=y1).contains(y)) {
+            marker(area, (x, y), col, hollow).map_err(e)?;
+        }
+    }
+    Ok(())
+}
+
+/// The legend column: for each series a swatch drawn like the series, then its name; an
+/// "… and N more" row where the column runs out of room.
+fn draw_legend<DB: DrawingBackend>(
+    p: &LinePlot,
+    layout: &Layout,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    let (w, h) = root.dim_in_pixel();
+    let (w, h) = (w as i32, h as i32);
+    let lx = w - layout.legend_w - 4;
+    let max_rows = ((h - TOP - 30) / 22).max(1) as usize;
+    let text_style = font(LEGEND_FONT)
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
+    for (si, s) in p.series.iter().enumerate() {
+        let y = TOP + 16 + si as i32 * 22;
+        if si + 1 == max_rows && p.series.len() > max_rows {
+            let more = format!("… and {} more", p.series.len() - si);
+            root.draw_text(&more, &text_style, (lx, y)).map_err(e)?;
+            break;
+        }
+        draw_swatch(root, s, color(si), (lx, y))?;
+        root.draw_text(&layout.names[si], &text_style, (lx + 38, y))
+            .map_err(e)?;
+    }
+    Ok(())
+}
+
+/// A legend swatch for `s` whose row starts at `(lx, y)`: a short (dashed) line with a marker,
+/// or a marker with a bar when the series has error bars.
+fn draw_swatch<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    s: &Series,
+    col: RGBColor,
+    (lx, y): (i32, i32),
+) -> Result<(), String> {
+    let e = |x: DrawingAreaErrorKind<DB::ErrorType>| x.to_string();
+    match s.style {
+        Style::Line => {
+            let seg = vec![(lx, y), (lx + 30, y)];
+            if s.dashed {
+                root.draw(&DashedPathElement::new(seg, 7, 5, col.stroke_width(2)))
+                    .map_err(e)?;
+            } else {
+                root.draw(&PathElement::new(seg, col.stroke_width(2)))
+                    .map_err(e)?;
+            }
+            root.draw(&Circle::new((lx + 15, y), 3, col.filled()))
+                .map_err(e)?;
+        }
+        Style::Points => {
+            if s.spread.is_some() {
+                let bar = vec![(lx + 15, y - 7), (lx + 15, y + 7)];
+                root.draw(&PathElement::new(bar, col.stroke_width(2)))
+                    .map_err(e)?;
+            }
+            marker(root, (lx + 15, y), col, s.dashed).map_err(e)?;
+        }
     }
     Ok(())
 }

@@ -14,12 +14,15 @@ use std::path::Path;
 pub struct RocCurve {
     /// Legend entry: the attack, with its AUC if you like.
     pub name: String,
+    /// `(false positive rate, true positive rate)` pairs, each in [0, 1], by increasing FPR.
     pub points: Vec<(f64, f64)>,
 }
 
 /// A figure of several ROC curves with the chance diagonal.
 pub struct RocPlot {
+    /// Drawn above the plot.
     pub title: String,
+    /// One curve per attack, in legend order (colours follow the shared palette).
     pub curves: Vec<RocCurve>,
     /// Smallest FPR and TPR shown (e.g. `1e-4`, or `1 / negatives`); points below are drawn at
     /// the floor so a curve that starts at 0 still shows where it leaves the axis.

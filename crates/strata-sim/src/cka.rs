@@ -249,43 +249,31 @@ impl HsicBackend for Cpu {
         estimator: Estimator,
         progress: Progress,
     ) -> Result<PairHsic, SimError> {
-        hsic_all(a, b, kernel, estimator, progress)
-    }
-}
-
-fn hsic_all(
-    a: Vec<Array2<f32>>,
-    b: Option<Vec<Array2<f32>>>,
-    kernel: Kernel,
-    estimator: Estimator,
-    progress: Progress,
-) -> Result<PairHsic, SimError> {
-    let same = b.is_none();
-    let (pa, bad_a) = prepare_all(a, kernel, estimator)?;
-    let (pb_owned, bad_b) = match b {
-        Some(b) => {
-            let (p, bad) = prepare_all(b, kernel, estimator)?;
-            (Some(p), bad)
-        }
-        None => (None, bad_a.clone()),
-    };
-    let pb = pb_owned.as_ref().unwrap_or(&pa);
-    let self_hsic = |p: &Option<Prepared>| Ok(p.as_ref().map_or(f64::NAN, Prepared::self_hsic));
-    PairHsic::fill(
-        (pa.len(), pb.len()),
-        same,
-        progress,
-        |i| self_hsic(&pa[i]),
-        |j| self_hsic(&pb[j]),
-        |i, j| {
-            Ok(match (&pa[i], &pb[j]) {
+        let same = b.is_none();
+        let (pa, bad_a) = prepare_all(a, kernel, estimator)?;
+        let (pb_owned, bad_b) = match b {
+            Some(b) => {
+                let (p, bad) = prepare_all(b, kernel, estimator)?;
+                (Some(p), bad)
+            }
+            None => (None, bad_a.clone()),
+        };
+        let pb = pb_owned.as_ref().unwrap_or(&pa);
+        let self_hsic = |p: &Option<Prepared>| p.as_ref().map_or(Ok(f64::NAN), Prepared::self_hsic);
+        PairHsic::fill(
+            (pa.len(), pb.len()),
+            same,
+            progress,
+            |i| self_hsic(&pa[i]),
+            |j| self_hsic(&pb[j]),
+            |i, j| match (&pa[i], &pb[j]) {
                 (Some(x), Some(y)) => x.hsic(y),
-                _ => f64::NAN,
-            })
-        },
-        bad_a,
-        bad_b,
-    )
+                _ => Ok(f64::NAN),
+            },
+            bad_a,
+            bad_b,
+        )
+    }
 }
 
 /// CKA between all layers of A and all layers of B (`b = None`: A with itself, computing only

@@ -4,16 +4,29 @@ pub enum SimError {
     /// Fewer examples than the estimator needs (`n(n-3)` divides the unbiased estimator).
     #[error("the {estimator} estimator needs at least {need} examples, got {n}")]
     TooFewExamples {
+        /// Examples given.
         n: usize,
+        /// Examples the estimator needs at least.
         need: usize,
+        /// The estimator (`biased`, `debiased`).
         estimator: &'static str,
     },
     /// Two representations that do not describe the same examples.
     #[error("representations have different numbers of examples: {a} vs {b}")]
-    MismatchedExamples { a: usize, b: usize },
+    MismatchedExamples {
+        /// Examples (rows) of the first representation.
+        a: usize,
+        /// Examples (rows) of the second.
+        b: usize,
+    },
     /// NaN or Inf in a representation.
     #[error("a representation holds NaN or Inf (first at example {example}, feature {feature})")]
-    NonFinite { example: usize, feature: usize },
+    NonFinite {
+        /// Row of the first non-finite value (0-based).
+        example: usize,
+        /// Column of the first non-finite value (0-based).
+        feature: usize,
+    },
     /// A representation with no features.
     #[error("a representation has no features")]
     NoFeatures,
@@ -30,4 +43,14 @@ pub enum SimError {
     /// unsupported there, a driver error. The message says what to do instead.
     #[error("{0}")]
     Backend(String),
+    /// Matrices whose shapes do not fit the product asked of [`crate::gemm`] (inner dimensions
+    /// that differ, a non-square kernel matrix, two shapes where one is needed), or a result
+    /// too large to address.
+    #[error("{op}: {msg}")]
+    Shape {
+        /// The function refused (`gemm::xt_y`, ...).
+        op: &'static str,
+        /// The shapes it was given and what it needs.
+        msg: String,
+    },
 }

@@ -50,7 +50,10 @@ pub enum Kernel {
     /// `K_ij = exp(-‖x_i - x_j‖² / (2 t² m))` with `m` the median of all `n²` squared distances
     /// (diagonal included, as in Kornblith et al.'s code) and `t` the threshold. The paper's
     /// default is `t = 0.5`; `0.2`, `0.4` and `0.8` appear in its Table 2.
-    Rbf { threshold: f64 },
+    Rbf {
+        /// `t`: the bandwidth as a fraction of the median distance, positive (0.5 in the paper).
+        threshold: f64,
+    },
 }
 
 impl Kernel {

@@ -184,7 +184,7 @@ impl Prepared {
                 Form::Features { x, diag }
             }
             Kernel::Linear => Form::Gram {
-                k: gemm::gram(x.view()),
+                k: gemm::gram(x.view())?,
             },
             Kernel::Rbf { threshold } => Form::Gram {
                 k: rbf_gram(x.view(), threshold)?,
@@ -257,11 +257,18 @@ impl Prepared {
         self.s = self.r.iter().sum();
     }
 
-    /// The estimator's HSIC of this representation with `other` (same examples, same estimator).
-    pub fn hsic(&self, other: &Prepared) -> f64 {
+    /// The estimator's HSIC of this representation with `other` (same examples, same estimator;
+    /// [`SimError::MismatchedExamples`] when the numbers of examples differ).
+    pub fn hsic(&self, other: &Prepared) -> Result<f64, SimError> {
+        if self.n != other.n {
+            return Err(SimError::MismatchedExamples {
+                a: self.n,
+                b: other.n,
+            });
+        }
         let t = match (&self.form, &other.form) {
             (Form::Features { x: a, diag: da }, Form::Features { x: b, diag: db }) => {
-                let core = gemm::frob2(gemm::xt_y(a.view(), b.view()).view());
+                let core = gemm::frob2(gemm::xt_y(a.view(), b.view())?.view());
                 match self.estimator {
                     Estimator::Biased => core,
                     Estimator::Debiased => {
@@ -272,18 +279,18 @@ impl Prepared {
             (Form::Gram { k }, Form::Features { x, .. })
             | (Form::Features { x, .. }, Form::Gram { k }) => {
                 // ⟨K, X Xᵀ⟩ = ⟨K X, X⟩: n²p work instead of forming the second Gram matrix.
-                gemm::dot(gemm::k_x(k.view(), x.view()).view(), x.view())
+                gemm::dot(gemm::k_x(k.view(), x.view())?.view(), x.view())?
             }
-            (Form::Gram { k: a }, Form::Gram { k: b }) => gemm::dot(a.view(), b.view()),
+            (Form::Gram { k: a }, Form::Gram { k: b }) => gemm::dot(a.view(), b.view())?,
         };
-        self.finish(t, other)
+        Ok(self.finish(t, other))
     }
 
     /// HSIC of this representation with itself.
-    pub fn self_hsic(&self) -> f64 {
+    pub fn self_hsic(&self) -> Result<f64, SimError> {
         let t = match &self.form {
             Form::Features { x, diag } => {
-                let core = gemm::xtx_frob2(x.view());
+                let core = gemm::xtx_frob2(x.view())?;
                 match self.estimator {
                     Estimator::Biased => core,
                     Estimator::Debiased => core - diag.iter().map(|d| d * d).sum::<f64>(),
@@ -291,7 +298,7 @@ impl Prepared {
             }
             Form::Gram { k } => gemm::frob2(k.view()),
         };
-        self.finish(t, self)
+        Ok(self.finish(t, self))
     }
 
     fn terms(&self) -> LayerTerms<'_> {
@@ -336,7 +343,7 @@ fn rbf_gram(x: ArrayView2<f32>, threshold: f64) -> Result<Array2<f32>, SimError>
         )));
     }
     let norms = row_sq_norms(x);
-    let mut k = gemm::gram(x);
+    let mut k = gemm::gram(x)?;
     k.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()

@@ -5,6 +5,7 @@
 //! and edge cases.
 //!
 //! Each test draws a new seed (printed on failure); set STRATA_TEST_SEED to replay one.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 #![allow(clippy::needless_range_loop)] // reference code indexes like the formulas it transcribes
 
 use ndarray::{concatenate, s, Array2, Axis};
@@ -15,21 +16,10 @@ use strata_sim::{
     SimError, Svcca, MEASURE_NAMES,
 };
 
-fn seed() -> u64 {
-    std::env::var("STRATA_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
-}
+mod common;
+use common::{close, hsic_biased, matmul, seed, to64, M};
 
 // ---------- the reference (f64, written from the formulas) ----------
-
-type M = Vec<Vec<f64>>;
 
 /// Column-centered copy in f64 (plain mean subtraction).
 fn centered(x: &Array2<f32>) -> M {
@@ -42,27 +32,9 @@ fn centered(x: &Array2<f32>) -> M {
         .collect()
 }
 
-fn raw(x: &Array2<f32>) -> M {
-    x.rows()
-        .into_iter()
-        .map(|r| r.iter().map(|&v| v as f64).collect())
-        .collect()
-}
-
 fn transpose(a: &M) -> M {
     let (n, m) = (a.len(), a[0].len());
     (0..m).map(|j| (0..n).map(|i| a[i][j]).collect()).collect()
-}
-
-fn matmul(a: &M, b: &M) -> M {
-    let (n, k, m) = (a.len(), b.len(), b[0].len());
-    (0..n)
-        .map(|i| {
-            (0..m)
-                .map(|j| (0..k).map(|l| a[i][l] * b[l][j]).sum())
-                .collect()
-        })
-        .collect()
 }
 
 fn frob2(a: &M) -> f64 {
@@ -274,19 +246,10 @@ fn ref_procrustes(x: &Array2<f32>, y: &Array2<f32>) -> f64 {
 
 /// `tr(K H L H) / (n-1)²` with linear kernels of the raw (uncentered) data.
 fn ref_hsic(x: &Array2<f32>, y: &Array2<f32>) -> f64 {
-    let (x, y) = (raw(x), raw(y));
-    let n = x.len();
+    let (x, y) = (to64(x), to64(y));
     let k = matmul(&x, &transpose(&x));
     let l = matmul(&y, &transpose(&y));
-    let h: M = (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| (i == j) as u8 as f64 - 1.0 / n as f64)
-                .collect()
-        })
-        .collect();
-    let khlh = matmul(&matmul(&matmul(&k, &h), &l), &h);
-    (0..n).map(|i| khlh[i][i]).sum::<f64>() / ((n - 1) as f64).powi(2)
+    hsic_biased(&k, &l)
 }
 
 fn ref_cka(x: &Array2<f32>, y: &Array2<f32>) -> f64 {
@@ -376,10 +339,6 @@ fn all_measures() -> Vec<Box<dyn Measure>> {
         .iter()
         .map(|n| measure_by_name(n).unwrap())
         .collect()
-}
-
-fn close(a: f64, b: f64, tol: f64) -> bool {
-    (a - b).abs() <= tol * (1.0 + b.abs())
 }
 
 fn assert_all_close(got: &[f64], want: &[f64], tol: f64, what: &str) {

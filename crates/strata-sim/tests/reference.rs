@@ -2,34 +2,17 @@
 //! (explicit centering matrix H, explicit U-statistic sums), on fresh random inputs.
 //!
 //! Each run draws a new seed (printed on failure); set STRATA_TEST_SEED to replay one.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 #![allow(clippy::needless_range_loop)] // reference code indexes like the formulas it transcribes
 
 use ndarray::{Array2, Axis};
 use strata_data::rng::Rng;
 use strata_sim::{cka, cka_all_pairs, Estimator, Kernel, MinibatchCka, SimError};
 
-fn seed() -> u64 {
-    std::env::var("STRATA_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(1)
-        })
-}
+mod common;
+use common::{close, hsic_biased, seed, to64, M};
 
 // ---------- the reference (f64, O(n³), no shortcuts) ----------
-
-type M = Vec<Vec<f64>>;
-
-fn to64(x: &Array2<f32>) -> M {
-    x.rows()
-        .into_iter()
-        .map(|r| r.iter().map(|&v| v as f64).collect())
-        .collect()
-}
 
 fn gram_linear(x: &M) -> M {
     let n = x.len();
@@ -65,30 +48,6 @@ fn gram_rbf(x: &M, t: f64) -> M {
     d.iter()
         .map(|r| r.iter().map(|v| (-v / (2.0 * t * t * m)).exp()).collect())
         .collect()
-}
-
-fn matmul(a: &M, b: &M) -> M {
-    let (n, k, m) = (a.len(), b.len(), b[0].len());
-    (0..n)
-        .map(|i| {
-            (0..m)
-                .map(|j| (0..k).map(|l| a[i][l] * b[l][j]).sum())
-                .collect()
-        })
-        .collect()
-}
-
-fn hsic_biased(k: &M, l: &M) -> f64 {
-    let n = k.len();
-    let h: M = (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| (i == j) as u8 as f64 - 1.0 / n as f64)
-                .collect()
-        })
-        .collect();
-    let khlh = matmul(&matmul(&matmul(k, &h), l), &h);
-    (0..n).map(|i| khlh[i][i]).sum::<f64>() / ((n - 1) as f64).powi(2)
 }
 
 fn hsic_unbiased(k: &M, l: &M) -> f64 {
@@ -147,10 +106,6 @@ fn kernels() -> Vec<Kernel> {
 }
 
 const ESTIMATORS: [Estimator; 2] = [Estimator::Biased, Estimator::Debiased];
-
-fn close(a: f64, b: f64, tol: f64) -> bool {
-    (a - b).abs() <= tol * (1.0 + b.abs())
-}
 
 // ---------- tests ----------
 

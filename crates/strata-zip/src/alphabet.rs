@@ -14,19 +14,26 @@ use crate::varint::{self, Reader};
 /// The alphabet as recorded in the container.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Alphabet {
+    /// Whole bytes, 8 bits per symbol.
     Bytes,
+    /// A packed bit stream: every byte is 8 one-bit symbols, most significant bit first.
     Bits,
     /// The distinct byte values, in increasing order (1 to 16 of them).
     Symbols(Vec<u8>),
+    /// DNA: A, C, G, T as 2-bit symbols, every other byte kept exactly in a side stream.
     Dna,
 }
 
 /// What the user may ask for (`auto` decides from the data).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AlphabetChoice {
+    /// Decide from the data: DNA, a small alphabet, else bytes.
     Auto,
+    /// Whole bytes.
     Bytes,
+    /// Every byte as 8 bits (for packed binary data).
     Bits,
+    /// DNA: bases packed, other bytes in a side stream.
     Dna,
 }
 

@@ -32,14 +32,21 @@ pub enum Flavor {
     Bytes,
     /// Symbols of a small alphabet: contexts of the given orders (in symbols); `dna` adds
     /// inverted-repeat updates (the reverse complement strand, symbols 0..4 = A, C, G, T).
-    Symbols { orders: Vec<usize>, dna: bool },
+    Symbols {
+        /// Context orders, in symbols.
+        orders: Vec<usize>,
+        /// Also update the reverse-complement contexts (DNA's inverted repeats).
+        dna: bool,
+    },
 }
 
 /// Settings that decide the model; all are recorded in the container so the decoder builds the
 /// same one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CmConfig {
+    /// Bits per symbol, 1-8 (8 for bytes).
     pub width: u32,
+    /// Which contexts the model uses.
     pub flavor: Flavor,
     /// log2 of the number of hashed slots.
     pub table_bits: u32,

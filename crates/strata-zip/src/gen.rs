@@ -26,17 +26,42 @@ pub enum Source {
     /// i.i.d. symbols with exactly `entropy` bits each, to check that a coder reaches a memoryless
     /// bound. Distribution p_i ∝ r^i, r in [0, 1] found by bisection (for alphabet 2 this is
     /// Bernoulli(p) with h(p) = entropy).
-    Iid { alphabet: u32, entropy: f64 },
+    Iid {
+        /// Number of symbol values, 2-256.
+        alphabet: u32,
+        /// Bits per symbol, 0 to log2(alphabet).
+        entropy: f64,
+    },
     /// Order-`order` Markov chain with random skewed transitions, to test context modelling.
-    Markov { alphabet: u32, order: u32 },
+    Markov {
+        /// Number of symbol values, 2-256.
+        alphabet: u32,
+        /// Symbols of context each transition depends on (alphabet^(order+1) is bounded).
+        order: u32,
+    },
     /// DeepZip's XOR-k: k random bits then x_n = x_{n-1} XOR x_{n-k}; rate 0 but needs memory k.
-    Xor { k: u32 },
+    Xor {
+        /// The lag, at least 1: the memory a predictor needs.
+        k: u32,
+    },
     /// Hidden Markov source: sticky hidden states with their own emission distributions, i.e.
     /// unbounded memory; its rate is estimated, not exact.
-    Hmm { states: u32, alphabet: u32 },
+    Hmm {
+        /// Hidden states, at least 1.
+        states: u32,
+        /// Number of symbol values, 2-256.
+        alphabet: u32,
+    },
     /// Lagged Fibonacci x_n = (x_{n-j} + x_{n-k}) mod 2^bits: rate 0, with long-range arithmetic
     /// structure that context models cannot see but a learned predictor might.
-    LaggedFibonacci { j: u32, k: u32, bits: u32 },
+    LaggedFibonacci {
+        /// The short lag, 1 <= j < k.
+        j: u32,
+        /// The long lag.
+        k: u32,
+        /// Bits per symbol, 1-8.
+        bits: u32,
+    },
 }
 
 /// A generated sequence with the bound it should be compressed against.
@@ -62,13 +87,26 @@ pub struct Generated {
 pub enum GenError {
     /// A parameter is out of range for the source `kind` ("iid", "markov", ...).
     #[error("invalid {kind} source: {message}")]
-    Invalid { kind: &'static str, message: String },
+    Invalid {
+        /// The source kind (`iid`, `markov`, ...).
+        kind: &'static str,
+        /// What is out of range, and what is allowed.
+        message: String,
+    },
     /// A command-line spec could not be read.
     #[error("cannot parse source spec {spec:?}: {message}")]
-    Parse { spec: String, message: String },
+    Parse {
+        /// The spec as given.
+        spec: String,
+        /// What could not be read.
+        message: String,
+    },
     /// The output buffer of `n` symbols could not be allocated.
     #[error("cannot allocate {n} symbols; ask for fewer")]
-    TooLong { n: usize },
+    TooLong {
+        /// Symbols asked for.
+        n: usize,
+    },
 }
 
 fn invalid(kind: &'static str, message: String) -> Result<(), GenError> {

@@ -37,7 +37,7 @@ mod relation;
 pub mod rnn;
 mod run;
 mod slots;
-mod varint;
+pub mod varint;
 
 pub use alphabet::{Alphabet, AlphabetChoice};
 pub use error::{Result, ZipError};
@@ -58,7 +58,9 @@ pub const VERSION: u8 = 2;
 /// How to compress.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// Which predictor, and its settings; recorded in the container.
     pub model: ModelSpec,
+    /// How the data is split into symbols.
     pub alphabet: AlphabetChoice,
     /// Streams coded at once (DNA has two). Never changes the output.
     pub threads: usize,
@@ -77,10 +79,13 @@ impl Default for Options {
 /// What a container says about itself, without decoding it.
 #[derive(Clone, Debug)]
 pub struct Info {
+    /// Length of the uncompressed data, in bytes.
     pub original_len: u64,
+    /// CRC-32 of the uncompressed data, checked after decoding.
     pub crc32: u32,
     /// None when the data is stored as is.
     pub alphabet: Option<Alphabet>,
+    /// The model that coded the data; None when the data is stored as is.
     pub model: Option<ModelSpec>,
     /// Header bytes before the coded payload.
     pub header_len: usize,

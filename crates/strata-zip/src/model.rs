@@ -19,12 +19,17 @@ pub enum Kind {
 /// Everything that fixes the model, as written in the container.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
+    /// Which predictor drives the coder.
     pub kind: Kind,
-    /// Recurrent layers, units per layer, truncated BPTT length, learning rate, seed.
+    /// Recurrent layers, 1-4 (unused by [`Kind::Cm`], as are the fields below).
     pub layers: u32,
+    /// Units per recurrent layer, 1-1024.
     pub hidden: u32,
+    /// Truncated backpropagation-through-time length, in symbols, 1-256.
     pub bptt: u32,
+    /// Learning rate of the network's online training, in (0, 1].
     pub lr: f32,
+    /// Seed of the network's initial weights (coder and decoder must agree on it).
     pub seed: u64,
 }
 

@@ -185,11 +185,14 @@ pub struct Rnn {
 }
 
 /// SplitMix64, a tiny full-period generator: enough for weight initialisation, and fixed here
-/// so that the initial weights never depend on an external crate's version.
-struct SplitMix64(u64);
+/// so that the initial weights never depend on an external crate's version. Public for the
+/// tests, which draw their own seeded inputs from it.
+pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
-    fn next(&mut self) -> u64 {
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)] // an endless stream: `Iterator` would add nothing
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -11,8 +11,11 @@
 /// `state` is the bit history as a [`crate::bithistory`] state.
 #[derive(Clone, Copy)]
 pub struct Slot {
+    /// Probability that the next bit is 1, scaled to 0-65535.
     pub p: u16,
+    /// Updates seen, capped at the table's limit; sets the learning rate.
     pub n: u8,
+    /// Bit-history state.
     pub state: u8,
 }
 

@@ -17,7 +17,9 @@ pub fn put(out: &mut Vec<u8>, mut v: u64) {
 
 /// A reader over a byte slice that fails with [`ZipError::Truncated`] instead of panicking.
 pub struct Reader<'a> {
+    /// The bytes read from.
     pub data: &'a [u8],
+    /// Offset of the next byte to read.
     pub pos: usize,
 }
 

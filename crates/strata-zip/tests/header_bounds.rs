@@ -1,23 +1,13 @@
 //! The header's claims are checked against what the file can hold before any decoding: a forged
 //! length is refused at once (not after hours of decoding and a failed checksum), while the most
 //! compressible real inputs, which come closest to the bound, still round-trip.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
+use strata_zip::varint::put as put_varint;
 use strata_zip::{
     compress, decompress, info, Alphabet, AlphabetChoice, ModelSpec, Options, ZipError, MAGIC,
     VERSION,
 };
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
 
 /// A container header written by hand (format: magic, version, method 1, CRC-32, LEB128
 /// length, alphabet, model spec), for the default `cm` model.

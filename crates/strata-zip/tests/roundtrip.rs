@@ -1,5 +1,6 @@
 //! Round trips for every alphabet and model, the container's guarantees (no growth beyond the
 //! header, corrupt input rejected without panicking), and determinism across thread counts.
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 
 use strata_zip::{
     compress, decompress, decompress_with_progress, AlphabetChoice, ModelSpec, Options, ZipError,

@@ -58,10 +58,12 @@ pub fn store_key(
 /// Where cached artifacts live.
 #[derive(Clone, Debug)]
 pub struct Cache {
+    /// Folder holding the `models/` and `activations/` trees.
     pub root: PathBuf,
 }
 
 impl Cache {
+    /// A cache in folder `root`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Cache { root: root.into() }
     }
@@ -111,12 +113,16 @@ impl Cache {
         }
     }
 
+    /// Path of the activation store with key `key` (`activations/`, the key's first 16 hex
+    /// digits, `.arrow`).
     pub fn store(&self, key: &str) -> PathBuf {
         self.root
             .join("activations")
             .join(format!("{}.arrow", &key[..16]))
     }
 
+    /// Whether the activation store with key `key` is there and opens (a damaged one is
+    /// recollected).
     pub fn has_store(&self, key: &str) -> bool {
         strata_data::open(&self.store(key)).is_ok()
     }

@@ -2,10 +2,11 @@
 //! family's networks (one per seed), for every measure, from the activation stores.
 
 use super::identify::{identification, Identification};
-use super::runner::{Outcome, Progress};
+use super::runner::Outcome;
 use super::spec::rbf_threshold_of;
 use super::stats::members;
 use crate::compare::{self, CkaArgs};
+use crate::progress::{Progress, WarningsOnly};
 use anyhow::{anyhow, Result};
 use std::time::Instant;
 use strata_nn::Precision;
@@ -14,13 +15,20 @@ use strata_sim::{Estimator, Kernel};
 /// One measure's result for one family.
 #[derive(Clone, Debug)]
 pub struct IdentifyRow {
+    /// Family name (its `[[model]] name`).
     pub family: String,
+    /// Precision of the networks compared.
     pub precision: Precision,
+    /// Measure as `[identify] measures` names it: `cka_linear`, `cka_rbf_T` or a baseline measure.
     pub measure: String,
     /// Networks compared (one per seed).
     pub networks: usize,
+    /// Layer names, in network order (the same for every network of the family).
     pub layers: Vec<String>,
+    /// Identification accuracy and where the misses went (`None` with fewer than 2 networks or
+    /// no layers).
     pub result: Option<Identification>,
+    /// Seconds this measure took (wall clock).
     pub seconds: f64,
 }
 
@@ -33,14 +41,20 @@ fn transpose(v: &[Vec<Option<f64>>]) -> Vec<Vec<Option<f64>>> {
         .collect()
 }
 
-/// CKA (linear or RBF, biased estimator as in the paper) between every ordered pair of stores.
-fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<String>)> {
+/// CKA (linear or RBF, biased estimator as in the paper) between every ordered pair of stores;
+/// only their warnings reach `p` (each pair is a step of the caller's own task).
+fn cka_grid(
+    o: &Outcome,
+    idx: &[usize],
+    kernel: Kernel,
+    p: &dyn Progress,
+) -> Result<(SimGrid, Vec<String>)> {
     let n = idx.len();
     let mut grid: SimGrid = vec![vec![Vec::new(); n]; n];
     let mut layers = Vec::new();
     for a in 0..n {
         for b in a + 1..n {
-            let r = compare::run(&CkaArgs {
+            let args = CkaArgs {
                 a: o.models[idx[a]].store.clone(),
                 b: o.models[idx[b]].store.clone(),
                 kernel,
@@ -48,9 +62,9 @@ fn cka_grid(o: &Outcome, idx: &[usize], kernel: Kernel) -> Result<(SimGrid, Vec<
                 batch_size: None,
                 layers_a: None,
                 layers_b: None,
-                quiet: true,
                 device: o.analysis.cka.device,
-            })?;
+            };
+            let r = compare::run(&args, &WarningsOnly(p))?;
             layers = r.layers_a.clone();
             grid[b][a] = transpose(&r.matrix.values);
             grid[a][b] = r.matrix.values;
@@ -113,20 +127,20 @@ fn baseline_grid(bases: &[Vec<Result<strata_sim::Basis>>], name: &str) -> Result
 }
 
 /// Run every `[identify]` entry of the analysis.
-pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<IdentifyRow>> {
+pub fn run(o: &Outcome, p: &dyn Progress) -> Result<Vec<IdentifyRow>> {
     let mut rows = Vec::new();
     let total: usize = o.analysis.identify.iter().map(|(_, _, m)| m.len()).sum();
-    let bar = p.bar(total as u64, "identification", "measures");
+    let bar = p.task("identification", "measures", total as u64);
     for (family, precision, measures) in &o.analysis.identify {
         let idx = members(o, family, *precision);
         let mut bases: Option<Bases> = None;
         for name in measures {
             let t = Instant::now();
             let (grid, layers, symmetric, higher) = if name == "cka_linear" {
-                let (g, l) = cka_grid(o, &idx, Kernel::Linear)?;
+                let (g, l) = cka_grid(o, &idx, Kernel::Linear, p)?;
                 (g, l, true, true)
             } else if let Some(threshold) = rbf_threshold_of(name) {
-                let (g, l) = cka_grid(o, &idx, Kernel::Rbf { threshold })?;
+                let (g, l) = cka_grid(o, &idx, Kernel::Rbf { threshold }, p)?;
                 (g, l, true, true)
             } else {
                 let m = strata_sim::measure_by_name(name)
@@ -164,6 +178,6 @@ pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<IdentifyRow>> {
             bar.inc(1);
         }
     }
-    bar.finish_and_clear();
+    bar.finish();
     Ok(rows)
 }

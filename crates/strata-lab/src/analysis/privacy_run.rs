@@ -1,19 +1,22 @@
 //! `[privacy]`: a membership-inference audit of each named family, run after the layer
 //! comparisons, with the family's own data, architecture, precisions and training settings.
 
-use super::runner::{Outcome, Progress};
+use super::runner::Outcome;
 use crate::mia::{self, AuditArgs, AuditResult};
+use crate::progress::Progress;
 use anyhow::{Context, Result};
 use strata_nn::Precision;
 
 /// One audited family.
 pub struct PrivacyRun {
+    /// Family name (its `[[model]] name`).
     pub family: String,
+    /// The audit of the family's precisions.
     pub result: AuditResult,
 }
 
 /// Run the `[privacy]` audits of `o`'s analysis (none without the section).
-pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<PrivacyRun>> {
+pub fn run(o: &Outcome, p: &dyn Progress) -> Result<Vec<PrivacyRun>> {
     let Some(plan) = &o.analysis.privacy else {
         return Ok(Vec::new());
     };
@@ -52,7 +55,6 @@ pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<PrivacyRun>> {
             bootstrap: plan.bootstrap,
             seed: first.train.seed,
             cache: (!o.args.force).then(|| o.args.cache.join("mia")),
-            quiet: o.args.quiet,
             origin: mia::Origin::Spec,
         };
         p.log(&format!(
@@ -60,7 +62,8 @@ pub fn run(o: &Outcome, p: &Progress) -> Result<Vec<PrivacyRun>> {
             args.precisions.len(),
             args.references
         ));
-        let result = mia::run(&args).with_context(|| format!("[privacy] audit of '{family}'"))?;
+        let result =
+            mia::run(&args, p).with_context(|| format!("[privacy] audit of '{family}'"))?;
         out.push(PrivacyRun {
             family: family.clone(),
             result,

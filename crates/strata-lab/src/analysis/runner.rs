@@ -8,17 +8,18 @@
 use super::cache::{self, Cache};
 use super::spec::{ActivationPoint, Analysis, Instance};
 use crate::compare::{self, CkaArgs};
+use crate::progress::{Progress, WarningsOnly};
 use crate::train::{self, Examples, TrainArgs};
 use anyhow::{anyhow, bail, Context, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use strata_data::dataset::{Dataset, Splits};
+use strata_gpu::Gpu;
 use strata_nn::file::ModelCard;
+use strata_nn::net::{Architecture, Net};
 
 /// How to run an analysis.
 #[derive(Clone, Debug)]
@@ -31,35 +32,42 @@ pub struct RunArgs {
     pub jobs: usize,
     /// Ignore the cache: retrain and recollect everything.
     pub force: bool,
-    /// No progress bars or log lines.
-    pub quiet: bool,
     /// The command line, for the manifest.
     pub command: String,
 }
 
 /// A data set as the analysis uses it.
 pub struct LoadedData {
+    /// Training and test splits as loaded (`train_limit` applied).
     pub splits: Splits,
     /// The examples activations are collected on.
     pub collect: Dataset,
+    /// SHA-256 of the data's content: part of every model and store key.
     pub fingerprint: String,
+    /// Seconds spent loading the data.
     pub seconds: f64,
 }
 
 /// One trained (or cached) model with its activations.
 #[derive(Clone, Debug)]
 pub struct ModelRun {
+    /// Cache key of the model ([`cache::model_key`]).
     pub key: String,
+    /// Path stem of the cached model (`.safetensors` and `.json` beside it).
     pub path: PathBuf,
+    /// Path of the model's activation store (Arrow).
     pub store: PathBuf,
+    /// The model card: configuration and training figures.
     pub card: ModelCard,
     /// Found in the cache (not trained in this run).
     pub cached: bool,
+    /// The activation store was found in the cache (not collected in this run).
     pub store_cached: bool,
     /// What computed the activations: `cpu` or `cuda NAME sm_XY` (part of the store's key).
     pub collector: String,
     /// Seconds this run spent training / collecting (0 when cached).
     pub train_seconds: f64,
+    /// Seconds this run spent collecting the activations (0 when cached).
     pub collect_seconds: f64,
 }
 
@@ -67,8 +75,11 @@ pub struct ModelRun {
 /// another (CKA, or a baseline measure when `[cka] measure` names one).
 #[derive(Clone, Debug)]
 pub struct Comparison {
+    /// Layer names of model a: the rows of `values`.
     pub layers_a: Vec<String>,
+    /// Layer names of model b: the columns of `values`.
     pub layers_b: Vec<String>,
+    /// `values[i][j]`: similarity of layer i of a and layer j of b (`None` where undefined).
     pub values: Vec<Vec<Option<f64>>>,
     /// Examples compared.
     pub n: usize,
@@ -76,77 +87,56 @@ pub struct Comparison {
     pub measure: String,
     /// The values lie on [0, 1] (heatmap colours and axis ranges assume it).
     pub unit_range: bool,
+    /// Seconds the comparison took.
     pub seconds: f64,
 }
 
 /// Everything the report is made of.
 pub struct Outcome {
+    /// The checked spec.
     pub analysis: Analysis,
+    /// The spec file's text, as read (copied into the report).
     pub spec_text: String,
+    /// Where the spec was read from.
     pub spec_path: PathBuf,
+    /// Loaded data sets by `[data.NAME]` key.
     pub data: BTreeMap<String, LoadedData>,
+    /// One model run per instance, in `analysis.instances` order.
     pub models: Vec<ModelRun>,
     /// Similarity matrices by (instance a, instance b).
     pub cka: BTreeMap<(usize, usize), Comparison>,
+    /// Seconds spent computing the similarity matrices.
     pub cka_seconds: f64,
     /// Layer-identification results (`[identify]`).
     pub identify: Vec<super::identify_run::IdentifyRow>,
     /// Membership-inference audits (`[privacy]`).
     pub privacy: Vec<super::privacy_run::PrivacyRun>,
+    /// When the run started (wall clock).
     pub started: std::time::SystemTime,
+    /// Seconds the whole run took.
     pub seconds: f64,
+    /// How the run was invoked.
     pub args: RunArgs,
 }
 
-/// Progress: bars on a terminal, plain log lines elsewhere (CI logs), nothing when quiet.
-pub struct Progress {
-    mp: MultiProgress,
-    tty: bool,
-    quiet: bool,
+/// What every stage of a run reads: the analysis, its data, the cache, and where to report.
+struct Stage<'a> {
+    a: &'a Analysis,
+    data: &'a BTreeMap<String, LoadedData>,
+    cache: &'a Cache,
+    /// Ignore the cache (`--force`).
+    force: bool,
+    p: &'a dyn Progress,
 }
 
-impl Progress {
-    pub fn new(quiet: bool) -> Self {
-        let tty = std::io::stderr().is_terminal();
-        let mp = MultiProgress::new();
-        if quiet || !tty {
-            mp.set_draw_target(ProgressDrawTarget::hidden());
-        }
-        Progress { mp, tty, quiet }
-    }
-
-    pub fn bar(&self, total: u64, msg: &str, unit: &str) -> ProgressBar {
-        let pb = self.mp.add(ProgressBar::new(total));
-        let template = format!(
-            "{{prefix:>22}} [{{bar:28.cyan/blue}}] {{pos}}/{{len}} {unit} ({{elapsed}}, eta {{eta}}) {{msg}}"
-        );
-        if let Ok(style) = ProgressStyle::with_template(&template) {
-            pb.set_style(style.progress_chars("=> "));
-        }
-        pb.set_prefix(msg.to_string());
-        pb
-    }
-
-    pub fn log(&self, msg: &str) {
-        if self.quiet {
-            return;
-        }
-        if self.tty {
-            let _ = self.mp.println(msg);
-        } else {
-            eprintln!("{msg}");
-        }
-    }
-}
-
-fn load_data(a: &Analysis, p: &Progress) -> Result<BTreeMap<String, LoadedData>> {
+fn load_data(a: &Analysis, p: &dyn Progress) -> Result<BTreeMap<String, LoadedData>> {
     let mut out = BTreeMap::new();
     for (key, d) in &a.data {
         if !a.instances.iter().any(|i| &i.data == key) {
             continue;
         }
         let t = Instant::now();
-        let splits = train::load_data(&d.source, d.label.as_deref(), d.train_limit)
+        let splits = train::load_data(&d.source, d.label.as_deref(), d.train_limit, p)
             .with_context(|| format!("[data.{key}]"))?;
         let base = match d.collect_split {
             super::spec::Split::Train => &splits.train,
@@ -194,7 +184,6 @@ fn train_args(inst: &Instance, a: &Analysis, out: PathBuf) -> TrainArgs {
         train: inst.train.clone(),
         limit: d.train_limit,
         out,
-        quiet: true,
     }
 }
 
@@ -205,15 +194,85 @@ struct Planned {
     needs_training: bool,
 }
 
+/// The GPU that collects MLP activations: the spec's device, which is the GPU's float engine
+/// (`None`: the CPU); convolutional networks collect on the CPU.
+fn collector_gpu(a: &Analysis) -> Result<Option<Arc<Gpu>>> {
+    if a.instances
+        .iter()
+        .any(|i| i.architecture == Architecture::Mlp)
+    {
+        crate::gpu::resolve(a.cka.device)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Every instance's cache keys and whether it trains now (each model key once), logged.
+fn plan(s: &Stage, gpu: Option<&Arc<Gpu>>) -> Result<Vec<Planned>> {
+    let mut plan: Vec<Planned> =
+        s.a.instances
+            .iter()
+            .map(|inst| plan_one(s, inst, gpu))
+            .collect::<Result<_>>()?;
+    // Two families that differ only in name produce the same models: train each key once.
+    for i in 0..plan.len() {
+        if plan[..i].iter().any(|q| q.key == plan[i].key) {
+            plan[i].needs_training = false;
+        }
+    }
+    let n_train = plan.iter().filter(|x| x.needs_training).count();
+    s.p.log(&format!(
+        "{}: {} models ({} to train, {} cached), {} pair(s) compared, float twins for [{}]; cache {}",
+        s.a.name,
+        plan.len(),
+        n_train,
+        plan.len() - n_train,
+        s.a.compare.len(),
+        s.a.twins.join(", "),
+        s.cache.root.display()
+    ));
+    Ok(plan)
+}
+
+/// One instance's model and store keys. A float network's activations on a GPU differ from the
+/// CPU's at f32 rounding, so the store's key names where it was collected: a run on another
+/// device never reuses them as if they were its own.
+fn plan_one(s: &Stage, inst: &Instance, gpu: Option<&Arc<Gpu>>) -> Result<Planned> {
+    let d = &s.data[&inst.data];
+    let spec = &s.a.data[&inst.data];
+    let key = cache::model_key(inst, &d.fingerprint);
+    let collector = match gpu {
+        Some(g) if inst.architecture == Architecture::Mlp => {
+            format!("cuda {} {}", g.info.name, g.arch)
+        }
+        _ => "cpu".to_string(),
+    };
+    let store_key = cache::store_key(
+        &key,
+        &d.fingerprint,
+        spec.collect_split,
+        spec.collect_limit,
+        s.a.cka.activations,
+        &collector,
+    );
+    let needs_training = s.force
+        || !s.cache.has_model(&key).with_context(|| {
+            format!(
+                "the cached model of {} ({}; delete it or pass --force to rebuild it)",
+                inst.name,
+                s.cache.model(&key).display()
+            )
+        })?;
+    Ok(Planned {
+        key,
+        store_key,
+        collector,
+        needs_training,
+    })
+}
+
 /// Train the models the cache lacks, `jobs` at a time; the first failure stops the queue.
-fn train_missing(
-    a: &Analysis,
-    data: &BTreeMap<String, LoadedData>,
-    plan: &[Planned],
-    cache: &Cache,
-    jobs: usize,
-    p: &Progress,
-) -> Result<Vec<f64>> {
+fn train_missing(s: &Stage, plan: &[Planned], jobs: usize) -> Result<Vec<f64>> {
     let todo: Vec<usize> = (0..plan.len())
         .filter(|&i| plan[i].needs_training)
         .collect();
@@ -221,41 +280,21 @@ fn train_missing(
     if todo.is_empty() {
         return Ok(seconds);
     }
-    let overall = p.bar(todo.len() as u64, "models trained", "models");
+    let overall = s.p.task("models trained", "models", todo.len() as u64);
     let next = AtomicUsize::new(0);
     let abort = AtomicBool::new(false);
     let first_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
     let times: Mutex<Vec<(usize, f64)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
+    std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, todo.len()) {
-            s.spawn(|| loop {
+            scope.spawn(|| loop {
                 if abort.load(Ordering::SeqCst) {
                     return;
                 }
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = todo.get(k) else { return };
-                let inst = &a.instances[i];
-                let pb = p.bar(0, &inst.name, "steps");
-                let t = Instant::now();
-                let args = train_args(inst, a, cache.model(&plan[i].key));
-                let name = inst.name.clone();
-                let result = train::train_on(&args, &data[&inst.data].splits, &pb, &mut |e| {
-                    pb.set_message(format!(
-                        "epoch {} test acc {:.2}%",
-                        e.epoch,
-                        100.0 * e.test_accuracy
-                    ));
-                });
-                pb.finish_and_clear();
-                match result {
-                    Ok(tr) => {
-                        let secs = t.elapsed().as_secs_f64();
-                        p.log(&format!(
-                            "trained {name}: train accuracy {:.2}%, test accuracy {:.2}% ({:.1} s)",
-                            100.0 * tr.card.train_accuracy,
-                            100.0 * tr.card.test_accuracy,
-                            secs
-                        ));
+                match train_one(s, plan, i) {
+                    Ok(secs) => {
                         if let Ok(mut v) = times.lock() {
                             v.push((i, secs));
                         }
@@ -264,7 +303,7 @@ fn train_missing(
                     Err(e) => {
                         abort.store(true, Ordering::SeqCst);
                         if let Ok(mut slot) = first_error.lock() {
-                            slot.get_or_insert(e.context(format!("training {name}")));
+                            slot.get_or_insert(e);
                         }
                         return;
                     }
@@ -272,102 +311,55 @@ fn train_missing(
             });
         }
     });
-    overall.finish_and_clear();
+    overall.finish();
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }
-    for (i, s) in times.into_inner().unwrap_or_default() {
-        seconds[i] = s;
+    for (i, secs) in times.into_inner().unwrap_or_default() {
+        seconds[i] = secs;
     }
     Ok(seconds)
 }
 
-/// Run a parsed analysis.
-pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> Result<Outcome> {
-    let started = std::time::SystemTime::now();
-    let t0 = Instant::now();
-    let p = Progress::new(args.quiet);
-    let data = load_data(&a, &p)?;
-    check_architectures(&a, &data, args.jobs)?;
-    let cache = Cache::new(&args.cache);
-    cache.sweep();
-    let point = a.cka.activations;
-
-    // The spec's device also collects MLP activations (the GPU's float engine); convolutional
-    // networks collect on the CPU. A float network's activations on a GPU differ from the CPU's
-    // at f32 rounding, so the store's cache key names where it was collected: a run on another
-    // device never reuses them as if they were its own.
-    let gpu = if a
-        .instances
-        .iter()
-        .any(|i| i.architecture == strata_nn::net::Architecture::Mlp)
-    {
-        crate::gpu::resolve(a.cka.device, true)?
-    } else {
-        None
-    };
-    let plan: Vec<Planned> = a
-        .instances
-        .iter()
-        .map(|inst| {
-            let d = &data[&inst.data];
-            let spec = &a.data[&inst.data];
-            let key = cache::model_key(inst, &d.fingerprint);
-            let collector = match &gpu {
-                Some(g) if inst.architecture == strata_nn::net::Architecture::Mlp => {
-                    format!("cuda {} {}", g.info.name, g.arch)
-                }
-                _ => "cpu".to_string(),
-            };
-            let store_key = cache::store_key(
-                &key,
-                &d.fingerprint,
-                spec.collect_split,
-                spec.collect_limit,
-                point,
-                &collector,
-            );
-            let needs_training = args.force
-                || !cache.has_model(&key).with_context(|| {
-                    format!(
-                        "the cached model of {} ({}; delete it or pass --force to rebuild it)",
-                        inst.name,
-                        cache.model(&key).display()
-                    )
-                })?;
-            Ok(Planned {
-                key,
-                store_key,
-                collector,
-                needs_training,
-            })
-        })
-        .collect::<Result<_>>()?;
-    let mut plan = plan;
-    // Two families that differ only in name produce the same models: train each key once.
-    for i in 0..plan.len() {
-        if plan[..i].iter().any(|q| q.key == plan[i].key) {
-            plan[i].needs_training = false;
-        }
-    }
-    let n_train = plan.iter().filter(|x| x.needs_training).count();
-    p.log(&format!(
-        "{}: {} models ({} to train, {} cached), {} pair(s) compared, float twins for [{}]; cache {}",
-        a.name,
-        plan.len(),
-        n_train,
-        plan.len() - n_train,
-        a.compare.len(),
-        a.twins.join(", "),
-        cache.root.display()
+/// Train instance `i` into the cache, with a task of its own that shows each epoch; logs its
+/// accuracy and returns the seconds it took.
+fn train_one(s: &Stage, plan: &[Planned], i: usize) -> Result<f64> {
+    let inst = &s.a.instances[i];
+    let pb = s.p.task(&inst.name, "steps", 0);
+    let t = Instant::now();
+    let args = train_args(inst, s.a, s.cache.model(&plan[i].key));
+    let result = train::train_on(&args, &s.data[&inst.data].splits, &*pb, &mut |e| {
+        pb.set_message(&format!(
+            "epoch {} test acc {:.2}%",
+            e.epoch,
+            100.0 * e.test_accuracy
+        ));
+    });
+    pb.finish();
+    let tr = result.with_context(|| format!("training {}", inst.name))?;
+    let secs = t.elapsed().as_secs_f64();
+    s.p.log(&format!(
+        "trained {}: train accuracy {:.2}%, test accuracy {:.2}% ({:.1} s)",
+        inst.name,
+        100.0 * tr.card.train_accuracy,
+        100.0 * tr.card.test_accuracy,
+        secs
     ));
-    let train_seconds = train_missing(&a, &data, &plan, &cache, args.jobs, &p)?;
+    Ok(secs)
+}
 
-    // Activations: one store per model, cached under the model's key and the examples.
+/// Activations: one store per model, cached under the model's key and the examples; MLPs
+/// collect on `gpu` when there is one.
+fn collect_all(
+    s: &Stage,
+    plan: &[Planned],
+    train_seconds: &[f64],
+    gpu: Option<&Arc<Gpu>>,
+) -> Result<Vec<ModelRun>> {
     let mut models = Vec::with_capacity(plan.len());
-    let collect_bar = p.bar(plan.len() as u64, "activations", "models");
-    for (i, (inst, pl)) in a.instances.iter().zip(&plan).enumerate() {
-        let path = cache.model(&pl.key);
+    let bar = s.p.task("activations", "models", plan.len() as u64);
+    for (i, (inst, pl)) in s.a.instances.iter().zip(plan).enumerate() {
+        let path = s.cache.model(&pl.key);
         let (mut net, card) = strata_nn::file::load(&path).with_context(|| {
             format!(
                 "loading the cached model of {} ({}; `--force` or deleting it rebuilds it)",
@@ -375,48 +367,22 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
                 path.display()
             )
         })?;
-        let store = cache.store(&pl.store_key);
+        let store = s.cache.store(&pl.store_key);
         let fresh = plan[..i].iter().any(|q| q.store_key == pl.store_key)
-            || (!args.force && !trained_now(&plan, i));
-        let store_cached = fresh && cache.has_store(&pl.store_key);
+            || (!s.force && !trained_now(plan, i));
+        let store_cached = fresh && s.cache.has_store(&pl.store_key);
         let t = Instant::now();
         if !store_cached {
-            let collect_gpu = if net.is_mlp() { gpu.clone() } else { None };
-            cache::evict(&store);
-            if let Some(dir) = store.parent() {
-                std::fs::create_dir_all(dir)
-                    .with_context(|| format!("cannot create {}", dir.display()))?;
-            }
-            let d = &data[&inst.data];
-            let spec = &a.data[&inst.data];
-            let ex = Examples {
-                data: &spec.source,
-                label: spec.label.as_deref(),
-                split: spec.collect_split.name(),
-                limit: spec.collect_limit,
-            };
-            let pb = p.bar(d.collect.len() as u64, &inst.name, "examples");
-            train::collect_on(
-                &mut net,
-                &card,
-                &path,
-                &d.collect,
-                ex,
-                point == ActivationPoint::Pre,
-                &store,
-                collect_gpu.as_ref(),
-                &pb,
-            )
-            .with_context(|| format!("collecting the activations of {}", inst.name))?;
-            pb.finish_and_clear();
+            let gpu = if net.is_mlp() { gpu } else { None };
+            collect_one(s, inst, &mut net, &card, &path, &store, gpu)?;
         }
-        collect_bar.inc(1);
+        bar.inc(1);
         models.push(ModelRun {
             key: pl.key.clone(),
             path,
             store,
             card,
-            cached: !trained_now(&plan, i),
+            cached: !trained_now(plan, i),
             store_cached,
             collector: pl.collector.clone(),
             train_seconds: train_seconds[i],
@@ -427,73 +393,142 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
             },
         });
     }
-    collect_bar.finish_and_clear();
+    bar.finish();
+    Ok(models)
+}
 
-    // Comparisons: explicit pairs, each quantized model vs its float twin, float seed vs seed.
-    let t = Instant::now();
+/// Collect the activations of `inst`'s model (`net`, with its card, from `path`) into `store`,
+/// replacing what is there, with a task of its own.
+fn collect_one(
+    s: &Stage,
+    inst: &Instance,
+    net: &mut Net,
+    card: &ModelCard,
+    path: &Path,
+    store: &Path,
+    gpu: Option<&Arc<Gpu>>,
+) -> Result<()> {
+    cache::evict(store);
+    if let Some(dir) = store.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let d = &s.data[&inst.data];
+    let spec = &s.a.data[&inst.data];
+    let ex = Examples {
+        data: &spec.source,
+        label: spec.label.as_deref(),
+        split: spec.collect_split.name(),
+        limit: spec.collect_limit,
+    };
+    let pre = s.a.cka.activations == ActivationPoint::Pre;
+    let pb = s.p.task(&inst.name, "examples", d.collect.len() as u64);
+    train::collect_on(net, card, path, &d.collect, ex, pre, store, gpu, &*pb)
+        .with_context(|| format!("collecting the activations of {}", inst.name))?;
+    pb.finish();
+    Ok(())
+}
+
+/// Comparisons: explicit pairs, each quantized model vs its float twin, float seed vs seed.
+fn compare_all(
+    a: &Analysis,
+    models: &[ModelRun],
+    p: &dyn Progress,
+) -> Result<BTreeMap<(usize, usize), Comparison>> {
     let mut pairs: Vec<(usize, usize)> = a.compare.clone();
-    pairs.extend(twin_pairs(&a));
+    pairs.extend(twin_pairs(a));
     pairs.sort();
     pairs.dedup();
-    let bar = p.bar(pairs.len() as u64, "CKA", "pairs");
+    let bar = p.task("CKA", "pairs", pairs.len() as u64);
     let mut cka = BTreeMap::new();
     for (i, j) in pairs {
-        let what = || format!("{} vs {}", a.instances[i].name, a.instances[j].name);
-        let r = match a.cka.measure.as_deref() {
-            Some(m) if m != "cka" => {
-                let r = crate::measure::run(
-                    &models[i].store,
-                    &models[j].store,
-                    m,
-                    &None,
-                    &None,
-                    true,
-                )
-                .with_context(what)?;
-                for w in &r.notes {
-                    p.log(&format!("warning: {}: {w}", what()));
-                }
-                Comparison {
-                    unit_range: !matches!(r.measure, "hsic" | "procrustes"),
-                    measure: r.measure.to_string(),
-                    layers_a: r.layers_a,
-                    layers_b: r.layers_b,
-                    values: r.values,
-                    n: r.n,
-                    seconds: r.seconds,
-                }
-            }
-            _ => {
-                let r = compare::run(&CkaArgs {
-                    a: models[i].store.clone(),
-                    b: models[j].store.clone(),
-                    kernel: a.cka.kernel(),
-                    estimator: Some(a.cka.estimator()),
-                    batch_size: a.cka.batch_size,
-                    layers_a: None,
-                    layers_b: None,
-                    quiet: true,
-                    device: a.cka.device,
-                })
-                .with_context(what)?;
-                for w in r.warnings() {
-                    p.log(&format!("warning: {}: {w}", what()));
-                }
-                Comparison {
-                    measure: r.measure_name(),
-                    unit_range: true,
-                    layers_a: r.layers_a,
-                    layers_b: r.layers_b,
-                    values: r.matrix.values,
-                    n: r.matrix.n,
-                    seconds: r.seconds,
-                }
-            }
-        };
+        let what = format!("{} vs {}", a.instances[i].name, a.instances[j].name);
+        let r = compare_pair(a, &models[i].store, &models[j].store, &what, p)?;
         cka.insert((i, j), r);
         bar.inc(1);
     }
-    bar.finish_and_clear();
+    bar.finish();
+    Ok(cka)
+}
+
+/// The spec's measure (CKA unless `[cka] measure` names a baseline) between two stores; its
+/// warnings are logged as `what`'s.
+fn compare_pair(
+    a: &Analysis,
+    sa: &Path,
+    sb: &Path,
+    what: &str,
+    p: &dyn Progress,
+) -> Result<Comparison> {
+    // Each comparison is one step of the run's own task: its inner tasks stay hidden.
+    let inner = WarningsOnly(p);
+    if let Some(m) = a.cka.measure.as_deref().filter(|m| *m != "cka") {
+        let r = crate::measure::run(sa, sb, m, &None, &None, &inner)
+            .with_context(|| what.to_string())?;
+        for w in &r.notes {
+            p.log(&format!("warning: {what}: {w}"));
+        }
+        return Ok(Comparison {
+            unit_range: !matches!(r.measure, "hsic" | "procrustes"),
+            measure: r.measure.to_string(),
+            layers_a: r.layers_a,
+            layers_b: r.layers_b,
+            values: r.values,
+            n: r.n,
+            seconds: r.seconds,
+        });
+    }
+    let args = CkaArgs {
+        a: sa.to_path_buf(),
+        b: sb.to_path_buf(),
+        kernel: a.cka.kernel(),
+        estimator: Some(a.cka.estimator()),
+        batch_size: a.cka.batch_size,
+        layers_a: None,
+        layers_b: None,
+        device: a.cka.device,
+    };
+    let r = compare::run(&args, &inner).with_context(|| what.to_string())?;
+    for w in r.warnings() {
+        p.log(&format!("warning: {what}: {w}"));
+    }
+    Ok(Comparison {
+        measure: r.measure_name(),
+        unit_range: true,
+        layers_a: r.layers_a,
+        layers_b: r.layers_b,
+        values: r.matrix.values,
+        n: r.matrix.n,
+        seconds: r.seconds,
+    })
+}
+
+/// Run a parsed analysis, reporting to `progress`.
+pub fn run(
+    a: Analysis,
+    spec_path: &Path,
+    spec_text: String,
+    args: RunArgs,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    let started = std::time::SystemTime::now();
+    let t0 = Instant::now();
+    let data = load_data(&a, progress)?;
+    check_architectures(&a, &data, args.jobs)?;
+    let cache = Cache::new(&args.cache);
+    cache.sweep();
+    let gpu = collector_gpu(&a)?;
+    let s = Stage {
+        a: &a,
+        data: &data,
+        cache: &cache,
+        force: args.force,
+        p: progress,
+    };
+    let plan = plan(&s, gpu.as_ref())?;
+    let train_seconds = train_missing(&s, &plan, args.jobs)?;
+    let models = collect_all(&s, &plan, &train_seconds, gpu.as_ref())?;
+    let t = Instant::now();
+    let cka = compare_all(&a, &models, progress)?;
     let cka_seconds = t.elapsed().as_secs_f64();
     let mut o = Outcome {
         analysis: a,
@@ -509,8 +544,8 @@ pub fn run(a: Analysis, spec_path: &Path, spec_text: String, args: RunArgs) -> R
         seconds: 0.0,
         args,
     };
-    o.identify = super::identify_run::run(&o, &p)?;
-    o.privacy = super::privacy_run::run(&o, &p)?;
+    o.identify = super::identify_run::run(&o, progress)?;
+    o.privacy = super::privacy_run::run(&o, progress)?;
     o.seconds = t0.elapsed().as_secs_f64();
     Ok(o)
 }
@@ -624,18 +659,24 @@ pub fn twin_pairs(a: &Analysis) -> Vec<(usize, usize)> {
 
 /// Read and check a spec, then run it and write its report; returns the outcome and the report
 /// folder.
-pub fn run_file(spec: &Path, args: RunArgs) -> Result<(Outcome, PathBuf)> {
+pub fn run_file(spec: &Path, args: RunArgs, progress: &dyn Progress) -> Result<(Outcome, PathBuf)> {
     let text = std::fs::read_to_string(spec)
         .map_err(|e| anyhow!("cannot read the analysis spec {}: {e}", spec.display()))?;
     let name = spec
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    run_text(&text, spec, &name, args)
+    run_text(&text, spec, &name, args, progress)
 }
 
 /// [`run_file`] for spec text already in memory (`strata quickstart` runs the embedded spec).
-pub fn run_text(text: &str, spec: &Path, name: &str, args: RunArgs) -> Result<(Outcome, PathBuf)> {
+pub fn run_text(
+    text: &str,
+    spec: &Path,
+    name: &str,
+    args: RunArgs,
+    progress: &dyn Progress,
+) -> Result<(Outcome, PathBuf)> {
     let a = super::spec::parse(text, &spec.display().to_string(), name)?;
     if args.jobs == 0 {
         bail!("--jobs must be at least 1");
@@ -647,7 +688,7 @@ pub fn run_text(text: &str, spec: &Path, name: &str, args: RunArgs) -> Result<(O
         .collect();
     super::ownership::check_target(&args.reports, &a.name, spec, &data_files, &args.cache)?;
     super::report::remove_stale(&args.reports, &a.name);
-    let out = run(a, spec, text.to_string(), args)?;
+    let out = run(a, spec, text.to_string(), args, progress)?;
     let dir = super::report::write(&out)?;
     Ok((out, dir))
 }

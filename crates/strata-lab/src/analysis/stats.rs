@@ -8,10 +8,15 @@ use strata_nn::Precision;
 /// Mean, sample standard deviation (n - 1; `None` for one value), min, max, count.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Summary {
+    /// Arithmetic mean.
     pub mean: f64,
+    /// Sample standard deviation (n - 1 in the denominator; `None` for one value).
     pub std: Option<f64>,
+    /// Smallest value.
     pub min: f64,
+    /// Largest value.
     pub max: f64,
+    /// Values summarized (the finite ones).
     pub n: usize,
 }
 

@@ -6,7 +6,7 @@
 //! pool, and its ROC against the target's true membership gives the figures.
 
 use super::models::{ModelSpec, Trained, Trainer};
-use crate::progress;
+use crate::progress::Progress;
 use crate::train::load_data;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -22,25 +22,37 @@ use strata_privacy::{attack_by_name, AuditData, Defense, MembershipAttack, Relea
 /// Settings of `strata mia audit`.
 #[derive(Clone, Debug)]
 pub struct AuditArgs {
+    /// Data set, as `--data` names it (`mnist`, `adult`, `csv:PATH`, ...).
     pub data: String,
+    /// Label column of `csv:PATH` data.
     pub label: Option<String>,
     /// Pool size (default: the training split, at most 10,000).
     pub pool: Option<usize>,
+    /// Network architecture of every model.
     pub architecture: Architecture,
+    /// Hidden widths (MLPs only).
     pub widths: Vec<usize>,
+    /// Precisions audited, each with its own target and reference models.
     pub precisions: Vec<Precision>,
+    /// Reference models per model set, 1 to [`MAX_REFERENCES`].
     pub references: usize,
+    /// Shadow models of Shokri et al.'s attack, 1 to `references`.
     pub shadows: usize,
+    /// Attacks to run, by name.
     pub attacks: Vec<String>,
+    /// Defenses: output ones applied to the released vectors, training-time ones (L2) as extra
+    /// model sets.
     pub defenses: Vec<Defense>,
     /// Training settings of every model (seeds are derived per model from `seed`).
     pub train: TrainConfig,
     /// Learning rate of quantized models (they need a larger one); `None`: `train.lr`.
     pub lr_quantized: Option<f64>,
+    /// Bootstrap resamples behind each 95% interval (within [`BOOTSTRAP_RANGE`]).
     pub bootstrap: usize,
+    /// Seed of the pool, the membership masks and every model's training.
     pub seed: u64,
+    /// Folder caching each model's logits on the pool (`None`: no cache).
     pub cache: Option<PathBuf>,
-    pub quiet: bool,
     /// Where the settings came from, so errors name the user's flag or spec key.
     pub origin: Origin,
 }
@@ -49,8 +61,10 @@ pub struct AuditArgs {
 /// section (whose training settings come from the audited `[[model]]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Origin {
+    /// `strata mia audit`'s flags (the default).
     #[default]
     Cli,
+    /// A spec's `[privacy]` section.
     Spec,
 }
 
@@ -116,7 +130,9 @@ pub fn check_counts(
 /// One attack's result on one setting.
 #[derive(Clone, Debug, Serialize)]
 pub struct AttackResult {
+    /// The attack's name.
     pub attack: String,
+    /// AUC, TPR at low FPR and advantage, with bootstrap intervals.
     pub metrics: Metrics,
     /// Balanced accuracy at the attack's own decision threshold (shadow-calibrated), if any.
     pub threshold_accuracy: Option<f64>,
@@ -130,38 +146,59 @@ pub struct AttackResult {
 /// A target's accuracy and every attack's figures under one (precision, defense).
 #[derive(Clone, Debug, Serialize)]
 pub struct Setting {
+    /// Precision of the model set.
     pub precision: String,
     /// "none", an output defense (top1, round2, temp5) or a training one (l2=0.001).
     pub defense: String,
+    /// Accuracy of the target model on its training members, in [0, 1].
     pub train_accuracy: f64,
+    /// Test accuracy of the target model, in [0, 1].
     pub test_accuracy: f64,
     /// Mean test accuracy of the reference models (how well the attacker's copies match).
     pub reference_test_accuracy: f64,
+    /// Every attack's result, in the order they ran.
     pub attacks: Vec<AttackResult>,
 }
 
 /// The whole audit.
 #[derive(Clone, Debug, Serialize)]
 pub struct AuditResult {
+    /// Data set, as given.
     pub data: String,
+    /// Classes in the data.
     pub classes: usize,
+    /// Pool size: examples drawn from the training split.
     pub pool: usize,
+    /// Pool examples the target trains on (half the pool).
     pub target_members: usize,
+    /// Reference models per model set.
     pub references: usize,
+    /// Shadow models of Shokri et al.'s attack.
     pub shadows: usize,
+    /// Network architecture's name.
     pub architecture: String,
+    /// Hidden widths (empty for CNNs).
     pub widths: Vec<usize>,
+    /// Training settings (each model's seed is derived from `seed`).
     pub train: TrainConfig,
+    /// Learning rate of quantized models (`None`: `train.lr`).
     pub lr_quantized: Option<f64>,
+    /// Bootstrap resamples behind each 95% interval.
     pub bootstrap: usize,
+    /// The audit's seed.
     pub seed: u64,
+    /// Models trained in this run.
     pub models_trained: usize,
+    /// Models read from the cache.
     pub models_cached: usize,
+    /// Seconds the whole audit took.
     pub seconds: f64,
+    /// One entry per (precision, defense), in the order the model sets trained.
     pub settings: Vec<Setting>,
     /// Indices (into the data's training split) of the pool, and the membership masks.
     #[serde(skip)]
     pub pool_idx: Vec<usize>,
+    /// Membership masks of the target and of each reference model over the pool.
     #[serde(skip)]
     pub design: Design,
 }
@@ -216,8 +253,8 @@ fn check(a: &AuditArgs, attacks: &[Box<dyn MembershipAttack>]) -> Result<()> {
     Ok(())
 }
 
-/// Run an audit.
-pub fn run(a: &AuditArgs) -> Result<AuditResult> {
+/// Run an audit, reporting to `progress`.
+pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
     let t0 = std::time::Instant::now();
     let attacks: Vec<Box<dyn MembershipAttack>> = a
         .attacks
@@ -225,7 +262,7 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
         .map(|n| attack_by_name(n, a.shadows, a.seed).map_err(anyhow::Error::from))
         .collect::<Result<_>>()?;
     check(a, &attacks)?;
-    let data = load_data(&a.data, a.label.as_deref(), None)?;
+    let data = load_data(&a.data, a.label.as_deref(), None, progress)?;
     let avail = data.train.len();
     let pool_n = a.pool.unwrap_or(avail.min(10_000));
     if pool_n > avail {
@@ -268,23 +305,16 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
     };
     let per_set = 1 + a.references;
     let total_models = sets.len() * per_set;
-    if !a.quiet {
-        eprintln!(
-            "mia audit: {} (pool {pool_n}, target trains on {}), {} model set(s) x (1 target + {} references) = {total_models} models, {} epochs each",
-            a.data,
-            pool_n / 2,
-            sets.len(),
-            a.references,
-            a.train.epochs
-        );
-    }
+    progress.log(&format!(
+        "mia audit: {} (pool {pool_n}, target trains on {}), {} model set(s) x (1 target + {} references) = {total_models} models, {} epochs each",
+        a.data,
+        pool_n / 2,
+        sets.len(),
+        a.references,
+        a.train.epochs
+    ));
     let steps_per_model = (pool_n / 2).div_ceil(a.train.batch_size.max(2)) * a.train.epochs;
-    let pb = progress::bar(
-        (total_models * steps_per_model) as u64,
-        "train",
-        "steps",
-        a.quiet,
-    );
+    let pb = progress.task("train", "steps", (total_models * steps_per_model) as u64);
     let (mut trained, mut cached) = (0, 0);
     let mut settings = Vec::new();
     for (s, &(precision, training_defense)) in sets.iter().enumerate() {
@@ -317,7 +347,7 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
                 format!("reference {m}/{}", a.references)
             };
             let label = format!("{} {}", precision.name(), training_defense.name());
-            pb.set_message(format!("{label} {role}"));
+            pb.set_message(&format!("{label} {role}"));
             let start = pb.position();
             let t = trainer
                 .train(&spec, &members(mask), &mut || pb.inc(1))
@@ -328,19 +358,17 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
             } else {
                 trained += 1;
             }
-            if m == 0 && !a.quiet {
-                pb.suspend(|| {
-                    eprintln!(
-                        "set {}/{}: {} {:<10} target train acc {:.2}%  test acc {:.2}%{}",
-                        s + 1,
-                        sets.len(),
-                        precision.name(),
-                        training_defense.name(),
-                        100.0 * t.train_accuracy,
-                        100.0 * t.test_accuracy,
-                        if t.cached { "  (cached)" } else { "" }
-                    )
-                });
+            if m == 0 {
+                progress.log(&format!(
+                    "set {}/{}: {} {:<10} target train acc {:.2}%  test acc {:.2}%{}",
+                    s + 1,
+                    sets.len(),
+                    precision.name(),
+                    training_defense.name(),
+                    100.0 * t.train_accuracy,
+                    100.0 * t.test_accuracy,
+                    if t.cached { "  (cached)" } else { "" }
+                ));
             }
             models.push(t);
         }
@@ -374,7 +402,7 @@ pub fn run(a: &AuditArgs) -> Result<AuditResult> {
             )?);
         }
     }
-    pb.finish_and_clear();
+    pb.finish();
     Ok(AuditResult {
         data: a.data.clone(),
         classes: pool.classes,

@@ -15,19 +15,28 @@ use strata_nn::Precision;
 /// What one model set is: architecture, precision and training settings (L2 included).
 #[derive(Clone, Debug)]
 pub struct ModelSpec {
+    /// Network architecture.
     pub architecture: Architecture,
+    /// Hidden widths (empty for CNNs).
     pub widths: Vec<usize>,
+    /// Precision of weights and activations.
     pub precision: Precision,
+    /// Training settings, seed and L2 penalty included.
     pub train: TrainConfig,
 }
 
 /// A trained model's figures and its logits on the pool (row-major, `pool x classes`).
 #[derive(Clone, Debug)]
 pub struct Trained {
+    /// Logits on every pool example, row-major `pool x classes`.
     pub logits: Vec<f32>,
+    /// Accuracy on the pool examples it trained on, in [0, 1].
     pub train_accuracy: f64,
+    /// Accuracy on the data's test split, in [0, 1].
     pub test_accuracy: f64,
+    /// Seconds training took (for a cached model, when it was trained).
     pub seconds: f64,
+    /// Read from the cache rather than trained now.
     pub cached: bool,
 }
 
@@ -114,14 +123,20 @@ fn write_cached(path: &Path, t: &Trained, n: usize, classes: usize) -> Result<()
 
 /// Trains models for one audit, with an optional cache folder.
 pub struct Trainer<'a> {
+    /// The data's splits (the test split gives each model's test accuracy).
     pub data: &'a Splits,
+    /// The audit's pool: what models train on (their halves of it) and are scored on.
     pub pool: &'a Dataset,
+    /// Indices of the pool in the training split (part of every cache key).
     pub pool_idx: &'a [usize],
+    /// Folder of cached logits (`None`: train everything).
     pub cache: Option<PathBuf>,
     fingerprint: String,
 }
 
 impl<'a> Trainer<'a> {
+    /// A trainer over `pool` (drawn at `pool_idx` from `data`'s training split), caching in
+    /// `cache` when given.
     pub fn new(
         data: &'a Splits,
         pool: &'a Dataset,

@@ -191,6 +191,8 @@ pub fn headline(r: &AuditResult) -> Option<String> {
     )
 }
 
+/// The defense table: a header and one row per setting (target accuracies, the headline
+/// attack's AUC and TPRs, the best AUC and its attack).
 pub fn defense_rows(r: &AuditResult) -> (Vec<String>, Vec<Vec<String>>) {
     let head = headline(r).unwrap_or_default();
     let header = vec![
@@ -281,6 +283,20 @@ pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
     for d in [dir, &figures, &tables] {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
+    write_json(r, dir)?;
+    write_table(&attacks_table(r), &tables, "attacks")?;
+    write_table(&per_class_table(r), &tables, "per_class")?;
+    let mut blocks = overview_blocks(r, command);
+    for s in &r.settings {
+        blocks.extend(setting_blocks(r, s, &figures)?);
+    }
+    write_document(r, dir, blocks)?;
+    set.commit()?;
+    Ok(())
+}
+
+/// results.json (the whole result) and design.json (who trained on what).
+fn write_json(r: &AuditResult, dir: &Path) -> Result<()> {
     write_atomic(
         &dir.join("results.json"),
         serde_json::to_string_pretty(r)?.as_bytes(),
@@ -296,81 +312,107 @@ pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
         &dir.join("design.json"),
         serde_json::to_string(&design)?.as_bytes(),
     )?;
+    Ok(())
+}
 
-    // Long tables: one row per (setting, attack), and per (setting, attack, class).
-    let mut cols: Vec<(String, Vec<String>)> = ["precision", "defense", "attack"]
-        .iter()
-        .map(|s| (s.to_string(), Vec::new()))
-        .collect();
-    let fnames = [
-        "train_accuracy",
-        "test_accuracy",
-        "auc",
-        "auc_ci_low",
-        "auc_ci_high",
-        "tpr_at_0.1pct_fpr",
-        "tpr_at_0.1pct_fpr_ci_low",
-        "tpr_at_0.1pct_fpr_ci_high",
-        "tpr_at_1pct_fpr",
-        "tpr_at_1pct_fpr_ci_low",
-        "tpr_at_1pct_fpr_ci_high",
-        "advantage",
-        "balanced_accuracy",
-        "threshold_accuracy",
-    ];
-    let mut fcols: Vec<Vec<Option<f64>>> = vec![Vec::new(); fnames.len()];
-    let (mut pc_s, mut pc_c, mut pc_v) = (vec![Vec::new(); 3], Vec::new(), Vec::new());
+/// The numeric columns of the attacks table, in order (see [`metric_values`]).
+const METRIC_COLUMNS: [&str; 14] = [
+    "train_accuracy",
+    "test_accuracy",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "tpr_at_0.1pct_fpr",
+    "tpr_at_0.1pct_fpr_ci_low",
+    "tpr_at_0.1pct_fpr_ci_high",
+    "tpr_at_1pct_fpr",
+    "tpr_at_1pct_fpr_ci_low",
+    "tpr_at_1pct_fpr_ci_high",
+    "advantage",
+    "balanced_accuracy",
+    "threshold_accuracy",
+];
+
+/// The values of [`METRIC_COLUMNS`] for attack `a` on setting `s`.
+fn metric_values(s: &Setting, a: &AttackResult) -> [f64; 14] {
+    let m = &a.metrics;
+    [
+        s.train_accuracy,
+        s.test_accuracy,
+        m.auc.value,
+        m.auc.ci_low,
+        m.auc.ci_high,
+        m.tpr_at_low_fpr.value,
+        m.tpr_at_low_fpr.ci_low,
+        m.tpr_at_low_fpr.ci_high,
+        m.tpr_at_1pct_fpr.value,
+        m.tpr_at_1pct_fpr.ci_low,
+        m.tpr_at_1pct_fpr.ci_high,
+        m.advantage.value,
+        m.balanced_accuracy,
+        a.threshold_accuracy.unwrap_or(f64::NAN),
+    ]
+}
+
+/// The key columns of both long tables: which setting and attack a row is about.
+const KEY_COLUMNS: [&str; 3] = ["precision", "defense", "attack"];
+
+/// The long attacks table: one row per (setting, attack); non-finite figures are missing.
+fn attacks_table(r: &AuditResult) -> Table {
+    let mut keys: Vec<Vec<String>> = vec![Vec::new(); KEY_COLUMNS.len()];
+    let mut figures: Vec<Vec<Option<f64>>> = vec![Vec::new(); METRIC_COLUMNS.len()];
     for s in &r.settings {
         for a in &s.attacks {
-            for (c, v) in cols.iter_mut().zip([&s.precision, &s.defense, &a.attack]) {
-                c.1.push(v.clone());
+            for (c, v) in keys.iter_mut().zip([&s.precision, &s.defense, &a.attack]) {
+                c.push(v.clone());
             }
-            let m = &a.metrics;
-            let vals = [
-                s.train_accuracy,
-                s.test_accuracy,
-                m.auc.value,
-                m.auc.ci_low,
-                m.auc.ci_high,
-                m.tpr_at_low_fpr.value,
-                m.tpr_at_low_fpr.ci_low,
-                m.tpr_at_low_fpr.ci_high,
-                m.tpr_at_1pct_fpr.value,
-                m.tpr_at_1pct_fpr.ci_low,
-                m.tpr_at_1pct_fpr.ci_high,
-                m.advantage.value,
-                m.balanced_accuracy,
-                a.threshold_accuracy.unwrap_or(f64::NAN),
-            ];
-            for (c, v) in fcols.iter_mut().zip(vals) {
+            for (c, v) in figures.iter_mut().zip(metric_values(s, a)) {
                 c.push(v.is_finite().then_some(v));
-            }
-            for (k, auc) in a.per_class_auc.iter().enumerate() {
-                for (c, v) in pc_s.iter_mut().zip([&s.precision, &s.defense, &a.attack]) {
-                    c.push(v.clone());
-                }
-                pc_c.push(Some(k as i64));
-                pc_v.push(*auc);
             }
         }
     }
-    let mut columns: Vec<Column> = cols.into_iter().map(|(n, v)| Column::Str(n, v)).collect();
-    columns.extend(
-        fnames
-            .iter()
-            .zip(fcols)
-            .map(|(n, v)| Column::F64(n.to_string(), v)),
-    );
-    write_table(&Table { columns }, &tables, "attacks")?;
-    let mut pc_cols: Vec<Column> = ["precision", "defense", "attack"]
+    let mut columns: Vec<Column> = KEY_COLUMNS
         .iter()
-        .zip(pc_s)
+        .zip(keys)
         .map(|(n, v)| Column::Str(n.to_string(), v))
         .collect();
-    pc_cols.push(Column::I64("class".into(), pc_c));
-    pc_cols.push(Column::F64("auc".into(), pc_v));
-    write_table(&Table { columns: pc_cols }, &tables, "per_class")?;
+    columns.extend(
+        METRIC_COLUMNS
+            .iter()
+            .zip(figures)
+            .map(|(n, v)| Column::F64(n.to_string(), v)),
+    );
+    Table { columns }
+}
 
+/// The long per-class table: one row per (setting, attack, class) with that class's AUC.
+fn per_class_table(r: &AuditResult) -> Table {
+    let (mut keys, mut class, mut auc) = (vec![Vec::new(); 3], Vec::new(), Vec::new());
+    for s in &r.settings {
+        for a in &s.attacks {
+            for (k, v) in a.per_class_auc.iter().enumerate() {
+                for (c, key) in keys.iter_mut().zip([&s.precision, &s.defense, &a.attack]) {
+                    c.push(key.clone());
+                }
+                class.push(Some(k as i64));
+                auc.push(*v);
+            }
+        }
+    }
+    let mut columns: Vec<Column> = KEY_COLUMNS
+        .iter()
+        .zip(keys)
+        .map(|(n, v)| Column::Str(n.to_string(), v))
+        .collect();
+    columns.push(Column::I64("class".into(), class));
+    columns.push(Column::F64("auc".into(), auc));
+    Table { columns }
+}
+
+/// The report's opening: what was audited and how, the command, and the table of leakage beside
+/// accuracy for every setting.
+fn overview_blocks(r: &AuditResult, command: &str) -> Vec<Block> {
+    let non_members = r.pool - r.target_members;
     let mut blocks = vec![
         Block::Paragraph(format!(
             "The target ({} {}, trained {} epochs) was trained on {} of a pool of {} examples drawn at random from `{}`'s training split; the other {} are the non-members. {} reference models each trained on a random half of the pool (every example in half of them). Figures are for the target's membership; intervals are 95% bootstrap intervals ({} resamples). At 0.1% FPR the {} non-members allow {} false positive(s): read those figures with that in mind.",
@@ -380,11 +422,11 @@ pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
             r.target_members,
             r.pool,
             r.data,
-            r.pool - r.target_members,
+            non_members,
             r.references,
             r.bootstrap,
-            r.pool - r.target_members,
-            (0.001 * (r.pool - r.target_members) as f64 + 1e-9).floor()
+            non_members,
+            (0.001 * non_members as f64 + 1e-9).floor()
         )),
         Block::Code(command.to_string()),
     ];
@@ -401,66 +443,85 @@ pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
         numeric: (0..n).map(|j| j >= 2).collect(),
         files: vec!["tables/attacks.csv".into(), "tables/attacks.parquet".into()],
     });
-    for s in &r.settings {
-        let stem = format!("roc-{}-{}", slug(&s.precision), slug(&s.defense));
-        let plot = RocPlot {
-            title: format!(
-                "{} / {}: ROC of each attack (log-log)",
-                s.precision, s.defense
-            ),
-            curves: s
-                .attacks
-                .iter()
-                .map(|a| RocCurve {
-                    name: format!("{} (AUC {:.3})", a.attack, a.metrics.auc.value),
-                    points: a.roc.clone(),
-                })
-                .collect(),
-            floor: (1.0 / (r.pool - r.target_members).max(1) as f64).min(1e-3) * 0.5,
-        };
-        roc_plot_png(&plot, &figures.join(format!("{stem}.png")))?;
-        roc_plot_svg(&plot, &figures.join(format!("{stem}.svg")))?;
-        blocks.push(Block::Heading {
+    blocks
+}
+
+/// One setting's section: its ROC figure (written to `figures`), accuracy line, attacks table
+/// and the headline attack's per-class AUC.
+fn setting_blocks(r: &AuditResult, s: &Setting, figures: &Path) -> Result<Vec<Block>> {
+    let stem = roc_figure(r, s, figures)?;
+    let mut blocks = vec![
+        Block::Heading {
             level: 2,
             text: format!("{} / defense {}", s.precision, s.defense),
-        });
-        blocks.push(Block::Paragraph(setting_line(s)));
-        blocks.push(Block::Figure {
+        },
+        Block::Paragraph(setting_line(s)),
+        Block::Figure {
             png: format!("figures/{stem}.png"),
             svg: Some(format!("figures/{stem}.svg")),
             caption: "Log-log axes, as in Carlini et al. 2022: the lower left is where an attack is confident. A curve above the dashed diagonal at FPR 1e-3 identifies members with few false alarms.".into(),
-        });
-        blocks.push(Block::Table {
+        },
+        Block::Table {
             caption: "Attacks on this setting".into(),
             header: ATTACK_HEADER.iter().map(|s| s.to_string()).collect(),
             rows: attack_rows(s),
             numeric: vec![false, true, true, true, true, true],
             files: Vec::new(),
-        });
-        if let Some(h) = s
+        },
+    ];
+    blocks.extend(per_class_block(r, s));
+    Ok(blocks)
+}
+
+/// Write the ROC curves of every attack on `s` (PNG and SVG) to `figures`; returns their stem.
+fn roc_figure(r: &AuditResult, s: &Setting, figures: &Path) -> Result<String> {
+    let stem = format!("roc-{}-{}", slug(&s.precision), slug(&s.defense));
+    let plot = RocPlot {
+        title: format!(
+            "{} / {}: ROC of each attack (log-log)",
+            s.precision, s.defense
+        ),
+        curves: s
             .attacks
             .iter()
-            .find(|a| Some(&a.attack) == headline(r).as_ref())
-        {
-            blocks.push(Block::Table {
-                caption: format!("Per-class AUC of {} (which classes leak most)", h.attack),
-                header: vec!["class".into(), "AUC".into()],
-                rows: h
-                    .per_class_auc
-                    .iter()
-                    .enumerate()
-                    .map(|(k, v)| {
-                        vec![k.to_string(), v.map_or("n/a".into(), |v| format!("{v:.3}"))]
-                    })
-                    .collect(),
-                numeric: vec![true, true],
-                files: vec![
-                    "tables/per_class.csv".into(),
-                    "tables/per_class.parquet".into(),
-                ],
-            });
-        }
-    }
+            .map(|a| RocCurve {
+                name: format!("{} (AUC {:.3})", a.attack, a.metrics.auc.value),
+                points: a.roc.clone(),
+            })
+            .collect(),
+        floor: (1.0 / (r.pool - r.target_members).max(1) as f64).min(1e-3) * 0.5,
+    };
+    roc_plot_png(&plot, &figures.join(format!("{stem}.png")))?;
+    roc_plot_svg(&plot, &figures.join(format!("{stem}.svg")))?;
+    Ok(stem)
+}
+
+/// The per-class AUC of the headline attack on `s`, if it ran there.
+fn per_class_block(r: &AuditResult, s: &Setting) -> Option<Block> {
+    let head = headline(r);
+    let h = s
+        .attacks
+        .iter()
+        .find(|a| Some(&a.attack) == head.as_ref())?;
+    Some(Block::Table {
+        caption: format!("Per-class AUC of {} (which classes leak most)", h.attack),
+        header: vec!["class".into(), "AUC".into()],
+        rows: h
+            .per_class_auc
+            .iter()
+            .enumerate()
+            .map(|(k, v)| vec![k.to_string(), v.map_or("n/a".into(), |v| format!("{v:.3}"))])
+            .collect(),
+        numeric: vec![true, true],
+        files: vec![
+            "tables/per_class.csv".into(),
+            "tables/per_class.parquet".into(),
+        ],
+    })
+}
+
+/// report.md and index.html from `blocks`, under a title and a line of run statistics.
+fn write_document(r: &AuditResult, dir: &Path, blocks: Vec<Block>) -> Result<()> {
     let doc = Document {
         title: format!(
             "Membership-inference audit: {} on {}",
@@ -478,7 +539,6 @@ pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
     write_atomic(&dir.join("report.md"), render_markdown(&doc).as_bytes())?;
     let html = render_html(&doc, dir)?;
     write_atomic(&dir.join("index.html"), html.as_bytes())?;
-    set.commit()?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! alphabets), compression and decompression speed, and a round-trip check of strata's output.
 
 use super::files::{kb_per_s, ratio, symbol_count};
+use crate::progress::Progress;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::io::Write;
@@ -13,26 +14,34 @@ use strata_zip::Options;
 
 /// What to benchmark.
 pub struct BenchArgs {
+    /// Files to compress, each benchmarked on its own.
     pub files: Vec<PathBuf>,
+    /// strata's compression options.
     pub opts: Options,
     /// Also run the classic compressors found on PATH.
     pub classic: bool,
-    pub quiet: bool,
 }
 
 /// One compressor on one file.
 #[derive(Serialize, Clone)]
 pub struct Row {
+    /// The file's name.
     pub file: String,
+    /// Size of the file, in bytes.
     pub original_bytes: u64,
     /// "byte", "base" or "symbol": what `bits_per_unit` counts.
     pub unit: String,
+    /// Units in the file (bytes, bases or symbols: see `unit`).
     pub units: u64,
+    /// `strata MODEL`, or a classic compressor with its level (`gzip -9`, `xz -9e`, ...).
     pub compressor: String,
+    /// Compressed size, in bytes.
     pub compressed_bytes: u64,
     /// None (JSON null, "n/a" in the tables) for an empty file: no units, no rate.
     pub bits_per_unit: Option<f64>,
+    /// Compression speed, in KB of input per second.
     pub compress_kb_s: f64,
+    /// Decompression speed, in KB of original data per second (`None` where not measured).
     pub decompress_kb_s: Option<f64>,
     /// Whether decompression gave back the input (strata only; classic tools are trusted).
     pub round_trip: Option<bool>,
@@ -88,8 +97,8 @@ fn rate_text(r: Option<f64>) -> String {
     r.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())
 }
 
-/// Runs the benchmark; prints one line per result as it comes unless `quiet`.
-pub fn bench(args: &BenchArgs) -> Result<Vec<Row>> {
+/// Runs the benchmark; logs one line per result as it comes.
+pub fn bench(args: &BenchArgs, progress: &dyn Progress) -> Result<Vec<Row>> {
     if args.files.is_empty() {
         bail!("no files given: strata zip bench FILE...");
     }
@@ -141,7 +150,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<Row>> {
             Some(d),
             Some(ok),
         );
-        report(&r, args.quiet);
+        report(&r, progress);
         rows.push(r);
         for (label, program, cargs, dargs) in &classic {
             let t = Instant::now();
@@ -157,7 +166,7 @@ pub fn bench(args: &BenchArgs) -> Result<Vec<Row>> {
                 Some(d),
                 Some(back == data),
             );
-            report(&r, args.quiet);
+            report(&r, progress);
             rows.push(r);
         }
     }
@@ -170,17 +179,15 @@ fn file_label(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-fn report(r: &Row, quiet: bool) {
-    if !quiet {
-        eprintln!(
-            "  {:<24} {:<34} {:>10} bytes  {} bits/{}",
-            r.file,
-            r.compressor,
-            r.compressed_bytes,
-            rate_text(r.bits_per_unit),
-            r.unit
-        );
-    }
+fn report(r: &Row, progress: &dyn Progress) {
+    progress.log(&format!(
+        "  {:<24} {:<34} {:>10} bytes  {} bits/{}",
+        r.file,
+        r.compressor,
+        r.compressed_bytes,
+        rate_text(r.bits_per_unit),
+        r.unit
+    ));
 }
 
 /// Per compressor over all files: total compressed bytes and bits per original byte (None when

@@ -6,7 +6,7 @@
 //! beside the output, synced and renamed over it, so an output is either the old file or the
 //! complete new one, and a failure leaves neither a partial output nor the temporary file.
 
-use crate::progress;
+use crate::progress::{Progress, Silent, Task};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -44,11 +44,17 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// What one compression did, for the terminal and `--json`.
 pub struct Compressed {
+    /// Input size, in bytes.
     pub input_len: u64,
+    /// Compressed container size, in bytes.
     pub output_len: u64,
+    /// How the input was split into symbols (`stored` when it was stored as is).
     pub alphabet: String,
+    /// Predictor that coded it (`stored` when it was stored as is).
     pub model: String,
+    /// Seconds compressing took.
     pub seconds: f64,
+    /// Symbols coded (bases only, for DNA).
     pub symbols: u64,
 }
 
@@ -109,32 +115,36 @@ pub fn kb_per_s(bytes: u64, seconds: f64) -> f64 {
     ratio(bytes as f64 / 1000.0, seconds.max(1e-9)).unwrap_or(0.0)
 }
 
-/// Compresses `input` into `output` (written atomically).
+/// A task for coding `len` bytes: none under 1 MiB, which codes too fast to watch.
+fn coding_task(progress: &dyn Progress, label: &str, len: u64, total: u64) -> Box<dyn Task> {
+    if len < 1 << 20 {
+        Silent.task(label, "symbols", total)
+    } else {
+        progress.task(label, "symbols", total)
+    }
+}
+
+/// Compresses `input` into `output` (written atomically), reporting to `progress`.
 pub fn compress_file(
     input: &Path,
     output: &Path,
     opts: &Options,
     force: bool,
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<Compressed> {
     check_not_input(input, output)?;
     check_output(output, force)?;
     let data = read(input)?;
     let alphabet = strata_zip::alphabet::detect(&data, opts.alphabet);
     let symbols = symbol_count(&data, &alphabet);
-    let pb = progress::bar(
-        symbols,
-        "compressing",
-        "symbols",
-        quiet || data.len() < 1 << 20,
-    );
+    let pb = coding_task(progress, "compressing", data.len() as u64, symbols);
     let done = AtomicU64::new(0);
     let t = std::time::Instant::now();
     let packed = strata_zip::compress_with_progress(&data, opts, &|n| {
         pb.set_position(done.fetch_add(n, Ordering::Relaxed) + n);
     })?;
     let seconds = t.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    pb.finish();
     strata_report::write_atomic(output, &packed)?;
     let info = strata_zip::info(&packed)?;
     Ok(Compressed {
@@ -170,7 +180,7 @@ pub fn decompress_file(
     output: &Path,
     threads: usize,
     force: bool,
-    quiet: bool,
+    progress: &dyn Progress,
 ) -> Result<(u64, u64, f64)> {
     check_not_input(input, output)?;
     check_output(output, force)?;
@@ -181,12 +191,8 @@ pub fn decompress_file(
         info.original_len.saturating_mul(2),
         format!("{}: decoding {} bytes", input.display(), info.original_len),
     )?;
-    let pb = progress::bar(
-        info.original_len,
-        "decompressing",
-        "symbols",
-        quiet || info.original_len < 1 << 20,
-    );
+    let len = info.original_len;
+    let pb = coding_task(progress, "decompressing", len, len);
     let done = AtomicU64::new(0);
     let t = std::time::Instant::now();
     let data = strata_zip::decompress_with_progress(&packed, threads, &|n| {
@@ -194,7 +200,7 @@ pub fn decompress_file(
     })
     .with_context(|| format!("{}", input.display()))?;
     let seconds = t.elapsed().as_secs_f64();
-    pb.finish_and_clear();
+    pb.finish();
     strata_report::write_atomic(output, &data)?;
     Ok((packed.len() as u64, data.len() as u64, seconds))
 }

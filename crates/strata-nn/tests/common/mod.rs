@@ -1,5 +1,5 @@
 //! Small models and cards for the model-file tests, built in the test (no data sets needed).
-
+#![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test, with its location
 #![allow(dead_code)]
 
 use candle_core::{Device, Tensor};
@@ -106,13 +106,14 @@ pub fn card(net: &Net) -> ModelCard {
 }
 
 /// Logits of one deterministic input, in evaluation mode.
-pub fn logits(net: &mut Net, seed: u64) -> Result<Vec<f32>, candle_core::Error> {
+pub fn logits(net: &mut Net, seed: u64) -> Result<Vec<f32>, strata_nn::NnError> {
     let p: usize = net.config.input_shape.iter().product();
     let mut rng = SplitMix(seed);
     let x: Vec<f32> = (0..p).map(|_| 0.5 + 0.5 * rng.signed()).collect();
     let x = Tensor::from_vec(x, (1, p), &Device::Cpu)?;
-    net.forward(&x, false)?
+    Ok(net
+        .forward(&x, false)?
         .logits
         .flatten_all()?
-        .to_vec1::<f32>()
+        .to_vec1::<f32>()?)
 }

@@ -2,12 +2,12 @@
 //! of awkward widths (no width a multiple of any tile), with random batch-norm statistics so
 //! that signs and ReLUs go both ways, run in uneven batches.
 
-use crate::check::CheckLine;
-use crate::{Gpu, GpuBinaryGemm, GpuError, GpuMlp, MlpBatch, MlpEngine, Record};
+use super::check::CheckLine;
 use candle_core::{Device, Tensor};
 use ndarray::{concatenate, Array2, Axis};
 use std::sync::Arc;
 use strata_data::rng::Rng;
+use strata_gpu::{Gpu, GpuBinaryGemm, GpuError, GpuMlp, MlpBatch, MlpEngine, Record};
 use strata_nn::net::{Architecture, Net, NetConfig};
 use strata_nn::packed::PackedMlp;
 use strata_nn::Precision;
@@ -20,7 +20,7 @@ const WIDTHS: [usize; 2] = [1000, 333];
 const ROWS: usize = 777;
 const BATCH: usize = 300;
 
-fn nn(e: candle_core::Error) -> GpuError {
+fn nn(e: impl std::fmt::Display) -> GpuError {
     GpuError::Unsupported(format!("building a test network: {e}"))
 }
 

@@ -2,74 +2,29 @@
 //! binary GEMM against cuBLAS SGEMM of the same shape, and all-pairs CKA against the bare
 //! cuBLAS products it needs.
 
-use crate::check::{pm_dot, signs};
-use crate::{BinaryKernel, Gpu, GpuBinaryGemm, GpuError, GpuHsic};
-use cudarc::cublas::{sys::cublasOperation_t as Op, Gemm, GemmConfig};
+use super::check::{pm_dot, signs};
 use ndarray::Array2;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_data::rng::Rng;
+use strata_gpu::timing::{best_of, dense_gemm_seconds, DenseGemm};
+use strata_gpu::{BinaryKernel, Gpu, GpuBinaryGemm, GpuError, GpuHsic};
 use strata_sim::{cka_all_pairs_on, Estimator, Kernel};
 
-fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl Fn(E) -> GpuError {
-    move |e| GpuError::cuda(what, e)
-}
-
-/// Best of `repeat` runs of `f` after one warm-up, synchronizing the device around each.
-fn best_of(
+/// Seconds for one cuBLAS GEMM `C (m x n) = A (m x k) B (k x n)` of `kind` on random data
+/// (standard normal draws; `seed` picks them).
+fn gemm_seconds(
     gpu: &Gpu,
-    repeat: usize,
-    mut f: impl FnMut() -> Result<(), GpuError>,
-) -> Result<f64, GpuError> {
-    f()?;
-    gpu.synchronize()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..repeat.max(1) {
-        let t = Instant::now();
-        f()?;
-        gpu.synchronize()?;
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    Ok(best)
-}
-
-/// Seconds for one cuBLAS GEMM `C (m x n) = A (m x k) B (k x n)` in element type `T` on random
-/// data (`from` converts a standard normal draw; `seed` picks the data).
-fn gemm_seconds<T>(
-    gpu: &Gpu,
+    kind: DenseGemm,
     (m, n, k): (usize, usize, usize),
     repeat: usize,
     seed: u64,
-    from: impl Fn(f32) -> T,
-    what: &'static str,
-) -> Result<f64, GpuError>
-where
-    T: cudarc::driver::DeviceRepr + cudarc::driver::ValidAsZeroBits + Copy,
-    cudarc::cublas::CudaBlas: Gemm<T>,
-{
-    let s = &gpu.stream;
+) -> Result<f64, GpuError> {
     let mut r = Rng::new(seed);
-    let mut random = |len: usize| -> Vec<T> { (0..len).map(|_| from(r.normal() as f32)).collect() };
-    let da = s.clone_htod(&random(m * k)).map_err(cuda("upload"))?;
-    let db = s.clone_htod(&random(k * n)).map_err(cuda("upload"))?;
-    let mut dc = s.alloc_zeros::<T>(m * n).map_err(cuda("alloc"))?;
-    best_of(gpu, repeat, || {
-        let cfg = GemmConfig {
-            transa: Op::CUBLAS_OP_N,
-            transb: Op::CUBLAS_OP_N,
-            m: m as i32,
-            n: n as i32,
-            k: k as i32,
-            alpha: from(1.0),
-            lda: m as i32,
-            ldb: k as i32,
-            beta: from(0.0),
-            ldc: m as i32,
-        };
-        // SAFETY: buffers sized m*k, k*n, m*n, column-major.
-        unsafe { gpu.blas.gemm(cfg, &da, &db, &mut dc) }.map_err(cuda(what))
-    })
+    let mut random = |len: usize| -> Vec<f32> { (0..len).map(|_| r.normal() as f32).collect() };
+    let (a, b) = (random(m * k), random(k * n));
+    dense_gemm_seconds(gpu, kind, (m, n, k), &a, &b, repeat)
 }
 
 /// Seconds for one cuBLAS SGEMM `C (m x n) = A (m x k) B (k x n)` on random data.
@@ -80,12 +35,12 @@ pub fn sgemm_seconds(
     k: usize,
     repeat: usize,
 ) -> Result<f64, GpuError> {
-    gemm_seconds(gpu, (m, n, k), repeat, 1, |v| v, "SGEMM")
+    gemm_seconds(gpu, DenseGemm::Sgemm, (m, n, k), repeat, 1)
 }
 
-/// Seconds for one FP16 GEMM on the tensor cores (cublasGemmEx: FP16 operands and result, FP32
-/// accumulation, the default algorithm, which uses tensor cores on Volta and later): the
-/// fastest float product the device offers, the stronger baseline beside SGEMM.
+/// Seconds for one FP16 GEMM on the tensor cores ([`DenseGemm::Fp16`]): the fastest float
+/// product the device offers, the stronger baseline beside SGEMM. A panic inside cuBLAS is an
+/// error.
 pub fn hgemm_seconds(
     gpu: &Gpu,
     m: usize,
@@ -93,26 +48,35 @@ pub fn hgemm_seconds(
     k: usize,
     repeat: usize,
 ) -> Result<f64, GpuError> {
-    gemm_seconds(gpu, (m, n, k), repeat, 2, half::f16::from_f32, "FP16 GEMM")
+    gemm_seconds(gpu, DenseGemm::Fp16, (m, n, k), repeat, 2)
 }
 
 /// One binary GEMM shape.
 #[derive(Clone, Debug, Serialize)]
 pub struct BinaryGemmGpuRow {
+    /// What the shape is (`square`, `MLP fc2, batch 256`, ...).
     pub label: String,
+    /// Rows of A and of the product.
     pub m: usize,
+    /// Rows of B: columns of the product.
     pub n: usize,
+    /// Shared inner dimension (±1 values, packed to bits).
     pub k: usize,
+    /// Which binary GEMM kernel ran.
     pub kernel: BinaryKernel,
+    /// Best seconds of the binary product, operands on the device.
     pub binary_seconds: f64,
+    /// Best seconds of cuBLAS SGEMM of the same shape.
     pub sgemm_seconds: f64,
     /// `m n k / s` for each.
     pub binary_macs_per_s: f64,
+    /// `m n k / s` of SGEMM.
     pub sgemm_macs_per_s: f64,
     /// SGEMM time over binary time: the speed-up over cuBLAS.
     pub speedup_over_sgemm: f64,
     /// FP16 tensor-core GEMM of the same shape (`None` where it failed: see `fp16_error`).
     pub fp16_seconds: Option<f64>,
+    /// `m n k / s` of the FP16 GEMM.
     pub fp16_macs_per_s: Option<f64>,
     /// FP16 time over binary time.
     pub speedup_over_fp16: Option<f64>,
@@ -180,11 +144,10 @@ pub fn binary_gemm(
         let b = bin.pack(&hb, n, k)?;
         let ts = sgemm_seconds(&gpu, m, n, k, repeat)?;
         // A device (or a cuBLAS) without FP16 GEMM still gets its SGEMM comparison.
-        let (th, fp16_error) =
-            match crate::error::guarded("FP16 GEMM", || hgemm_seconds(&gpu, m, n, k, repeat)) {
-                Ok(t) => (Some(t), None),
-                Err(e) => (None, Some(e.to_string())),
-            };
+        let (th, fp16_error) = match hgemm_seconds(&gpu, m, n, k, repeat) {
+            Ok(t) => (Some(t), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         let checked = sample_rows(m, &mut r);
         for &kern in &kernels {
             let tb = best_of(&gpu, repeat, || bin.gemm_device(&a, &b, kern).map(|_| ()))?;
@@ -222,8 +185,11 @@ pub fn binary_gemm(
 /// All-pairs CKA on the GPU against its own GEMM floor and the CPU.
 #[derive(Clone, Debug, Serialize)]
 pub struct GramGpuReport {
+    /// The GPU's label (`cuda:N NAME (sm_XY)`).
     pub device: String,
+    /// Examples per layer.
     pub n: usize,
+    /// Feature count of each layer.
     pub widths: Vec<usize>,
     /// End to end: upload, centering, scaling, every product and reduction.
     pub gpu_seconds: f64,
@@ -231,10 +197,13 @@ pub struct GramGpuReport {
     pub sgemm_floor_seconds: f64,
     /// Floor over end to end: 1.0 would be all time in the products.
     pub gemm_efficiency: f64,
+    /// End to end with TF32 tensor-core products.
     pub tf32_seconds: f64,
     /// Largest |CKA(TF32) - CKA(f32)| over all pairs.
     pub tf32_max_abs_error: f64,
+    /// The same CKA on the CPU (`None` when not run).
     pub cpu_seconds: Option<f64>,
+    /// CPU time over GPU time (`None` when the CPU did not run).
     pub speedup_over_cpu: Option<f64>,
     /// Largest |CKA(GPU) - CKA(CPU)| / max(|CKA(CPU)|, 0.01) (`check::CKA_RELATIVE_FLOOR`).
     pub max_rel_diff_vs_cpu: Option<f64>,
@@ -278,7 +247,7 @@ pub fn gram(
     gpu.set_tf32(false)?;
     let tf32_seconds = tf32?;
     let (fc, tc) = (f32_cka.expect("ran"), tf32_cka.expect("ran"));
-    let max_diff = crate::check::cka_gap;
+    let max_diff = super::check::cka_gap;
     // The floor: the products all-pairs CKA needs (features form: Xᵀ Y for each pair and
     // XᵀX for each layer), as bare SGEMMs.
     let mut floor = 0.0;

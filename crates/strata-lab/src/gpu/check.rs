@@ -1,11 +1,10 @@
 //! The GPU paths against the CPU on random inputs of awkward sizes (no size a multiple of any
 //! tile): `strata gpu check`, and the `gpu` integration test on machines that have a GPU.
 
-use crate::staging::Staging;
-use crate::{Gpu, GpuBinaryGemm, GpuError, GpuHsic};
 use serde::Serialize;
 use std::sync::Arc;
 use strata_data::rng::Rng;
+use strata_gpu::{Gpu, GpuBinaryGemm, GpuError, GpuHsic};
 use strata_nn::binary_gemm::{binary_gemm, BitMatrix};
 use strata_sim::{cka_all_pairs_on, CkaMatrix, Cpu, Estimator, HsicBackend, Kernel};
 
@@ -22,26 +21,33 @@ pub const CKA_RELATIVE_FLOOR: f64 = 0.01;
 /// One comparison.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckLine {
+    /// What was compared.
     pub what: String,
     /// Largest difference: absolute for integers, relative for CKA (for uploads, a count of
     /// wrong values).
     pub max_diff: f64,
+    /// Whether the difference is within the bound.
     pub ok: bool,
 }
 
 /// Everything `strata gpu check` compared.
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckReport {
+    /// The GPU's label (`cuda:N NAME (sm_XY)`).
     pub device: String,
+    /// Seed of the random inputs.
     pub seed: u64,
+    /// One line per comparison.
     pub lines: Vec<CheckLine>,
 }
 
 impl CheckReport {
+    /// Whether every comparison passed.
     pub fn ok(&self) -> bool {
         self.lines.iter().all(|l| l.ok)
     }
 
+    /// The report as text, one line per comparison and a count of passes.
     pub fn text(&self) -> String {
         let mut s = format!("{} (seed {})\n", self.device, self.seed);
         for l in &self.lines {
@@ -98,7 +104,7 @@ pub(crate) fn cka_gap(want: &CkaMatrix, got: &CkaMatrix, relative: bool) -> f64 
 /// Uploads through two pinned buffers of 1000 values, back to back, so that nearly every chunk
 /// refills a buffer whose last copy may still be queued: each array must come back bit for bit.
 fn staging_line(gpu: &Gpu, rng: &mut Rng) -> Result<CheckLine, GpuError> {
-    let mut staging = match Staging::new(&gpu.ctx, 1000) {
+    let mut staging = match gpu.staging_check(1000) {
         Ok(s) => s,
         // Uploads still work (through pageable memory, slower), but this check cannot run.
         Err(e) => {
@@ -114,19 +120,8 @@ fn staging_line(gpu: &Gpu, rng: &mut Rng) -> Result<CheckLine, GpuError> {
         .iter()
         .map(|&len| (0..len).map(|_| rng.normal() as f32).collect())
         .collect();
-    let mut uploaded = Vec::new();
-    for v in &arrays {
-        uploaded.push(staging.upload(&gpu.copy, v.len(), |at, out| {
-            out.copy_from_slice(&v[at..at + out.len()])
-        })?);
-    }
     let mut wrong = 0usize;
-    for (v, d) in arrays.iter().zip(&uploaded) {
-        // Read back on the compute stream, which waits for the copies as kernels do.
-        let back = gpu
-            .stream
-            .clone_dtoh(d)
-            .map_err(|e| GpuError::cuda("download", e))?;
+    for (v, back) in arrays.iter().zip(staging.round_trip(&arrays)?) {
         // An empty upload is a 1-value array (CUDA has no empty allocation); any other length
         // is wrong in every value.
         if back.len() != v.len().max(1) {
@@ -250,7 +245,7 @@ pub fn run(gpu: Arc<Gpu>, seed: u64) -> Result<CheckReport, GpuError> {
             }
         }
     }
-    lines.extend(crate::check_mlp::lines(&gpu, &mut rng)?);
+    lines.extend(super::check_mlp::lines(&gpu, &mut rng)?);
     Ok(CheckReport {
         device: gpu.label(),
         seed,
