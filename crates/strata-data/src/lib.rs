@@ -15,6 +15,7 @@ mod guard;
 pub mod memory;
 pub mod mnist;
 pub mod npy;
+mod pth;
 pub mod rng;
 mod safetensors_error;
 mod source;

@@ -12,6 +12,8 @@ use std::io::Write;
 pub enum DType {
     /// IEEE half precision (`f2`).
     F16,
+    /// bfloat16 (PyTorch's `torch.bfloat16`; no NumPy code): the top half of an f32.
+    BF16,
     /// IEEE single precision (`f4`).
     F32,
     /// IEEE double precision (`f8`).
@@ -22,7 +24,7 @@ impl DType {
     /// Bytes per element.
     pub fn size(self) -> usize {
         match self {
-            DType::F16 => 2,
+            DType::F16 | DType::BF16 => 2,
             DType::F32 => 4,
             DType::F64 => 8,
         }
@@ -216,6 +218,15 @@ pub fn extend_f32(out: &mut Vec<f32>, bytes: &[u8], dtype: DType, big_endian: bo
                 u16::from_le_bytes([c[0], c[1]])
             };
             f16::from_bits(bits).to_f32()
+        })),
+        // bf16 -> f32 is exact: the bf16 bits are the f32's upper 16 bits.
+        (DType::BF16, be) => out.extend(bytes.chunks_exact(2).map(|c| {
+            let bits = if be {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_le_bytes([c[0], c[1]])
+            };
+            f32::from_bits(u32::from(bits) << 16)
         })),
     }
 }

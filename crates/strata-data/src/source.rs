@@ -21,6 +21,9 @@ pub enum Format {
     ArrowIpc,
     /// strata's activation store in Parquet.
     Parquet,
+    /// A PyTorch `.pt`/`.pth` file written by `torch.save` (zip + pickle) holding a tensor or a
+    /// dict of tensors: one layer per tensor, named by its (dotted) key.
+    Pth,
 }
 
 impl std::fmt::Display for Format {
@@ -31,6 +34,7 @@ impl std::fmt::Display for Format {
             Format::Safetensors => "safetensors",
             Format::ArrowIpc => "arrow",
             Format::Parquet => "parquet",
+            Format::Pth => "pth",
         })
     }
 }
@@ -68,6 +72,10 @@ enum Backend {
     },
     Ipc(crate::store::ipc_read::IpcStore),
     Parquet,
+    /// `.pt`/`.pth`: a zip of raw storages; a tensor's bytes are streamed when its layer is read.
+    Pth {
+        tensors: Vec<crate::pth::PthTensor>,
+    },
 }
 
 /// An opened activation file: a list of layers that share the same examples.
@@ -98,7 +106,7 @@ pub fn open(path: &Path) -> Result<Activations> {
     let (format, n, layers, backend) = if npy::is_npy(head) {
         open_npy(path, &file)?
     } else if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
-        open_npz(path, file)?
+        open_zip(path, file, meta.len())?
     } else if head.starts_with(b"ARROW1") {
         let s = store::ipc_read::IpcStore::open(path)?;
         (
@@ -112,6 +120,12 @@ pub fn open(path: &Path) -> Result<Activations> {
         (Format::Parquet, n, layers, Backend::Parquet)
     } else if looks_like_safetensors(head) {
         open_safetensors(path, &file)?
+    } else if head.starts_with(b"\x80\x02\x8a\x0a") {
+        return Err(DataError::invalid(
+            path,
+            "is a legacy (pre-1.6) torch.save file; strata reads the zip format: re-save it \
+             with torch.save(obj, path) from PyTorch >= 1.6",
+        ));
     } else if got == 0 {
         return Err(DataError::invalid(path, "file is empty"));
     } else {
@@ -260,7 +274,7 @@ fn check_npz_member(
 }
 
 /// What a zip entry declares it inflates to must be reachable from what it occupies.
-fn check_ratio(
+pub(crate) fn check_ratio(
     path: &Path,
     name: &str,
     method: zip::CompressionMethod,
@@ -294,9 +308,40 @@ fn check_ratio(
     }
 }
 
-fn open_npz(path: &Path, file: File) -> Result<Opened> {
-    let mut zip = zip::ZipArchive::new(file)
-        .map_err(|e| DataError::corrupt(path, format!("not a readable .npz (zip) file: {e}")))?;
+/// A zip archive is a `torch.save` file when an entry is `data.pkl` (at any depth one below
+/// the root, as PyTorch names it `<archive>/data.pkl`), otherwise a `.npz`.
+fn open_zip(path: &Path, file: File, file_len: u64) -> Result<Opened> {
+    let zip = zip::ZipArchive::new(file).map_err(|e| {
+        DataError::corrupt(path, format!("not a readable zip (.npz or .pt) file: {e}"))
+    })?;
+    if crate::pth::is_pth_entries(zip.file_names_raw()) {
+        open_pth(path, zip, file_len)
+    } else {
+        open_npz(path, zip)
+    }
+}
+
+fn open_pth(path: &Path, mut zip: zip::ZipArchive<File>, file_len: u64) -> Result<Opened> {
+    let tensors = crate::pth::describe(path, &mut zip, file_len)?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "layer".into());
+    let (mut layers, mut ns) = (Vec::new(), Vec::new());
+    let mut tensors = tensors;
+    for t in &mut tensors {
+        if t.name.is_empty() {
+            t.name = stem.clone();
+        }
+        let (n, shape) = split_shape(path, &t.name, &t.shape)?;
+        ns.push((t.name.clone(), n));
+        layers.push(layer_info(path, &t.name, shape)?);
+    }
+    let n = common_n(path, &ns)?;
+    Ok((Format::Pth, n, layers, Backend::Pth { tensors }))
+}
+
+fn open_npz(path: &Path, mut zip: zip::ZipArchive<File>) -> Result<Opened> {
     let mut members = Vec::new();
     let mut layers = Vec::new();
     let mut ns = Vec::new();
@@ -365,12 +410,13 @@ fn open_safetensors(path: &Path, file: &File) -> Result<Opened> {
             Dtype::F32 => DType::F32,
             Dtype::F64 => DType::F64,
             Dtype::F16 => DType::F16,
+            Dtype::BF16 => DType::BF16,
             other => {
                 return Err(DataError::invalid(
                     path,
                     format!(
                         "tensor '{name}' has dtype {other:?}; strata reads activations stored \
-                         as F16, F32 or F64 (convert with tensor.float())"
+                         as F16, BF16, F32 or F64 (convert with tensor.float())"
                     ),
                 ))
             }
@@ -477,6 +523,7 @@ impl Activations {
             Backend::Npz { members } => self.read_npz_member(members[i].0, &members[i].1, info)?,
             Backend::Ipc(s) => s.read_layer(i)?,
             Backend::Parquet => store::parquet_read::read_layer(&self.path, i, info, self.n)?,
+            Backend::Pth { tensors } => self.read_pth_tensor(&tensors[i], info)?,
         };
         check_finite(&self.path, &info.name, &m, 0)?;
         Ok(m)
@@ -539,6 +586,48 @@ impl Activations {
         }
         if h.fortran_order {
             return fortran_to_c(path, name, out, self.n, &info.shape, 0, self.n);
+        }
+        Array2::from_shape_vec((self.n, info.features), out)
+            .map_err(|_| bad("shape disagrees with its data".into()))
+    }
+
+    /// Stream one `torch.save` storage slice straight into the output matrix, 64 KiB at a time.
+    /// The entry's size was checked against the tensor's shape when the file was opened and is
+    /// checked again here, before anything is allocated.
+    fn read_pth_tensor(&self, t: &crate::pth::PthTensor, info: &LayerInfo) -> Result<Array2<f32>> {
+        let path = &self.path;
+        let name = &info.name;
+        let bad = |what: String| DataError::corrupt(path, format!("tensor '{name}': {what}"));
+        let file = File::open(path).map_err(|e| DataError::io(path, e))?;
+        let file_len = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+        let mut zip = zip::ZipArchive::new(file)
+            .map_err(|e| DataError::corrupt(path, format!("not a readable .pt file: {e}")))?;
+        let mut f = zip
+            .by_name(&t.entry)
+            .map_err(|e| bad(format!("{e} (has the file changed since it was opened?)")))?;
+        let total = self.n.saturating_mul(info.features);
+        let size = t.dtype.size();
+        let data_len = (total as u64).saturating_mul(size as u64);
+        let (declared, compressed) = (f.size(), f.compressed_size());
+        if t.byte_offset.saturating_add(data_len) > declared || compressed > file_len {
+            return Err(bad(
+                "its storage entry is smaller than its shape needs (has the file changed since \
+                 it was opened?)"
+                    .into(),
+            ));
+        }
+        check_ratio(path, name, f.compression(), declared, compressed)?;
+        std::io::copy(&mut (&mut f).take(t.byte_offset), &mut std::io::sink())
+            .map_err(|e| bad(format!("{e} (truncated or corrupt entry)")))?;
+        let mut out: Vec<f32> = Vec::with_capacity(total);
+        let mut buf = vec![0u8; (1 << 16) / size * size];
+        let mut left = data_len;
+        while left > 0 {
+            let k = left.min(buf.len() as u64) as usize;
+            f.read_exact(&mut buf[..k])
+                .map_err(|e| bad(format!("{e} (truncated or corrupt entry)")))?;
+            npy::extend_f32(&mut out, &buf[..k], t.dtype, t.big_endian);
+            left -= k as u64;
         }
         Array2::from_shape_vec((self.n, info.features), out)
             .map_err(|_| bad("shape disagrees with its data".into()))

@@ -148,15 +148,15 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
         .iter()
         .map(|((i, j), r)| {
             json!({
-                "a": a.instances[*i].name,
-                "b": a.instances[*j].name,
+                "a": a.side_name(*i),
+                "b": a.side_name(*j),
                 "measure": r.measure,
                 "n": r.n,
                 "seconds": r.seconds,
             })
         })
         .collect();
-    json!({
+    let mut m = json!({
         "format": super::ownership::REPORT_FORMAT,
         "analysis": a.name,
         "title": a.title,
@@ -189,7 +189,34 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
         "models": models,
         "comparisons": comparisons,
         "files": files,
-    })
+    });
+    // Only a spec with `[[store]]` files gets the key: other manifests keep their shape.
+    if !o.stores.is_empty() {
+        m["stores"] = stores(o);
+    }
+    m
+}
+
+/// Each `[[store]]`: its name, path as written and as read, size, SHA-256, examples and the
+/// layers compared.
+fn stores(o: &Outcome) -> Value {
+    o.analysis
+        .stores
+        .iter()
+        .zip(&o.stores)
+        .map(|(s, f)| {
+            json!({
+                "name": s.name,
+                "path": s.path,
+                "file": s.file.display().to_string(),
+                "bytes": f.bytes,
+                "sha256": f.sha256,
+                "examples": f.examples,
+                "layers": f.layers,
+                "read_seconds": f.seconds,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

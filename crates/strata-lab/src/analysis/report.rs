@@ -213,15 +213,28 @@ fn overview(o: &Outcome) -> Vec<String> {
     let a = &o.analysis;
     let trained = o.models.iter().filter(|m| !m.cached).count();
     let fams = a.families.len();
-    let mut v = vec![format!(
-        "{} models in {fams} {} (precisions × seeds): {} trained in this run, {} from the cache; \
-         run time {:.1} s.",
-        o.models.len(),
-        if fams == 1 { "family" } else { "families" },
-        trained,
-        o.models.len() - trained,
-        o.seconds
-    )];
+    let mut v = Vec::new();
+    if !a.instances.is_empty() || a.stores.is_empty() {
+        v.push(format!(
+            "{} models in {fams} {} (precisions × seeds): {} trained in this run, {} from the \
+             cache; run time {:.1} s.",
+            o.models.len(),
+            if fams == 1 { "family" } else { "families" },
+            trained,
+            o.models.len() - trained,
+            o.seconds
+        ));
+    }
+    for (s, f) in a.stores.iter().zip(&o.stores) {
+        v.push(format!(
+            "Store `{}`: `{}`, {} examples, {} layers compared, SHA-256 `{}`.",
+            s.name,
+            s.path,
+            f.examples,
+            f.layers.len(),
+            f.sha256
+        ));
+    }
     for (k, d) in &o.data {
         let spec = &a.data[k];
         v.push(format!(

@@ -460,7 +460,7 @@ pub(super) fn heatmap_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Bloc
         let Some(r) = o.cka.get(&(i, j)) else {
             continue;
         };
-        let (na, nb) = (&a.instances[i].name, &a.instances[j].name);
+        let (na, nb) = (a.side_name(i), a.side_name(j));
         let stem = format!("cka-{na}-vs-{nb}");
         let hm = Heatmap {
             title: format!("{}: {na} vs {nb}", r.measure),

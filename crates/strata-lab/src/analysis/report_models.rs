@@ -10,6 +10,9 @@ use strata_report::{Block, LinePlot, Series, Style, Table, XAxis};
 /// Models: one row per instance, and the accuracy summary per family and precision.
 pub(super) fn models_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Result<()> {
     let a = &o.analysis;
+    if a.instances.is_empty() {
+        return Ok(()); // a spec that only compares `[[store]]` files trains nothing
+    }
     let rows = &o.models;
     let t = Table {
         columns: vec![
@@ -215,6 +218,9 @@ pub(super) fn models_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block
 /// Training curves: loss and test accuracy per epoch, one line per precision (mean over seeds).
 pub(super) fn training_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Block>) -> Result<()> {
     let a = &o.analysis;
+    if a.instances.is_empty() {
+        return Ok(());
+    }
     let mut names: [Vec<String>; 3] = Default::default();
     let mut ints: [Vec<Option<i64>>; 2] = Default::default();
     let mut vals: [Vec<Option<f64>>; 4] = Default::default();

@@ -6,7 +6,7 @@
 //! only when complete, so a failed or interrupted run leaves the previous report intact.
 
 use super::cache::{self, Cache};
-use super::spec::{ActivationPoint, Analysis, Instance};
+use super::spec::{ActivationPoint, Analysis, Instance, OpenedStore};
 use crate::compare::{self, CkaArgs};
 use crate::progress::{Progress, WarningsOnly};
 use crate::train::{self, Examples, TrainArgs};
@@ -103,6 +103,8 @@ pub struct Outcome {
     pub data: BTreeMap<String, LoadedData>,
     /// One model run per instance, in `analysis.instances` order.
     pub models: Vec<ModelRun>,
+    /// Each `[[store]]` as read, in `analysis.stores` order.
+    pub stores: Vec<OpenedStore>,
     /// Similarity matrices by (instance a, instance b).
     pub cka: BTreeMap<(usize, usize), Comparison>,
     /// Seconds spent computing the similarity matrices.
@@ -428,6 +430,27 @@ fn collect_one(
     Ok(())
 }
 
+/// The `[[store]]` files, read and checked before anything trains: each one opens, has the
+/// layers it names, and holds as many examples as the other side of each of its pairs.
+fn open_stores(a: &Analysis, data: &BTreeMap<String, LoadedData>) -> Result<Vec<OpenedStore>> {
+    let stores = super::spec::open_stores(a)?;
+    let n_inst = a.instances.len();
+    let examples = |i: usize| match i.checked_sub(n_inst) {
+        Some(k) => stores[k].examples,
+        None => data[&a.instances[i].data].collect.len(),
+    };
+    super::spec::check_examples(a, &examples)?;
+    Ok(stores)
+}
+
+/// The activation file of side `i` of a comparison, and the layers to compare (`None`: all).
+fn side(a: &Analysis, models: &[ModelRun], i: usize) -> (PathBuf, Option<Vec<String>>) {
+    match a.store_side(i) {
+        Some(s) => (s.file.clone(), s.layers.clone()),
+        None => (models[i].store.clone(), None),
+    }
+}
+
 /// Comparisons: explicit pairs, each quantized model vs its float twin, float seed vs seed.
 fn compare_all(
     a: &Analysis,
@@ -441,8 +464,8 @@ fn compare_all(
     let bar = p.task("CKA", "pairs", pairs.len() as u64);
     let mut cka = BTreeMap::new();
     for (i, j) in pairs {
-        let what = format!("{} vs {}", a.instances[i].name, a.instances[j].name);
-        let r = compare_pair(a, &models[i].store, &models[j].store, &what, p)?;
+        let what = format!("{} vs {}", a.side_name(i), a.side_name(j));
+        let r = compare_pair(a, side(a, models, i), side(a, models, j), &what, p)?;
         cka.insert((i, j), r);
         bar.inc(1);
     }
@@ -450,20 +473,20 @@ fn compare_all(
     Ok(cka)
 }
 
-/// The spec's measure (CKA unless `[cka] measure` names a baseline) between two stores; its
-/// warnings are logged as `what`'s.
+/// The spec's measure (CKA unless `[cka] measure` names a baseline) between two stores, each
+/// with the layers to compare (`None`: all); its warnings are logged as `what`'s.
 fn compare_pair(
     a: &Analysis,
-    sa: &Path,
-    sb: &Path,
+    (sa, la): (PathBuf, Option<Vec<String>>),
+    (sb, lb): (PathBuf, Option<Vec<String>>),
     what: &str,
     p: &dyn Progress,
 ) -> Result<Comparison> {
     // Each comparison is one step of the run's own task: its inner tasks stay hidden.
     let inner = WarningsOnly(p);
     if let Some(m) = a.cka.measure.as_deref().filter(|m| *m != "cka") {
-        let r = crate::measure::run(sa, sb, m, &None, &None, &inner)
-            .with_context(|| what.to_string())?;
+        let r =
+            crate::measure::run(&sa, &sb, m, &la, &lb, &inner).with_context(|| what.to_string())?;
         for w in &r.notes {
             p.log(&format!("warning: {what}: {w}"));
         }
@@ -478,13 +501,13 @@ fn compare_pair(
         });
     }
     let args = CkaArgs {
-        a: sa.to_path_buf(),
-        b: sb.to_path_buf(),
+        a: sa,
+        b: sb,
         kernel: a.cka.kernel(),
         estimator: Some(a.cka.estimator()),
         batch_size: a.cka.batch_size,
-        layers_a: None,
-        layers_b: None,
+        layers_a: la,
+        layers_b: lb,
         device: a.cka.device,
     };
     let r = compare::run(&args, &inner).with_context(|| what.to_string())?;
@@ -514,6 +537,7 @@ pub fn run(
     let t0 = Instant::now();
     let data = load_data(&a, progress)?;
     check_architectures(&a, &data, args.jobs)?;
+    let stores = open_stores(&a, &data)?;
     let cache = Cache::new(&args.cache);
     cache.sweep();
     let gpu = collector_gpu(&a)?;
@@ -536,6 +560,7 @@ pub fn run(
         spec_path: spec_path.to_path_buf(),
         data,
         models,
+        stores,
         cka,
         cka_seconds,
         identify: Vec::new(),
@@ -685,6 +710,7 @@ pub fn run_text(
         .data
         .values()
         .filter_map(|d| d.source.strip_prefix("csv:").map(PathBuf::from))
+        .chain(a.stores.iter().map(|s| s.file.clone()))
         .collect();
     super::ownership::check_target(&args.reports, &a.name, spec, &data_files, &args.cache)?;
     super::report::remove_stale(&args.reports, &a.name);

@@ -45,7 +45,12 @@ fn twin_rows(o: &Outcome, family: &str) -> Option<TwinRows> {
     let layers = o
         .cka
         .iter()
-        .find(|((i, _), _)| o.analysis.instances[*i].family == family)
+        .find(|((i, _), _)| {
+            o.analysis
+                .instances
+                .get(*i)
+                .is_some_and(|x| x.family == family)
+        })
         .map(|(_, r)| r.layers_a.clone())?;
     let mut rows = Vec::new();
     for p in precisions_of(o, family)

@@ -1,6 +1,7 @@
-//! `[[compare]]`: pairs of model instances whose layers are compared every one with every one.
+//! `[[compare]]`: pairs of model instances (or `[[store]]` files) whose layers are compared every
+//! one with every one.
 
-use super::{Ctx, Instance, SpecError};
+use super::{Ctx, Instance, SpecError, StoreSpec};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
@@ -8,27 +9,33 @@ use toml::Spanned;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CompareSpec {
-    /// First instance's name (`family-precision-sSEED`): the heatmap's rows.
+    /// First instance's name (`family-precision-sSEED`) or a `[[store]]` name: the heatmap's rows.
     pub a: Spanned<String>,
-    /// Second instance's name: the heatmap's columns.
+    /// Second instance's or store's name: the heatmap's columns.
     pub b: Spanned<String>,
 }
 
-/// Check every `[[compare]]` table: two instances of this spec that read the same data set.
-/// Returns pairs of instance indices.
+/// Pairs of side indices, and the line of each pair's `b`.
+type Pairs = (Vec<(usize, usize)>, Vec<usize>);
+
+/// Check every `[[compare]]` table: two instances of this spec that read the same data set, or
+/// a store on either side. Returns pairs of side indices (an instance's index, or
+/// `instances.len()` plus a store's index) and the line of each table's `b`.
 pub(super) fn check(
     cx: &Ctx,
     raw: &[Spanned<CompareSpec>],
     instances: &[Instance],
-) -> Result<Vec<(usize, usize)>, SpecError> {
+    stores: &[StoreSpec],
+) -> Result<Pairs, SpecError> {
     let mut compare = Vec::new();
+    let mut lines = Vec::new();
     for c in raw {
         let c = c.get_ref();
         let (a, b) = (
-            find(cx, instances, &c.a, "a")?,
-            find(cx, instances, &c.b, "b")?,
+            find(cx, instances, stores, &c.a, "a")?,
+            find(cx, instances, stores, &c.b, "b")?,
         );
-        if instances[a].data != instances[b].data {
+        if a < instances.len() && b < instances.len() && instances[a].data != instances[b].data {
             return Err(cx.err(
                 c.b.span(),
                 format!(
@@ -40,29 +47,49 @@ pub(super) fn check(
             ));
         }
         compare.push((a, b));
+        lines.push(cx.line(c.b.span().start));
     }
-    Ok(compare)
+    Ok((compare, lines))
 }
 
-/// The index of the instance `s` names (the value of key `key`).
+/// The side index of the instance or store `s` names (the value of key `key`).
 fn find(
     cx: &Ctx,
     instances: &[Instance],
+    stores: &[StoreSpec],
     s: &Spanned<String>,
     key: &str,
 ) -> Result<usize, SpecError> {
-    instances
-        .iter()
-        .position(|i| &i.name == s.get_ref())
-        .ok_or_else(|| {
-            cx.err(
-                s.span(),
-                format!(
-                    "[[compare]] {key} = '{}' is not a model of this spec; models are named \
-                     FAMILY-PRECISION-sSEED, e.g. '{}'",
-                    s.get_ref(),
-                    instances[0].name
-                ),
-            )
-        })
+    let name = s.get_ref();
+    if let Some(i) = instances.iter().position(|i| &i.name == name) {
+        return Ok(i);
+    }
+    if let Some(k) = stores.iter().position(|t| &t.name == name) {
+        return Ok(instances.len() + k);
+    }
+    let store_names = || {
+        stores
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let msg = match (instances.first(), stores.is_empty()) {
+        (Some(i), true) => format!(
+            "[[compare]] {key} = '{name}' is not a model of this spec; models are named \
+             FAMILY-PRECISION-sSEED, e.g. '{}'",
+            i.name
+        ),
+        (Some(i), false) => format!(
+            "[[compare]] {key} = '{name}' is neither a model nor a [[store]] of this spec; models \
+             are named FAMILY-PRECISION-sSEED, e.g. '{}'; stores: {}",
+            i.name,
+            store_names()
+        ),
+        (None, _) => format!(
+            "[[compare]] {key} = '{name}' is not a [[store]] of this spec (stores: {})",
+            store_names()
+        ),
+    };
+    Err(cx.err(s.span(), msg))
 }

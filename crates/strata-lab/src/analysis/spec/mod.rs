@@ -12,6 +12,7 @@ mod data;
 mod identify;
 mod model;
 mod privacy;
+mod store;
 mod twins;
 
 pub use cka::{ActivationPoint, CkaSpec, EstimatorName, KernelName};
@@ -20,6 +21,7 @@ pub use data::{DataSource, DataSpec, Split};
 pub use identify::{identify_measures, rbf_threshold_of, IdentifySpec, RBF_THRESHOLDS};
 pub use model::{Instance, ModelSpec, OptimizerName, PrecisionName, ScheduleName};
 pub use privacy::{PrivacyPlan, PrivacySpec};
+pub use store::{check_examples, open as open_stores, OpenedStore, StoreSpec};
 pub use twins::TwinsSpec;
 
 use serde::{Deserialize, Serialize};
@@ -59,6 +61,8 @@ struct SpecFile {
     cka: Option<Spanned<CkaSpec>>,
     #[serde(default)]
     compare: Vec<Spanned<CompareSpec>>,
+    #[serde(default)]
+    store: Vec<Spanned<store::RawStore>>,
     twins: Option<Spanned<TwinsSpec>>,
     identify: Option<Spanned<IdentifySpec>>,
     privacy: Option<Spanned<PrivacySpec>>,
@@ -83,8 +87,15 @@ pub struct Analysis {
     pub instances: Vec<Instance>,
     /// How every comparison measures similarity (`[cka]`).
     pub cka: CkaSpec,
-    /// Pairs of instance indices.
+    /// Pairs of sides: an index below `instances.len()` is an instance, `instances.len() + k`
+    /// is `stores[k]` ([`Analysis::side_name`]).
     pub compare: Vec<(usize, usize)>,
+    /// Line of each `[[compare]]` table's `b`, for errors found after parsing.
+    #[serde(skip)]
+    pub compare_lines: Vec<usize>,
+    /// Activation files compared like the models' (`[[store]]`), in spec order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stores: Vec<StoreSpec>,
     /// Families compared with their float twins.
     pub twins: Vec<String>,
     /// Draw a full heatmap of each precision against its float twin (`[twins] heatmaps`).
@@ -103,6 +114,20 @@ impl Analysis {
     /// Index in `instances` of the instance named `name`.
     pub fn instance(&self, name: &str) -> Option<usize> {
         self.instances.iter().position(|i| i.name == name)
+    }
+
+    /// The name of side `i` of a comparison: an instance's, else a store's.
+    pub fn side_name(&self, i: usize) -> &str {
+        match self.store_side(i) {
+            Some(s) => &s.name,
+            None => self.instances.get(i).map_or("", |x| x.name.as_str()),
+        }
+    }
+
+    /// The store that side `i` of a comparison is, if it is one.
+    pub fn store_side(&self, i: usize) -> Option<&StoreSpec> {
+        i.checked_sub(self.instances.len())
+            .and_then(|k| self.stores.get(k))
     }
 }
 
@@ -218,10 +243,15 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
     let raw = read(&cx)?;
     check_file(&cx, &raw, name)?;
     let data = data::check(&cx, &raw.data)?;
-    let models = model::check(&cx, &raw.model, &data)?;
+    let models = model::check(&cx, &raw.model, &data, !raw.store.is_empty())?;
     let families = &models.families;
     let cka = cka::check(&cx, raw.cka.as_ref())?;
-    let compare = compare::check(&cx, &raw.compare, &models.instances)?;
+    let spec_dir = match Path::new(file).parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let stores = store::check(&cx, &raw.store, &models.instances, spec_dir)?;
+    let (compare, compare_lines) = compare::check(&cx, &raw.compare, &models.instances, &stores)?;
     let (twins, twin_heatmaps) = twins::check(&cx, raw.twins.as_ref(), families)?;
     let identify = identify::check(&cx, raw.identify.as_ref(), families)?;
     let privacy = match &raw.privacy {
@@ -237,6 +267,8 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         instances: models.instances,
         cka,
         compare,
+        compare_lines,
+        stores,
         twins,
         twin_heatmaps,
         identify,

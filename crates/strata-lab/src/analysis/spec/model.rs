@@ -146,11 +146,13 @@ pub(super) struct Families {
     pub instances: Vec<Instance>,
 }
 
-/// Check every `[[model]]` table and expand the families into instances.
+/// Check every `[[model]]` table and expand the families into instances; none is an error unless
+/// the spec compares `[[store]]` files (`has_stores`).
 pub(super) fn check(
     cx: &Ctx,
     raw: &[Spanned<ModelSpec>],
     data: &BTreeMap<String, DataSpec>,
+    has_stores: bool,
 ) -> Result<Families, SpecError> {
     let mut out = Families {
         families: Vec::new(),
@@ -167,7 +169,7 @@ pub(super) fn check(
         out.instances.extend(instances_of(m));
         out.families.push(m.clone());
     }
-    if out.instances.is_empty() {
+    if out.instances.is_empty() && !has_stores {
         return Err(cx.err(0..0, "the spec has no [[model]] to train".into()));
     }
     Ok(out)
