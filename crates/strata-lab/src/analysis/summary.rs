@@ -84,46 +84,17 @@ fn twin_rows(o: &Outcome, family: &str) -> Option<TwinRows> {
 /// The terminal summary.
 pub fn text(o: &Outcome, dir: &Path) -> String {
     let a = &o.analysis;
-    let trained = o.models.iter().filter(|m| !m.cached).count();
-    let mut out = format!(
-        "{}: {} models ({} trained, {} from the cache) in {:.1} s\n\n",
-        a.title,
-        o.models.len(),
-        trained,
-        o.models.len() - trained,
-        o.seconds
-    );
-    out.push_str("accuracy (%, mean ± std over seeds):\n");
-    let mut rows = vec![["family", "precision", "seeds", "test", "train"]
-        .map(String::from)
-        .to_vec()];
-    for f in &a.families {
-        for p in precisions_of(o, &f.name) {
-            let idx = members(o, &f.name, p);
-            let acc = |train: bool| {
-                let v: Vec<f64> = idx
-                    .iter()
-                    .map(|&i| {
-                        let c = &o.models[i].card;
-                        if train {
-                            c.train_accuracy
-                        } else {
-                            c.test_accuracy
-                        }
-                    })
-                    .collect();
-                summarize(&v).map_or("n/a".into(), |s| s.show(100.0, 2))
-            };
-            rows.push(vec![
-                f.name.clone(),
-                p.name().into(),
-                idx.len().to_string(),
-                acc(false),
-                acc(true),
-            ]);
-        }
-    }
-    out.push_str(&pad(&rows));
+    let mut out = if o.models.is_empty() {
+        // A spec of [[store]] entries alone: nothing was trained, so no accuracy table.
+        format!(
+            "{}: {} activation store(s) compared, no models, in {:.1} s\n",
+            a.title,
+            a.stores.len(),
+            o.seconds
+        )
+    } else {
+        accuracy_text(o)
+    };
     for f in &a.twins {
         if let Some((layers, trows)) = twin_rows(o, f) {
             let _ = writeln!(
@@ -194,6 +165,52 @@ pub fn text(o: &Outcome, dir: &Path) -> String {
         "\nreport: {} (also report.md, figures/, tables/, manifest.json)",
         dir.join("index.html").display()
     );
+    out
+}
+
+/// The header line and the accuracy table of a run that trained (or loaded) models.
+fn accuracy_text(o: &Outcome) -> String {
+    let a = &o.analysis;
+    let trained = o.models.iter().filter(|m| !m.cached).count();
+    let mut out = format!(
+        "{}: {} models ({} trained, {} from the cache) in {:.1} s\n\n",
+        a.title,
+        o.models.len(),
+        trained,
+        o.models.len() - trained,
+        o.seconds
+    );
+    out.push_str("accuracy (%, mean ± std over seeds):\n");
+    let mut rows = vec![["family", "precision", "seeds", "test", "train"]
+        .map(String::from)
+        .to_vec()];
+    for f in &a.families {
+        for p in precisions_of(o, &f.name) {
+            let idx = members(o, &f.name, p);
+            let acc = |train: bool| {
+                let v: Vec<f64> = idx
+                    .iter()
+                    .map(|&i| {
+                        let c = &o.models[i].card;
+                        if train {
+                            c.train_accuracy
+                        } else {
+                            c.test_accuracy
+                        }
+                    })
+                    .collect();
+                summarize(&v).map_or("n/a".into(), |s| s.show(100.0, 2))
+            };
+            rows.push(vec![
+                f.name.clone(),
+                p.name().into(),
+                idx.len().to_string(),
+                acc(false),
+                acc(true),
+            ]);
+        }
+    }
+    out.push_str(&pad(&rows));
     out
 }
 
