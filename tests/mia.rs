@@ -5,7 +5,7 @@
 mod common;
 use common::{last_json, scratch, strata};
 
-/// A small pool trained to memorize: 100 members, 100 non-members, 100 epochs.
+/// A small pool trained to memorize: about 100 members, 100 non-members, 100 epochs.
 #[rustfmt::skip]
 const MEMORIZE: &[&str] = &[
     "mia", "audit", "--data", "digits", "--pool", "200", "--references", "4", "--widths", "256",
@@ -48,6 +48,11 @@ fn a_memorizing_model_leaks_and_the_json_says_so() {
         "report.md",
         "results.json",
         "design.json",
+        "members.npy",
+        "members/model-004.txt",
+        "labels.npy",
+        "logits/float-none/model-000.npy",
+        "logits/float-none/model-004.npy",
         "figures/roc-float-none.png",
         "figures/roc-float-none.svg",
         "tables/attacks.csv",
@@ -58,15 +63,24 @@ fn a_memorizing_model_leaks_and_the_json_says_so() {
     }
     let design: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("design.json")).unwrap()).unwrap();
-    assert_eq!(design["pool"].as_array().unwrap().len(), 200);
-    let target: Vec<u64> = design["target"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap())
-        .collect();
-    assert_eq!(target.iter().sum::<u64>(), 100);
-    assert_eq!(design["references"].as_array().unwrap().len(), 4);
+    assert_eq!(design["format"], "strata.mia.design");
+    assert_eq!(design["pool"], 200);
+    assert_eq!(design["models"], 5);
+    assert_eq!(design["source"]["indices"].as_array().unwrap().len(), 200);
+    let members = design["members"].as_array().unwrap();
+    assert_eq!(members.len(), 5);
+    // Balanced: with 5 models every example is in 2 or 3 of them.
+    let mut count = vec![0; 200];
+    for m in members {
+        for i in m.as_array().unwrap() {
+            count[i.as_u64().unwrap() as usize] += 1;
+        }
+    }
+    assert!(count.iter().all(|&c| c == 2 || c == 3), "{count:?}");
+    assert_eq!(
+        v["target_members"].as_u64().unwrap() as usize,
+        members[0].as_array().unwrap().len()
+    );
     let csv = std::fs::read_to_string(out.join("tables/attacks.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + strata_privacy::ATTACK_NAMES.len());
     let _ = std::fs::remove_dir_all(&dir);

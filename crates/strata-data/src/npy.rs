@@ -249,6 +249,134 @@ pub fn write_f64(mut out: impl Write, shape: &[usize], data: &[f64]) -> std::io:
     Ok(())
 }
 
+/// Serialize a C-order i64 array (labels, indices) as a version-1 `.npy` file into `out`.
+pub fn write_i64(mut out: impl Write, shape: &[usize], data: &[i64]) -> std::io::Result<()> {
+    write_header(&mut out, "<i8", shape)?;
+    for v in data {
+        out.write_all(&v.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// Serialize a C-order boolean array (membership masks) as a version-1 `.npy` file into `out`.
+pub fn write_bool(mut out: impl Write, shape: &[usize], data: &[bool]) -> std::io::Result<()> {
+    write_header(&mut out, "|b1", shape)?;
+    let bytes: Vec<u8> = data.iter().map(|&b| u8::from(b)).collect();
+    out.write_all(&bytes)
+}
+
+/// An integer or boolean `.npy` array (labels, masks) read whole: its shape (C order) and its
+/// values as i64. Accepts `b1`, `i1`-`i8` and `u1`-`u8` of either byte order; a `u8` value
+/// above `i64::MAX`, a float dtype or a truncated file is an error naming what was found.
+pub fn read_ints(bytes: &[u8]) -> Result<(Vec<usize>, Vec<i64>), String> {
+    let header = match parse_header(bytes) {
+        // Not a float array: fall through to the integer parse below.
+        Ok(_) => {
+            return Err("holds floats; integer labels are needed (arr.astype(np.int64))".into())
+        }
+        Err(e) if !e.starts_with("dtype") => return Err(e),
+        Err(_) => int_header(bytes)?,
+    };
+    let (size, signed, bool_, big_endian, fortran, shape, offset) = header;
+    let count = shape.iter().product::<usize>();
+    let need = count
+        .checked_mul(size)
+        .and_then(|b| b.checked_add(offset))
+        .ok_or("shape too large")?;
+    if bytes.len() < need {
+        return Err(format!(
+            "truncated: the header promises {} data bytes, the file has {}",
+            need - offset,
+            bytes.len().saturating_sub(offset)
+        ));
+    }
+    if fortran && shape.len() > 1 {
+        return Err(
+            "Fortran-ordered integer arrays are not supported (np.ascontiguousarray)".into(),
+        );
+    }
+    let mut out = Vec::with_capacity(count);
+    for c in bytes[offset..need].chunks_exact(size) {
+        let mut b = [0u8; 8];
+        if big_endian {
+            b[8 - size..].copy_from_slice(c);
+            b.reverse();
+        } else {
+            b[..size].copy_from_slice(c);
+        }
+        let u = u64::from_le_bytes(b);
+        let v = if bool_ {
+            i64::from(u != 0)
+        } else if signed {
+            // Sign-extend from `size` bytes.
+            let shift = 64 - 8 * size as u32;
+            ((u << shift) as i64) >> shift
+        } else {
+            i64::try_from(u)
+                .map_err(|_| format!("value {u} does not fit a signed 64-bit integer"))?
+        };
+        out.push(v);
+    }
+    Ok((shape, out))
+}
+
+/// (element size, signed, bool, big-endian, Fortran order, shape, data offset) of an integer
+/// `.npy` header; errors on other dtypes.
+#[allow(clippy::type_complexity)]
+fn int_header(bytes: &[u8]) -> Result<(usize, bool, bool, bool, bool, Vec<usize>, usize), String> {
+    let major = bytes[6];
+    let (len_size, header_len) = match major {
+        1 => (2, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
+        _ if bytes.len() >= 12 => (
+            4,
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+        ),
+        _ => return Err("truncated .npy header".into()),
+    };
+    let start: usize = 8 + len_size;
+    let end = start
+        .checked_add(header_len)
+        .ok_or("corrupt .npy header length")?;
+    let text = bytes
+        .get(start..end)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .ok_or("truncated .npy header")?;
+    let descr = dict_value(text, "descr").ok_or("header has no 'descr'")?;
+    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
+    let fortran = dict_value(text, "fortran_order").ok_or("header has no 'fortran_order'")?;
+    let shape = parse_shape(dict_value(text, "shape").ok_or("header has no 'shape'")?)?;
+    let (big_endian, kind) = match descr.as_bytes().first() {
+        Some(b'>') => (true, &descr[1..]),
+        Some(b'<') | Some(b'|') | Some(b'=') => (false, &descr[1..]),
+        _ => (false, descr),
+    };
+    let (size, signed, bool_) = match kind {
+        "b1" | "?" => (1, false, true),
+        "i1" => (1, true, false),
+        "i2" => (2, true, false),
+        "i4" => (4, true, false),
+        "i8" => (8, true, false),
+        "u1" => (1, false, false),
+        "u2" => (2, false, false),
+        "u4" => (4, false, false),
+        "u8" => (8, false, false),
+        _ => {
+            return Err(format!(
+                "dtype '{descr}' is not an integer or boolean array"
+            ))
+        }
+    };
+    Ok((
+        size,
+        signed,
+        bool_,
+        big_endian,
+        fortran.trim() == "True",
+        shape,
+        end,
+    ))
+}
+
 fn write_header(out: &mut impl Write, descr: &str, shape: &[usize]) -> std::io::Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = match dims.len() {
@@ -337,5 +465,39 @@ mod tests {
         for (g, w) in got.iter().zip(&want) {
             assert!((g - w).abs() <= w.abs() * 1e-3, "{g} vs {w}");
         }
+    }
+
+    #[test]
+    fn integer_arrays_read_back() {
+        let mut buf = Vec::new();
+        let v = [0i64, -3, 7, i64::MAX, i64::MIN];
+        write_i64(&mut buf, &[5], &v).unwrap();
+        assert_eq!(read_ints(&buf).unwrap(), (vec![5], v.to_vec()));
+        let mut buf = Vec::new();
+        write_bool(&mut buf, &[2, 2], &[true, false, false, true]).unwrap();
+        assert_eq!(read_ints(&buf).unwrap(), (vec![2, 2], vec![1, 0, 0, 1]));
+        // Hand-made headers: big-endian i4 and unsigned bytes.
+        let mk = |descr: &str, data: &[u8]| {
+            let dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': (2,), }}");
+            let mut b = MAGIC.to_vec();
+            b.extend_from_slice(&[1, 0]);
+            b.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+            b.extend_from_slice(dict.as_bytes());
+            b.extend_from_slice(data);
+            b
+        };
+        let be = mk(">i4", &[0xff, 0xff, 0xff, 0xfe, 0, 0, 1, 0]);
+        assert_eq!(read_ints(&be).unwrap().1, vec![-2, 256]);
+        assert_eq!(read_ints(&mk("|u1", &[200, 9])).unwrap().1, vec![200, 9]);
+        assert!(read_ints(&mk("<i8", &[1, 2, 3]))
+            .unwrap_err()
+            .contains("truncated"));
+        assert!(read_ints(&mk("<u8", &[0xff; 16]))
+            .unwrap_err()
+            .contains("does not fit"));
+        let mut f = Vec::new();
+        write_f32(&mut f, &[2], &[1.0, 2.0]).unwrap();
+        assert!(read_ints(&f).unwrap_err().contains("floats"));
+        assert!(read_ints(b"not npy").is_err());
     }
 }

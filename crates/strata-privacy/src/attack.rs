@@ -4,6 +4,7 @@
 
 use crate::lira::Lira;
 use crate::outputs::Released;
+use crate::rmia::Rmia;
 use crate::shokri::Shokri;
 use crate::{metrics, PrivacyError, Result};
 
@@ -14,7 +15,7 @@ pub struct AuditData<'a> {
     /// The audited model's released outputs on the pool.
     pub target: &'a Released,
     /// Each reference (shadow) model's released outputs on the same pool.
-    pub references: &'a [Released],
+    pub references: &'a [&'a Released],
     /// `reference_members[m][i]`: reference model `m` was trained on pool example `i`.
     pub reference_members: &'a [Vec<bool>],
 }
@@ -141,11 +142,13 @@ pub fn best_threshold(scores: &[f64], is_member: &[bool]) -> Option<f64> {
 }
 
 /// Names of every built-in attack, in the order reports list them.
-pub const ATTACK_NAMES: [&str; 10] = [
+pub const ATTACK_NAMES: [&str; 12] = [
     "lira",
     "lira-offline",
     "lira-global",
     "lira-offline-global",
+    "rmia",
+    "rmia-offline",
     "shokri",
     "salem",
     "loss",
@@ -155,7 +158,8 @@ pub const ATTACK_NAMES: [&str; 10] = [
 ];
 
 /// A built-in attack by name (see [`ATTACK_NAMES`]); `shadows` is how many reference models
-/// Shokri et al.'s attack trains its attack models on.
+/// Shokri et al.'s attack trains its attack models on; `seed` seeds its attack models (and
+/// RMIA's population draw, should one be configured).
 pub fn attack_by_name(name: &str, shadows: usize, seed: u64) -> Result<Box<dyn MembershipAttack>> {
     let threshold = |name: &'static str, statistic| -> Box<dyn MembershipAttack> {
         Box::new(Threshold { name, statistic })
@@ -165,6 +169,14 @@ pub fn attack_by_name(name: &str, shadows: usize, seed: u64) -> Result<Box<dyn M
         "lira-offline" => Box::new(Lira::new(false, false)),
         "lira-global" => Box::new(Lira::new(true, true)),
         "lira-offline-global" => Box::new(Lira::new(false, true)),
+        "rmia" => Box::new(Rmia {
+            seed,
+            ..Rmia::new(true)
+        }),
+        "rmia-offline" => Box::new(Rmia {
+            seed,
+            ..Rmia::new(false)
+        }),
         "shokri" => Box::new(Shokri::new(shadows, seed)),
         "salem" => threshold("salem", Statistic::Top),
         "loss" => threshold("loss", Statistic::Loss),

@@ -3,9 +3,11 @@
 //!
 //! * [`outputs::Released`]: what the attacker sees, after an output [`defense::Defense`];
 //! * [`attack::MembershipAttack`]: one trait for every attack: global thresholds (loss,
-//!   confidence, entropy, modified entropy), ML-Leaks, [`shokri::Shokri`], [`lira::Lira`];
+//!   confidence, entropy, modified entropy), ML-Leaks, [`shokri::Shokri`], [`lira::Lira`],
+//!   [`rmia::Rmia`] (which works with a single reference model);
 //! * [`metrics`]: ROC, AUC, TPR at 0.1% and 1% FPR, membership advantage, bootstrap intervals;
-//! * [`protocol`]: which pool examples each model trains on.
+//! * [`protocol`]: which pool examples each model trains on (Carlini et al.'s balanced design);
+//! * [`score`]: every attack on one target or on each model in turn, measured against the design.
 //!
 //! The crate trains no network: the audit (in strata-lab) trains the target and the reference
 //! models with strata-nn and hands their logits here.
@@ -18,6 +20,8 @@ pub mod metrics;
 pub mod mlp;
 pub mod outputs;
 pub mod protocol;
+pub mod rmia;
+pub mod score;
 pub mod shokri;
 
 pub use attack::{attack_by_name, AttackOutput, AuditData, MembershipAttack, ATTACK_NAMES};

@@ -35,6 +35,11 @@ pub struct Roc {
 impl Roc {
     /// Errors on a length mismatch, a NaN/Inf score, or when either class is empty.
     pub fn new(scores: &[f64], is_member: &[bool]) -> Result<Roc> {
+        Ok(Self::with_order(scores, is_member)?.0)
+    }
+
+    /// The curve, and the indices of the scores from the highest down (ties in index order).
+    fn with_order(scores: &[f64], is_member: &[bool]) -> Result<(Roc, Vec<usize>)> {
         if scores.len() != is_member.len() {
             return Err(PrivacyError::Mismatched {
                 what: "membership labels",
@@ -56,8 +61,7 @@ impl Roc {
                 non_members,
             });
         }
-        let mut order: Vec<usize> = (0..scores.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        let order = descending_order(scores);
         let mut points = vec![RocPoint {
             tp: 0,
             fp: 0,
@@ -80,11 +84,12 @@ impl Roc {
                 });
             }
         }
-        Ok(Roc {
+        let roc = Roc {
             points,
             members,
             non_members,
-        })
+        };
+        Ok((roc, order))
     }
 
     /// (FPR, TPR) of a point.
@@ -159,6 +164,14 @@ impl Roc {
     }
 }
 
+/// The indices of `scores` from the highest score down, equal scores (by `total_cmp`) in index
+/// order: a stable sort, done as an unstable one on (score, index) pairs kept together.
+fn descending_order(scores: &[f64]) -> Vec<usize> {
+    let mut keyed: Vec<(f64, usize)> = scores.iter().copied().zip(0..).collect();
+    keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    keyed.into_iter().map(|(_, i)| i).collect()
+}
+
 /// (TPR + TNR) / 2 when flagging scores at or above `threshold`.
 pub fn balanced_accuracy_at(scores: &[f64], is_member: &[bool], threshold: f64) -> f64 {
     let (mut tp, mut tn, mut pos, mut neg) = (0usize, 0usize, 0usize, 0usize);
@@ -229,27 +242,32 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 /// An attack's metrics, with `bootstrap` resamples (members and non-members resampled
 /// separately, with replacement, so each resample keeps the class sizes) seeded by `seed`.
 /// With `bootstrap = 0` the intervals collapse onto the value.
+///
+/// The scores are sorted once; each resample is then the sorted order with a multiplicity per
+/// example (how often it was drawn), swept in one linear pass that groups tied scores as
+/// [`Roc::new`] does, so every resample's figures equal those of [`Roc`] on the resampled
+/// vectors, at the cost of the draws instead of a sort.
 pub fn metrics(scores: &[f64], is_member: &[bool], bootstrap: usize, seed: u64) -> Result<Metrics> {
-    let roc = Roc::new(scores, is_member)?;
+    let (roc, order) = Roc::with_order(scores, is_member)?;
     let point = figures(&roc);
-    let pos: Vec<usize> = (0..scores.len()).filter(|&i| is_member[i]).collect();
-    let neg: Vec<usize> = (0..scores.len()).filter(|&i| !is_member[i]).collect();
-    let samples: Vec<[f64; 4]> = (0..bootstrap)
-        .into_par_iter()
-        .map(|b| {
-            let mut rng = Rng::new(seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut s = Vec::with_capacity(scores.len());
-            let mut m = Vec::with_capacity(scores.len());
-            for (group, member) in [(&pos, true), (&neg, false)] {
-                for _ in 0..group.len() {
-                    s.push(scores[group[rng.below(group.len() as u64) as usize]]);
-                    m.push(member);
-                }
-            }
-            // Both classes are non-empty, so this cannot fail.
-            Roc::new(&s, &m).map(|r| figures(&r)).unwrap_or(point)
-        })
-        .collect();
+    let samples: Vec<[f64; 4]> = if bootstrap == 0 {
+        Vec::new()
+    } else {
+        if u32::try_from(scores.len()).is_err() {
+            return Err(PrivacyError::Invalid(format!(
+                "bootstrap intervals are for fewer than 2^32 scores, got {}",
+                scores.len()
+            )));
+        }
+        let sweep = Sweep::new(scores, is_member, &roc, &order);
+        (0..bootstrap)
+            .into_par_iter()
+            .map_init(Scratch::default, |scratch, b| {
+                let rng = Rng::new(seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                sweep.resample(scratch, rng)
+            })
+            .collect()
+    };
     let est = |k: usize| {
         if samples.is_empty() {
             return Estimate {
@@ -277,4 +295,191 @@ pub fn metrics(scores: &[f64], is_member: &[bool], bootstrap: usize, seed: u64) 
         advantage: est(3),
         balanced_accuracy: 0.5 * (1.0 + point[3]),
     })
+}
+
+/// The sorted scores, for bootstrap resamples: where each member and each non-member sits in
+/// the descending order, and where the groups of tied scores end.
+struct Sweep {
+    /// Sorted position of each member, in index order (the order resamples draw from).
+    pos: Vec<u32>,
+    /// Sorted position of each non-member, in index order.
+    neg: Vec<u32>,
+    /// Per sorted position: [`MEMBER`] if a member, [`GROUP_END`] if the next position holds
+    /// a different score (or there is none).
+    flags: Vec<u8>,
+    members: usize,
+    non_members: usize,
+    /// FPs allowed at [`LOW_FPR`] and at 1%: the same for every resample (same class sizes).
+    allowed: [usize; 2],
+    /// Evaluate the advantage only where the exact `tp N - fp M` is largest (when `M N <
+    /// 2^50`), rather than at every point.
+    by_key: bool,
+}
+
+/// One thread's buffers for [`Sweep::resample`].
+#[derive(Default)]
+struct Scratch {
+    /// Draws per member, then per non-member, in index order (zero between resamples).
+    drawn: Vec<u32>,
+    /// Draws per sorted position (all overwritten by each resample).
+    counts: Vec<u32>,
+    /// The resample's ROC points (tp, fp), from (0, 0).
+    points: Vec<(u32, u32)>,
+}
+
+const MEMBER: u8 = 1;
+const GROUP_END: u8 = 2;
+
+impl Sweep {
+    /// `order`: the sorted order of [`Roc::with_order`].
+    fn new(scores: &[f64], is_member: &[bool], roc: &Roc, order: &[usize]) -> Sweep {
+        let n = scores.len();
+        let mut rank = vec![0u32; n];
+        for (k, &i) in order.iter().enumerate() {
+            rank[i] = k as u32;
+        }
+        let flags = (0..n)
+            .map(|k| {
+                let i = order[k];
+                let end = order.get(k + 1).is_none_or(|&j| scores[j] != scores[i]);
+                u8::from(is_member[i]) * MEMBER + u8::from(end) * GROUP_END
+            })
+            .collect();
+        Sweep {
+            pos: (0..n).filter(|&i| is_member[i]).map(|i| rank[i]).collect(),
+            neg: (0..n).filter(|&i| !is_member[i]).map(|i| rank[i]).collect(),
+            flags,
+            members: roc.members,
+            non_members: roc.non_members,
+            allowed: [
+                roc.false_positives_allowed(LOW_FPR),
+                roc.false_positives_allowed(0.01),
+            ],
+            by_key: (roc.members as u128 * roc.non_members as u128) < 1 << 50,
+        }
+    }
+
+    /// The figures of one resample: members then non-members drawn with `rng.below` (the
+    /// draws of the resampled-vector definition, in the same order), counted per sorted
+    /// position; then [`figures`] of [`Roc::new`] on the resample, whose points are the ends
+    /// of the groups of tied scores the resample holds, bit for bit:
+    ///
+    /// * the AUC adds the same trapezoids in the same order;
+    /// * the TPRs divide the same counts (the last point within the FPR bound has the most);
+    /// * the advantage `max fl(fl(tp / M) - fl(fp / N))` is the largest of those floats over
+    ///   the points with the largest exact `tp N - fp M` (two divisions at a few points instead
+    ///   of at every one): each float errs from its exact value by at most `3 x 2^-53`, and
+    ///   exact values that differ do so by at least `1 / (M N)`, so (for `M N < 2^50`; larger
+    ///   resamples evaluate every point) no other point can round above them.
+    fn resample(&self, scratch: &mut Scratch, mut rng: Rng) -> [f64; 4] {
+        let n = self.flags.len();
+        let Scratch {
+            drawn: by_index,
+            counts,
+            points,
+        } = scratch;
+        by_index.resize(n, 0);
+        counts.resize(n, 0);
+        if points.len() <= n {
+            points.resize(n + 1, (0, 0));
+        }
+        // How often each member, then each non-member, was drawn, in index order (each class
+        // on its own, small, stretch of memory), then moved to its sorted position: every
+        // position is a member's or a non-member's, so every count is written.
+        let (by_member, by_non_member) = by_index.split_at_mut(self.pos.len());
+        for (group, drawn) in [(&self.pos, by_member), (&self.neg, by_non_member)] {
+            for _ in 0..group.len() {
+                drawn[rng.below(group.len() as u64) as usize] += 1;
+            }
+            for (d, &k) in drawn.iter_mut().zip(group.iter()) {
+                counts[k as usize] = *d;
+                *d = 0;
+            }
+        }
+        // The points (tp, fp): the ends of the groups drawn. Branch-free (which groups were
+        // drawn is random, and mispredicted branches would cost more than the sweep itself):
+        // every position is written, and kept by advancing past it when it ends a drawn group.
+        let (mut tp, mut fp, mut drawn, mut kept) = (0u32, 0u32, 0u32, 1usize);
+        for (&c, &f) in counts.iter().zip(&self.flags) {
+            let m = u32::from(f & MEMBER);
+            tp += c * m;
+            fp += c * (1 - m);
+            drawn |= c;
+            let end = f & GROUP_END != 0;
+            points[kept] = (tp, fp);
+            kept += usize::from(end & (drawn != 0));
+            drawn = if end { 0 } else { drawn };
+        }
+        // The first point, (0, 0) at +inf, is points[0].
+        let points = &points[..kept];
+        let (members, non_members) = (self.members as f64, self.non_members as f64);
+        let advantage_at = |tp: u32, fp: u32| tp as f64 / members - fp as f64 / non_members;
+        let (m_int, n_int) = (self.members as i64, self.non_members as i64);
+        let (mut area, mut best_key, mut advantage) = (0.0, 0i64, 0.0f64);
+        let mut best_tp = [0u32; 2];
+        for w in points.windows(2) {
+            let ((tp0, fp0), (tp, fp)) = (w[0], w[1]);
+            area += (fp - fp0) as f64 * (i64::from(tp0) + i64::from(tp)) as f64 / 2.0;
+            for (best, &allowed) in best_tp.iter_mut().zip(&self.allowed) {
+                *best = if fp as usize <= allowed { tp } else { *best };
+            }
+            if !self.by_key {
+                advantage = advantage.max(advantage_at(tp, fp));
+                continue;
+            }
+            let key = i64::from(tp) * n_int - i64::from(fp) * m_int;
+            if key >= best_key {
+                let a = advantage_at(tp, fp);
+                advantage = if key > best_key { a } else { advantage.max(a) };
+                best_key = key;
+            }
+        }
+        [
+            area / (members * non_members),
+            best_tp[0] as f64 / members,
+            best_tp[1] as f64 / members,
+            advantage,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // in tests, a failed unwrap is a failed test
+
+    use super::*;
+
+    /// The advantage over the points of largest exact `tp N - fp M` equals the one over every
+    /// point (what resamples with `M N >= 2^50` use), on scores with many ties.
+    #[test]
+    fn advantage_by_key_equals_advantage_at_every_point() {
+        let mut rng = Rng::new(3);
+        for trial in 0..200 {
+            let n = 2 + rng.below(if trial < 150 { 30 } else { 3000 }) as usize;
+            let mut m: Vec<bool> = (0..n).map(|_| rng.below(2) == 0).collect();
+            m[0] = true;
+            m[1] = false;
+            let levels = [1.0, 3.0, 1e3][trial % 3];
+            let s: Vec<f64> = m
+                .iter()
+                .map(|&x| ((rng.normal() + if x { 0.3 } else { 0.0 }) * levels).round())
+                .collect();
+            let (roc, order) = Roc::with_order(&s, &m).unwrap();
+            let mut sweep = Sweep::new(&s, &m, &roc, &order);
+            assert!(sweep.by_key);
+            let mut scratch = Scratch::default();
+            for b in 0..20 {
+                let by_key = sweep.resample(&mut scratch, Rng::new(b));
+                sweep.by_key = false;
+                let everywhere = sweep.resample(&mut scratch, Rng::new(b));
+                sweep.by_key = true;
+                assert_eq!(
+                    by_key[3].to_bits(),
+                    everywhere[3].to_bits(),
+                    "trial {trial}"
+                );
+                assert_eq!(by_key, everywhere);
+            }
+        }
+    }
 }

@@ -1,54 +1,116 @@
-//! Who trains on what. The audit draws a pool of examples at random; the target trains on a
-//! random half of it (its members; the other half are the non-members the attack must tell
-//! apart); each reference model trains on its own random half, chosen so that every pool example
-//! is in half of the reference models (Carlini et al. 2022's design: every example then has IN
-//! and OUT observations for LiRA), independently of the target's split.
+//! Who trains on what: Carlini et al. 2022's balanced design. K models share one pool of N
+//! examples; every example is a member of exactly half of the models (K/2, or one of the two
+//! nearest integers by a fair coin when K is odd), so that whichever model is the target, every
+//! example has IN and OUT observations among the others (what LiRA's per-example Gaussians and
+//! RMIA's Pr(x) need). A model's own share of the pool is then about N/2, binomially.
+//!
+//! The design is data: `mia design` writes it for a training script in any language to follow,
+//! `mia score` reads it back, and `mia audit` follows the same design with model 0 as its target.
 
+use crate::{PrivacyError, Result};
 use serde::Serialize;
 use strata_data::rng::Rng;
 
-/// Membership masks over a pool: `target[i]`, and `references[m][i]`.
+/// Membership masks of K models over a pool of N examples.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Design {
-    /// Number of pool examples.
+    /// Number of pool examples (N).
     pub pool: usize,
-    /// `target[i]`: the target model trains on pool example `i` (exactly `pool / 2` are true).
-    pub target: Vec<bool>,
-    /// `references[m][i]`: reference model `m` trains on pool example `i`.
-    pub references: Vec<Vec<bool>>,
+    /// `members[m][i]`: model `m` trains on pool example `i`.
+    pub members: Vec<Vec<bool>>,
     /// The seed the masks were drawn with.
     pub seed: u64,
 }
 
+/// Models a design may have: two at least (a target and one reference); LiRA's paper uses 256,
+/// 4096 leaves room without letting a typo allocate a terabyte.
+pub const MODELS_RANGE: std::ops::RangeInclusive<usize> = 2..=4096;
+
 impl Design {
-    /// A design for `pool` examples and `references` reference models, fixed by `seed`. The
-    /// target gets exactly `pool / 2` members; each example goes to exactly `references / 2`
-    /// reference models (one more, by a fair coin, when `references` is odd).
-    pub fn new(pool: usize, references: usize, seed: u64) -> Design {
-        let mut rng = Rng::new(seed ^ 0x6d69_615f_6465_7369);
-        let mut order: Vec<usize> = (0..pool).collect();
-        shuffle(&mut order, &mut rng);
-        let mut target = vec![false; pool];
-        for &i in &order[..pool / 2] {
-            target[i] = true;
+    /// The balanced design of `models` models over `pool` examples, fixed by `seed`: example by
+    /// example (a column of the masks) a random `models / 2` of the models train on it, one more
+    /// by a fair coin when `models` is odd.
+    pub fn balanced(pool: usize, models: usize, seed: u64) -> Result<Design> {
+        if !MODELS_RANGE.contains(&models) {
+            return Err(PrivacyError::Invalid(format!(
+                "a design needs between {} and {} models, got {models}",
+                MODELS_RANGE.start(),
+                MODELS_RANGE.end()
+            )));
         }
-        let mut refs = vec![vec![false; pool]; references];
-        let mut models: Vec<usize> = (0..references).collect();
+        if pool < 2 {
+            return Err(PrivacyError::Invalid(format!(
+                "a design needs a pool of at least 2 examples, got {pool}"
+            )));
+        }
+        let mut rng = Rng::new(seed ^ 0x6d69_615f_6465_7369);
+        let mut members = vec![vec![false; pool]; models];
+        let mut order: Vec<usize> = (0..models).collect();
         // Example by example (a column of the masks), so each gets exactly k models.
         #[allow(clippy::needless_range_loop)]
         for i in 0..pool {
-            shuffle(&mut models, &mut rng);
-            let k = references / 2 + usize::from(references % 2 == 1 && rng.below(2) == 1);
-            for &m in &models[..k] {
-                refs[m][i] = true;
+            shuffle(&mut order, &mut rng);
+            let k = models / 2 + usize::from(models % 2 == 1 && rng.below(2) == 1);
+            for &m in &order[..k] {
+                members[m][i] = true;
             }
         }
-        Design {
+        Ok(Design {
             pool,
-            target,
-            references: refs,
+            members,
             seed,
+        })
+    }
+
+    /// Number of models (K).
+    pub fn models(&self) -> usize {
+        self.members.len()
+    }
+
+    /// The pool indices model `m` trains on, ascending.
+    pub fn member_indices(&self, m: usize) -> Vec<usize> {
+        members(&self.members[m])
+    }
+
+    /// Check what scoring relies on: at least 2 models, every mask covers the pool, and every
+    /// example is a member of half of the models (`floor(K/2)` or `ceil(K/2)`). A design that
+    /// fails is not one this crate wrote, or was edited: attacks would silently lose their IN or
+    /// OUT observations, so it is refused with the first offending example.
+    pub fn validate(&self) -> Result<()> {
+        let k = self.models();
+        if k < *MODELS_RANGE.start() {
+            return Err(PrivacyError::Invalid(format!(
+                "the design has {k} model(s); membership scoring needs at least 2 (a target and a reference)"
+            )));
         }
+        if let Some(m) = self.members.iter().position(|r| r.len() != self.pool) {
+            return Err(PrivacyError::Mismatched {
+                what: "a design's membership mask",
+                got: self.members[m].len(),
+                expected: self.pool,
+            });
+        }
+        let (lo, hi) = (k / 2, k.div_ceil(2));
+        for i in 0..self.pool {
+            let c = self.members.iter().filter(|r| r[i]).count();
+            if c < lo || c > hi {
+                return Err(PrivacyError::Invalid(format!(
+                    "the design is not balanced: pool example {i} is a member of {c} of {k} models, expected {}",
+                    if lo == hi { lo.to_string() } else { format!("{lo} or {hi}") }
+                )));
+            }
+        }
+        if let Some(m) = self.members.iter().position(|r| r.iter().all(|&b| b)) {
+            return Err(PrivacyError::Invalid(format!(
+                "model {m} of the design trains on the whole pool: it has no non-member to score"
+            )));
+        }
+        if let Some(m) = self.members.iter().position(|r| !r.iter().any(|&b| b)) {
+            return Err(PrivacyError::Invalid(format!(
+                "model {m} of the design trains on no pool example: it has no member to score"
+            )));
+        }
+        Ok(())
     }
 }
 

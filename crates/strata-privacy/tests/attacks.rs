@@ -60,20 +60,32 @@ fn confident_predictions_keep_their_digits() {
 #[test]
 fn defenses_release_what_they_say() {
     let z = [2.0f32, 1.0, 0.5, -1.0];
+    let mut row = [0.0; 4];
+    Defense::TopK { k: 1 }.release(&z, &mut row);
+    assert_eq!(row[1..], [0.0, 0.0, 0.0]);
+    assert!(row[0] > 0.5);
     let top1 = Released::from_logits(&z, 4, &[1], &Defense::TopK { k: 1 }).unwrap();
-    assert_eq!(top1.row(0)[1..], [0.0, 0.0, 0.0]);
-    assert!(top1.row(0)[0] > 0.5);
+    assert_eq!(top1.sorted(0)[1..], [0.0, 0.0, 0.0]);
+    assert_eq!(top1.top(0), row[0]);
+    // One class released: its probability's entropy term alone.
+    assert_eq!(top1.entropy(0), -(row[0] * row[0].ln()));
     // The true class is hidden: confidence 0, loss at the resolution floor, finite.
     assert_eq!(top1.confidence(0), 0.0);
     assert!(top1.loss(0).is_finite() && top1.logit_confidence(0).is_finite());
+    Defense::Round { decimals: 2 }.release(&z, &mut row);
+    for p in row {
+        assert!(((p * 100.0).round() - p * 100.0).abs() < 1e-9);
+    }
     let r2 = Released::from_logits(&z, 4, &[0], &Defense::Round { decimals: 2 }).unwrap();
-    for p in r2.row(0) {
+    // Four classes: the whole released vector, sorted.
+    for p in r2.sorted(0) {
         assert!(((p * 100.0).round() - p * 100.0).abs() < 1e-9);
     }
     let hot = Released::from_logits(&z, 4, &[0], &Defense::Temperature { t: 1e6 }).unwrap();
-    for p in hot.row(0) {
+    for p in hot.sorted(0) {
         assert!((p - 0.25).abs() < 1e-5);
     }
+    assert!((hot.entropy(0) - 4f64.ln()).abs() < 1e-9);
     let saturated =
         Released::from_logits(&[50.0, 0.0], 2, &[0], &Defense::Round { decimals: 3 }).unwrap();
     // Rounded to 1.000: the attacker knows only that 1 - p is below 0.0005.
@@ -112,22 +124,57 @@ fn defense_names_round_trip() {
 
 #[test]
 fn design_is_balanced_and_seeded() {
-    let d = Design::new(1001, 16, 7);
-    assert_eq!(d.target.iter().filter(|&&m| m).count(), 500);
+    let d = Design::balanced(1001, 16, 7).unwrap();
+    assert_eq!(d.models(), 16);
     for i in 0..1001 {
-        assert_eq!(d.references.iter().filter(|r| r[i]).count(), 8);
+        assert_eq!(d.members.iter().filter(|r| r[i]).count(), 8);
     }
-    for r in &d.references {
+    for r in &d.members {
         let k = r.iter().filter(|&&m| m).count();
         assert!((400..600).contains(&k), "{k}");
     }
-    assert_eq!(d, Design::new(1001, 16, 7));
-    assert_ne!(d.target, Design::new(1001, 16, 8).target);
-    let odd = Design::new(2000, 5, 1);
+    d.validate().unwrap();
+    assert_eq!(d, Design::balanced(1001, 16, 7).unwrap());
+    assert_ne!(d.members, Design::balanced(1001, 16, 8).unwrap().members);
+    let odd = Design::balanced(2000, 5, 1).unwrap();
     let counts: Vec<usize> = (0..2000)
-        .map(|i| odd.references.iter().filter(|r| r[i]).count())
+        .map(|i| odd.members.iter().filter(|r| r[i]).count())
         .collect();
     assert!(counts.iter().all(|&c| c == 2 || c == 3));
+    // Both counts occur: the coin is fair, not stuck.
+    assert!(counts.contains(&2) && counts.contains(&3));
+    odd.validate().unwrap();
+}
+
+#[test]
+fn unbalanced_or_degenerate_designs_are_refused() {
+    let mut d = Design::balanced(100, 4, 0).unwrap();
+    let flip = !d.members[0][5];
+    d.members[0][5] = flip;
+    let e = d.validate().unwrap_err().to_string();
+    assert!(e.contains("not balanced: pool example 5"), "{e}");
+    assert!(Design::balanced(100, 1, 0).is_err());
+    assert!(Design::balanced(1, 4, 0).is_err());
+    let mut short = Design::balanced(100, 4, 0).unwrap();
+    short.members[2].pop();
+    assert!(short.validate().is_err());
+}
+
+/// Target and reference masks of a test world: model 0 of a balanced design is the target.
+struct Masks {
+    target: Vec<bool>,
+    references: Vec<Vec<bool>>,
+}
+
+impl Masks {
+    fn new(pool: usize, refs: usize, seed: u64) -> Masks {
+        let mut d = Design::balanced(pool, refs + 1, seed).unwrap().members;
+        let target = d.remove(0);
+        Masks {
+            target,
+            references: d,
+        }
+    }
 }
 
 /// A two-class world where example i has difficulty `d_i` and a model's logit-scaled confidence
@@ -135,7 +182,7 @@ fn design_is_balanced_and_seeded() {
 /// exactly that phi. The per-example likelihood ratio is the optimal test here; a global
 /// threshold is hurt by the spread of difficulties.
 struct World {
-    design: Design,
+    design: Masks,
     labels: Vec<u32>,
     difficulty: Vec<f64>,
 }
@@ -144,7 +191,7 @@ impl World {
     fn new(pool: usize, refs: usize, seed: u64) -> World {
         let mut rng = Rng::new(seed);
         World {
-            design: Design::new(pool, refs, seed),
+            design: Masks::new(pool, refs, seed),
             labels: (0..pool).map(|_| rng.below(2) as u32).collect(),
             difficulty: (0..pool).map(|_| rng.normal() * 3.0).collect(),
         }
@@ -182,7 +229,7 @@ impl World {
             .collect();
         let data = AuditData {
             target: &target,
-            references: &refs,
+            references: &refs.iter().collect::<Vec<_>>(),
             reference_members: &self.design.references,
         };
         ATTACK_NAMES
@@ -222,7 +269,7 @@ fn a_constant_predictor_leaks_nothing() {
     let refs: Vec<Released> = w.design.references.iter().map(|m| constant(m)).collect();
     let data = AuditData {
         target: &target,
-        references: &refs,
+        references: &refs.iter().collect::<Vec<_>>(),
         reference_members: &w.design.references,
     };
     for name in ATTACK_NAMES {
@@ -288,7 +335,7 @@ fn lira_online_matches_a_direct_gaussian_likelihood_ratio() {
         .collect();
     let data = AuditData {
         target: &target,
-        references: &refs,
+        references: &refs.iter().collect::<Vec<_>>(),
         reference_members: &w.design.references,
     };
     let out = attack_by_name("lira", 0, 0).unwrap().attack(&data).unwrap();

@@ -199,3 +199,119 @@ fn curve_keeps_the_ends_and_thins_the_middle() {
     assert_eq!(*c.last().unwrap(), (1.0, 1.0));
     assert!(c.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1));
 }
+
+/// The bootstrap as it was before the single-sort sweep: every resample builds its score and
+/// membership vectors and runs `Roc::new`. `metrics` must give the same figures.
+fn metrics_by_resorting(
+    scores: &[f64],
+    is_member: &[bool],
+    bootstrap: usize,
+    seed: u64,
+) -> strata_privacy::Metrics {
+    use strata_privacy::metrics::{Estimate, LOW_FPR};
+    let figures = |roc: &Roc| {
+        [
+            roc.auc(),
+            roc.tpr_at_fpr(LOW_FPR),
+            roc.tpr_at_fpr(0.01),
+            roc.advantage(),
+        ]
+    };
+    let percentile = |sorted: &[f64], q: f64| {
+        let pos = q * (sorted.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+    };
+    let roc = Roc::new(scores, is_member).unwrap();
+    let point = figures(&roc);
+    let pos: Vec<usize> = (0..scores.len()).filter(|&i| is_member[i]).collect();
+    let neg: Vec<usize> = (0..scores.len()).filter(|&i| !is_member[i]).collect();
+    let samples: Vec<[f64; 4]> = (0..bootstrap)
+        .map(|b| {
+            let mut rng = Rng::new(seed ^ (b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut s = Vec::with_capacity(scores.len());
+            let mut m = Vec::with_capacity(scores.len());
+            for (group, member) in [(&pos, true), (&neg, false)] {
+                for _ in 0..group.len() {
+                    s.push(scores[group[rng.below(group.len() as u64) as usize]]);
+                    m.push(member);
+                }
+            }
+            figures(&Roc::new(&s, &m).unwrap())
+        })
+        .collect();
+    let est = |k: usize| {
+        if samples.is_empty() {
+            return Estimate {
+                value: point[k],
+                ci_low: point[k],
+                ci_high: point[k],
+            };
+        }
+        let mut v: Vec<f64> = samples.iter().map(|s| s[k]).collect();
+        v.sort_by(f64::total_cmp);
+        Estimate {
+            value: point[k],
+            ci_low: percentile(&v, 0.025),
+            ci_high: percentile(&v, 0.975),
+        }
+    };
+    strata_privacy::Metrics {
+        members: roc.members,
+        non_members: roc.non_members,
+        auc: est(0),
+        tpr_at_low_fpr: est(1),
+        false_positives_at_low_fpr: roc.false_positives_allowed(LOW_FPR),
+        tpr_at_1pct_fpr: est(2),
+        false_positives_at_1pct_fpr: roc.false_positives_allowed(0.01),
+        advantage: est(3),
+        balanced_accuracy: 0.5 * (1.0 + point[3]),
+    }
+}
+
+#[test]
+fn bootstrap_sweep_equals_resorting_every_resample() {
+    let mut rng = Rng::new(21);
+    // Small n (down to one member and one non-member), heavy ties, and signed zeros.
+    for trial in 0..300 {
+        let n = 2 + rng.below(if trial < 200 { 12 } else { 400 }) as usize;
+        let levels = [0.5, 1.0, 4.0, 1e6][trial % 4];
+        let mut m: Vec<bool> = (0..n).map(|_| rng.below(3) == 0).collect();
+        m[0] = true;
+        m[n - 1] = false;
+        let s: Vec<f64> = m
+            .iter()
+            .map(|&x| {
+                let v = ((rng.normal() + if x { 0.8 } else { 0.0 }) * levels).round() / levels;
+                if v == 0.0 && rng.below(2) == 0 {
+                    -0.0
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let boot = 1 + rng.below(60) as usize;
+        let got = metrics(&s, &m, boot, trial as u64).unwrap();
+        let want = metrics_by_resorting(&s, &m, boot, trial as u64);
+        assert_eq!(got, want, "trial {trial} n {n}");
+    }
+    // Large n: tied (rounded) and untied scores, enough non-members for FPR 0.1% to allow some.
+    for (trial, round) in [(0, true), (1, false)] {
+        let n = 30_000;
+        let m: Vec<bool> = (0..n).map(|_| rng.below(2) == 0).collect();
+        let s: Vec<f64> = m
+            .iter()
+            .map(|&x| {
+                let v = rng.normal() + if x { 0.4 } else { 0.0 };
+                if round {
+                    (v * 20.0).round() / 20.0
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let got = metrics(&s, &m, 40, 100 + trial).unwrap();
+        let want = metrics_by_resorting(&s, &m, 40, 100 + trial);
+        assert_eq!(got, want, "large trial {trial}");
+    }
+}

@@ -7,6 +7,7 @@
 //! `python/strata/`; this crate exposes the pieces it is built from.
 
 mod convert;
+mod privacy;
 mod report;
 mod sim;
 mod store;
@@ -64,5 +65,6 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     sim::register(m)?;
     store::register(m)?;
     report::register(m)?;
+    privacy::register(m)?;
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `strata mia audit`: membership inference against models strata trains.
+//! `strata mia design | audit | score`: membership inference against models strata trains, and
+//! against outside models whose logits follow a design strata wrote.
 
 use crate::args::{
     command_line, parse_precision, DataArgs, ModelArg, OptArg, OutputArgs, ScheduleArg,
@@ -19,7 +20,122 @@ pub struct MiaArgs {
 
 #[derive(clap::Subcommand)]
 enum MiaCmd {
+    Design(DesignArgs),
     Audit(AuditArgs),
+    Score(ScoreArgs),
+}
+
+/// Write a balanced design for K models over a pool: which examples each model trains on.
+///
+/// Carlini et al. 2022's design: every pool example is in the training set of exactly half of
+/// the models (one more or one fewer by a fair coin when K is odd), so that whichever model is
+/// the target, each example has models trained with it and without it among the others. Train
+/// model m on its members (any framework), save its logits on the whole pool in pool order, and
+/// score them with `strata mia score`.
+#[derive(clap::Args)]
+#[command(after_help = "Writes into --out:\n  \
+    design.json           pool size, seed, each model's member indices (and the data set's indices)\n  \
+    members.npy           the same as a K x N boolean array (np.load(...)[m] is model m's mask)\n  \
+    members/model-NNN.txt one pool index per line, for any language\n  \
+    labels.npy            the pool's labels (when --pool names a data set)\n\n\
+    Examples:\n  \
+    strata mia design --pool 50000 --models 64 --out design/             # your own data, 50k examples\n  \
+    strata mia design --pool mnist:10000 --models 17 --seed 0 --out d/   # 10k MNIST training images\n  \
+    strata mia design --pool cifar-like.csv ...                           # see --pool")]
+struct DesignArgs {
+    /// The pool: N (examples 0..N of your own data), DATA (a data set's whole training split:
+    /// mnist, adult, csv:PATH) or DATA:N (N examples of it drawn at random, as mia audit draws
+    /// its pool).
+    #[arg(long, value_name = "N|DATA[:N]")]
+    pool: String,
+    /// Label column of csv:PATH data.
+    #[arg(long)]
+    label: Option<String>,
+    /// Number of models K (at least 2; LiRA's paper uses 16 to 256).
+    #[arg(long, value_name = "K")]
+    models: usize,
+    /// Fixes the pool drawn from a data set and every membership mask.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The folder to write.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// Score membership-inference attacks on outside models' outputs, following a design.
+///
+/// Reads the design (strata mia design), each model's logits (or probabilities) on the pool and
+/// the pool's labels, attacks the target with the other models as references, and reports as
+/// mia audit does: AUC, TPR at 0.1% and 1% FPR with the false positives they rest on, bootstrap
+/// intervals, log-log ROC, per-class AUC. --all-targets attacks every model in turn (the LiRA
+/// paper's evaluation) and reports the mean and spread of each figure over targets.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Outputs (--logits): one file per model, in model order (model-000.npy model-001.npy ...,\n\
+    a shell glob sorts them), each one pool x classes array; or one file with a stacked\n\
+    models x pool x classes array. .npy, .npz, .safetensors, .arrow, .parquet, .pt;\n\
+    float16, bfloat16, float32, float64.\n\n\
+    Attacks (--attacks, comma-separated; default all):\n  \
+    lira, lira-offline, lira-global, lira-offline-global   LiRA (Carlini et al. 2022)\n  \
+    rmia, rmia-offline   RMIA (Zarifzadeh et al. 2024): Pr(x|target)/Pr(x) against population examples\n  \
+    shokri, salem, loss, confidence, entropy, mentr        as in mia audit --help\n\n\
+    Examples:\n  \
+    strata mia score --design d/design.json --logits logits/model-*.npy --labels d/labels.npy\n  \
+    strata mia score --design d/design.json --logits all.npy --all-targets --out reports/audit\n  \
+    strata mia score --design d/design.json --logits probs.safetensors --outputs probs --target 3 --json"
+)]
+struct ScoreArgs {
+    /// design.json written by strata mia design (or by mia audit --out).
+    #[arg(long, value_name = "FILE")]
+    design: PathBuf,
+    /// Each model's outputs on the pool (see below).
+    #[arg(long, value_name = "FILE", num_args = 1.., required = true)]
+    logits: Vec<PathBuf>,
+    /// What the files hold: logits (pre-softmax) or probs (softmax probabilities).
+    #[arg(long, value_enum, default_value = "logits")]
+    outputs: OutputsArg,
+    /// The pool's labels: an integer .npy, one per pool example [default: from the data set
+    /// the design's pool was drawn from].
+    #[arg(long, value_name = "FILE")]
+    labels: Option<PathBuf>,
+    /// The model attacked; the others are its references.
+    #[arg(long, default_value_t = 0, conflicts_with = "all_targets")]
+    target: usize,
+    /// Attack every model in turn and report the mean and spread over targets.
+    #[arg(long)]
+    all_targets: bool,
+    /// Use only the first N other models as references [default: all K - 1].
+    #[arg(long, value_name = "N")]
+    references: Option<usize>,
+    /// How many references train Shokri et al.'s attack models [default: 4, or fewer references].
+    #[arg(long)]
+    shadows: Option<usize>,
+    /// Attacks, comma-separated (see below) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    attacks: Option<Vec<String>>,
+    /// Output defenses applied to every model's released vectors, comma-separated (none, top1,
+    /// round2, temp5, ...).
+    #[arg(long, value_delimiter = ',', default_value = "none")]
+    defenses: Vec<String>,
+    /// Bootstrap resamples behind each 95% interval (2 to 100000).
+    #[arg(long, default_value_t = 200)]
+    bootstrap: usize,
+    /// Fixes the bootstrap and Shokri et al.'s attack models.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write a report folder: index.html, report.md, ROC figures, tables, results.json.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum OutputsArg {
+    Logits,
+    Probs,
 }
 
 /// Train a target and reference models on random halves of a data pool, attack the target,
@@ -116,7 +232,9 @@ struct AuditArgs {
 impl MiaArgs {
     pub fn exec(self) -> Result<()> {
         match self.which {
+            MiaCmd::Design(a) => a.exec(),
             MiaCmd::Audit(a) => a.exec(),
+            MiaCmd::Score(a) => a.exec(),
         }
     }
 }
@@ -129,12 +247,7 @@ impl AuditArgs {
             .iter()
             .map(|d| strata_privacy::Defense::parse(d))
             .collect::<Result<Vec<_>, _>>()?;
-        let attacks = self.attacks.unwrap_or_else(|| {
-            strata_privacy::ATTACK_NAMES
-                .iter()
-                .map(|s| s.to_string())
-                .collect()
-        });
+        let attacks = self.attacks.unwrap_or_else(all_attacks);
         Ok(mia::AuditArgs {
             data: self.data.data,
             label: self.data.label,
@@ -168,6 +281,100 @@ impl AuditArgs {
         let (out, json) = (self.out.clone(), self.output.json);
         let progress = Terminal::new(self.output.silent());
         let r = mia::run(&self.audit()?, &progress)?;
+        if let Some(dir) = &out {
+            mia::report::write(&r, dir, &command_line())?;
+        }
+        if json {
+            println!("{}", mia::report::json_line(&r, out.as_deref()));
+        } else {
+            print!("{}", mia::report::text(&r, out.as_deref()));
+        }
+        Ok(())
+    }
+}
+
+/// Every attack's name, the default of --attacks.
+fn all_attacks() -> Vec<String> {
+    strata_privacy::ATTACK_NAMES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+impl DesignArgs {
+    fn exec(self) -> Result<()> {
+        let progress = Terminal::new(self.output.silent());
+        let r = mia::design::design(
+            &mia::design::DesignArgs {
+                pool: self.pool,
+                label: self.label,
+                models: self.models,
+                seed: self.seed,
+                out: self.out,
+            },
+            &progress,
+        )?;
+        if self.output.json {
+            println!("{}", serde_json::to_string(&r)?);
+        } else {
+            println!(
+                "design: {} models over a pool of {}{}; each example in half of the models, each model trains on {} to {} examples",
+                r.models,
+                r.pool,
+                r.data.as_ref().map_or(String::new(), |d| format!(" ({d})")),
+                r.members_per_model.0,
+                r.members_per_model.1
+            );
+            println!(
+                "wrote {}: {} and members/model-000.txt .. model-{:03}.txt",
+                r.out.display(),
+                r.files.join(", "),
+                r.models - 1
+            );
+            println!(
+                "next: train model m on its members, save its logits on the whole pool (pool order), then\n  strata mia score --design {} --logits model-*.npy{}",
+                r.out.join("design.json").display(),
+                if r.data.is_some() {
+                    format!(" --labels {}", r.out.join("labels.npy").display())
+                } else {
+                    " --labels labels.npy".into()
+                }
+            );
+        }
+        Ok(())
+    }
+}
+
+impl ScoreArgs {
+    fn exec(self) -> Result<()> {
+        let defenses = self
+            .defenses
+            .iter()
+            .map(|d| strata_privacy::Defense::parse(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (out, json) = (self.out.clone(), self.output.json);
+        let progress = Terminal::new(self.output.silent());
+        let args = mia::score::ScoreArgs {
+            design: self.design,
+            outputs: self.logits,
+            kind: match self.outputs {
+                OutputsArg::Logits => mia::outputs::OutputKind::Logits,
+                OutputsArg::Probs => mia::outputs::OutputKind::Probs,
+            },
+            labels: self.labels,
+            targets: if self.all_targets {
+                mia::score::Targets::All
+            } else {
+                mia::score::Targets::One(self.target)
+            },
+            references: self.references,
+            shadows: self.shadows,
+            attacks: self.attacks.unwrap_or_else(all_attacks),
+            defenses,
+            bootstrap: self.bootstrap,
+            seed: self.seed,
+        };
+        let r = mia::score::run(&args, &progress)?;
         if let Some(dir) = &out {
             mia::report::write(&r, dir, &command_line())?;
         }

@@ -1,23 +1,26 @@
-//! The membership-inference audit protocol. A pool is drawn at random from the
-//! data's training split; the target trains on a random half of it; reference models train on
-//! random halves chosen so every example is in half of them (strata_privacy::protocol). Each
-//! model set (a precision, with or without L2) trains its own target and references; output
-//! defenses are applied to every model's released vectors; every attack scores the target's
-//! pool, and its ROC against the target's true membership gives the figures.
+//! The membership-inference audit: design -> train -> logits -> score. A pool is drawn at
+//! random from the data's training split; a balanced design of 1 + references models is drawn
+//! over it (every example in half of them, strata_privacy::protocol), exactly as `mia design`
+//! draws it; model 0 is the target. Each model set (a precision, with or without L2) trains its
+//! own models; output defenses are applied to every model's released vectors; the scoring that
+//! `mia score` runs on outside models' logits ([`strata_privacy::score`]) gives the figures.
 
+use super::design::{draw_pool, DesignFile, PoolSource};
 use super::models::{ModelSpec, Trained, Trainer};
+use super::outputs::OutputKind;
 use crate::progress::Progress;
 use crate::train::load_data;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
-use strata_data::rng::Rng;
 use strata_nn::net::Architecture;
 use strata_nn::train::TrainConfig;
 use strata_nn::Precision;
-use strata_privacy::metrics::{balanced_accuracy_at, metrics, Metrics, Roc};
-use strata_privacy::protocol::{members, shuffle, Design};
-use strata_privacy::{attack_by_name, AuditData, Defense, MembershipAttack, Released};
+use strata_privacy::protocol::Design;
+use strata_privacy::score::{score, ScoreConfig};
+use strata_privacy::{attack_by_name, Defense, MembershipAttack, Released};
+
+pub use strata_privacy::score::AttackResult;
 
 /// Settings of `strata mia audit`.
 #[derive(Clone, Debug)]
@@ -127,22 +130,6 @@ pub fn check_counts(
     Ok(())
 }
 
-/// One attack's result on one setting.
-#[derive(Clone, Debug, Serialize)]
-pub struct AttackResult {
-    /// The attack's name.
-    pub attack: String,
-    /// AUC, TPR at low FPR and advantage, with bootstrap intervals.
-    pub metrics: Metrics,
-    /// Balanced accuracy at the attack's own decision threshold (shadow-calibrated), if any.
-    pub threshold_accuracy: Option<f64>,
-    /// AUC over the examples of each class (None where a class has no member or non-member).
-    pub per_class_auc: Vec<Option<f64>>,
-    /// ROC points (fpr, tpr), thinned for plotting.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub roc: Vec<(f64, f64)>,
-}
-
 /// A target's accuracy and every attack's figures under one (precision, defense).
 #[derive(Clone, Debug, Serialize)]
 pub struct Setting {
@@ -150,57 +137,112 @@ pub struct Setting {
     pub precision: String,
     /// "none", an output defense (top1, round2, temp5) or a training one (l2=0.001).
     pub defense: String,
-    /// Accuracy of the target model on its training members, in [0, 1].
+    /// Accuracy of the (primary) target model on its training members, in [0, 1].
     pub train_accuracy: f64,
-    /// Test accuracy of the target model, in [0, 1].
+    /// Accuracy of the target on held-out examples, in [0, 1]: the data's test split for models
+    /// strata trains, the pool's non-members for outside models.
     pub test_accuracy: f64,
-    /// Mean test accuracy of the reference models (how well the attacker's copies match).
+    /// Mean held-out accuracy of the reference models (how well the attacker's copies match).
     pub reference_test_accuracy: f64,
     /// Every attack's result, in the order they ran.
     pub attacks: Vec<AttackResult>,
 }
 
-/// The whole audit.
+/// How the models of an audit were obtained, when strata trained them.
 #[derive(Clone, Debug, Serialize)]
-pub struct AuditResult {
-    /// Data set, as given.
-    pub data: String,
-    /// Classes in the data.
-    pub classes: usize,
-    /// Pool size: examples drawn from the training split.
-    pub pool: usize,
-    /// Pool examples the target trains on (half the pool).
-    pub target_members: usize,
-    /// Reference models per model set.
-    pub references: usize,
-    /// Shadow models of Shokri et al.'s attack.
-    pub shadows: usize,
+pub struct TrainedModels {
     /// Network architecture's name.
     pub architecture: String,
     /// Hidden widths (empty for CNNs).
     pub widths: Vec<usize>,
-    /// Training settings (each model's seed is derived from `seed`).
+    /// Training settings (each model's seed is derived from the audit's seed).
     pub train: TrainConfig,
     /// Learning rate of quantized models (`None`: `train.lr`).
     pub lr_quantized: Option<f64>,
-    /// Bootstrap resamples behind each 95% interval.
-    pub bootstrap: usize,
-    /// The audit's seed.
-    pub seed: u64,
     /// Models trained in this run.
     pub models_trained: usize,
     /// Models read from the cache.
     pub models_cached: usize,
+}
+
+/// The whole audit: of models strata trained (`mia audit`) or of outside models' outputs
+/// (`mia score`); the report reads both alike.
+#[derive(Clone, Debug, Serialize)]
+pub struct AuditResult {
+    /// Data set, as given (for outside models: the design's data set, or `pool`).
+    pub data: String,
+    /// Classes in the data.
+    pub classes: usize,
+    /// Pool size: examples every model is scored on.
+    pub pool: usize,
+    /// Models in the design (target and references).
+    pub models: usize,
+    /// Models scored as the target, the primary one first.
+    pub targets: Vec<usize>,
+    /// Pool examples the primary target trains on (about half the pool).
+    pub target_members: usize,
+    /// Reference models each target is attacked with.
+    pub references: usize,
+    /// Shadow models of Shokri et al.'s attack.
+    pub shadows: usize,
+    /// How the models were trained, when strata trained them.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub trained: Option<TrainedModels>,
+    /// Output files scored, in model order (outside models).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub output_files: Vec<String>,
+    /// What the output files hold (outside models).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<OutputKind>,
+    /// Bootstrap resamples behind each 95% interval.
+    pub bootstrap: usize,
+    /// The audit's seed.
+    pub seed: u64,
     /// Seconds the whole audit took.
     pub seconds: f64,
     /// One entry per (precision, defense), in the order the model sets trained.
     pub settings: Vec<Setting>,
-    /// Indices (into the data's training split) of the pool, and the membership masks.
+    /// The design, as written to design.json.
     #[serde(skip)]
-    pub pool_idx: Vec<usize>,
-    /// Membership masks of the target and of each reference model over the pool.
+    pub design_file: DesignFile,
+    /// Membership masks of every model over the pool.
     #[serde(skip)]
     pub design: Design,
+    /// Each model set's logits on the pool (`precision-defense`, one `pool x classes` array per
+    /// model), for the report folder to export; empty for outside models.
+    #[serde(skip)]
+    pub logits: Vec<(String, Vec<Vec<f32>>)>,
+    /// The pool's labels.
+    #[serde(skip)]
+    pub labels: Vec<u32>,
+}
+
+impl AuditResult {
+    /// What was audited, in a few words: `mlp 256x256` or `outside models`.
+    pub fn what(&self) -> String {
+        match &self.trained {
+            Some(t) if t.widths.is_empty() => t.architecture.clone(),
+            Some(t) => format!(
+                "{} {}",
+                t.architecture,
+                t.widths
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<_>>()
+                    .join("x")
+            ),
+            None => "outside models".into(),
+        }
+    }
+
+    /// What the held-out accuracy is measured on.
+    pub fn held_out(&self) -> &'static str {
+        if self.trained.is_some() {
+            "test"
+        } else {
+            "non-member"
+        }
+    }
 }
 
 /// The model sets an audit trains: every precision without L2, then every precision with each
@@ -289,12 +331,10 @@ pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
             a.origin.name("references")
         ),
     )?;
-    let mut rng = Rng::new(a.seed ^ 0x706f_6f6c);
-    let mut idx: Vec<usize> = (0..avail).collect();
-    shuffle(&mut idx, &mut rng);
-    idx.truncate(pool_n);
+    // The same pool and design `mia design --pool DATA:N --models 1+R --seed S` writes.
+    let idx = draw_pool(avail, Some(pool_n), a.seed);
     let pool = data.train.select(&idx);
-    let design = Design::new(pool_n, a.references, a.seed);
+    let design = Design::balanced(pool_n, 1 + a.references, a.seed)?;
     let trainer = Trainer::new(&data, &pool, &idx, a.cache.clone());
     let sets = model_sets(a);
     // Widths describe MLPs only.
@@ -308,7 +348,7 @@ pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
     progress.log(&format!(
         "mia audit: {} (pool {pool_n}, target trains on {}), {} model set(s) x (1 target + {} references) = {total_models} models, {} epochs each",
         a.data,
-        pool_n / 2,
+        design.members[0].iter().filter(|&&b| b).count(),
         sets.len(),
         a.references,
         a.train.epochs
@@ -317,6 +357,7 @@ pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
     let pb = progress.task("train", "steps", (total_models * steps_per_model) as u64);
     let (mut trained, mut cached) = (0, 0);
     let mut settings = Vec::new();
+    let mut all_logits = Vec::new();
     for (s, &(precision, training_defense)) in sets.iter().enumerate() {
         let mut train = a.train.clone();
         if precision != Precision::Float {
@@ -327,11 +368,6 @@ pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
         }
         let mut models: Vec<Trained> = Vec::with_capacity(per_set);
         for m in 0..per_set {
-            let mask = if m == 0 {
-                &design.target
-            } else {
-                &design.references[m - 1]
-            };
             let spec = ModelSpec {
                 architecture: a.architecture,
                 widths: widths.clone(),
@@ -350,7 +386,7 @@ pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
             pb.set_message(&format!("{label} {role}"));
             let start = pb.position();
             let t = trainer
-                .train(&spec, &members(mask), &mut || pb.inc(1))
+                .train(&spec, &design.member_indices(m), &mut || pb.inc(1))
                 .with_context(|| format!("training the {role} model ({label})"))?;
             pb.set_position(start + steps_per_model as u64);
             if t.cached {
@@ -383,103 +419,90 @@ pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
             );
             v
         };
+        let logits: Vec<&[f32]> = models.iter().map(|m| m.logits.as_slice()).collect();
         for od in output_defenses {
             let defense_name = if training_defense.is_training_time() {
                 training_defense.name()
             } else {
                 od.name()
             };
-            settings.push(evaluate(
-                a,
-                &attacks,
-                &design,
-                &pool.y,
-                pool.classes,
-                &models,
-                &od,
-                precision,
-                defense_name,
-            )?);
+            let released = release(&logits, pool.classes, &pool.y, &od)?;
+            let cfg = ScoreConfig {
+                attacks: &attacks,
+                targets: &[0],
+                references: None,
+                bootstrap: a.bootstrap,
+                seed: a.seed,
+            };
+            let attacks = score(&released, &design, &cfg)?;
+            let refs = &models[1..];
+            settings.push(Setting {
+                precision: precision.name().into(),
+                defense: defense_name,
+                train_accuracy: models[0].train_accuracy,
+                test_accuracy: models[0].test_accuracy,
+                reference_test_accuracy: refs.iter().map(|m| m.test_accuracy).sum::<f64>()
+                    / refs.len().max(1) as f64,
+                attacks,
+            });
         }
+        all_logits.push((
+            format!("{}-{}", precision.name(), training_defense.name()),
+            models.into_iter().map(|m| m.logits).collect(),
+        ));
     }
     pb.finish();
+    let source = PoolSource {
+        data: a.data.clone(),
+        label: a.label.clone(),
+        split: "train".into(),
+        indices: idx,
+    };
+    let seeds = (0..per_set).map(|m| model_seed(a.seed, m)).collect();
     Ok(AuditResult {
         data: a.data.clone(),
         classes: pool.classes,
         pool: pool_n,
-        target_members: pool_n / 2,
+        models: per_set,
+        targets: vec![0],
+        target_members: design.members[0].iter().filter(|&&b| b).count(),
         references: a.references,
         shadows: a.shadows,
-        architecture: a.architecture.name().into(),
-        widths,
-        train: a.train.clone(),
-        lr_quantized: a.lr_quantized,
+        trained: Some(TrainedModels {
+            architecture: a.architecture.name().into(),
+            widths,
+            train: a.train.clone(),
+            lr_quantized: a.lr_quantized,
+            models_trained: trained,
+            models_cached: cached,
+        }),
+        output_files: Vec::new(),
+        outputs: None,
         bootstrap: a.bootstrap,
         seed: a.seed,
-        models_trained: trained,
-        models_cached: cached,
         seconds: t0.elapsed().as_secs_f64(),
         settings,
-        pool_idx: idx,
+        design_file: DesignFile::new(&design, Some(source), Some(seeds)),
         design,
+        logits: all_logits,
+        labels: pool.y.clone(),
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn evaluate(
-    a: &AuditArgs,
-    attacks: &[Box<dyn MembershipAttack>],
-    design: &Design,
-    labels: &[u32],
+/// Every model's released statistics under `defense`, from row-major `pool x classes` logits.
+pub fn release(
+    logits: &[&[f32]],
     classes: usize,
-    models: &[Trained],
+    labels: &[u32],
     defense: &Defense,
-    precision: Precision,
-    defense_name: String,
-) -> Result<Setting> {
-    let released: Vec<Released> = models
-        .iter()
-        .map(|m| Released::from_logits(&m.logits, classes, labels, defense))
-        .collect::<Result<_, _>>()?;
-    let data = AuditData {
-        target: &released[0],
-        references: &released[1..],
-        reference_members: &design.references,
-    };
-    let mut results = Vec::new();
-    for at in attacks {
-        let out = at
-            .attack(&data)
-            .with_context(|| format!("attack {}", at.name()))?;
-        let m = metrics(&out.scores, &design.target, a.bootstrap, a.seed)
-            .with_context(|| format!("attack {}", at.name()))?;
-        let per_class_auc = (0..classes as u32)
-            .map(|c| {
-                let idx: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] == c).collect();
-                let s: Vec<f64> = idx.iter().map(|&i| out.scores[i]).collect();
-                let mem: Vec<bool> = idx.iter().map(|&i| design.target[i]).collect();
-                Roc::new(&s, &mem).ok().map(|r| r.auc())
-            })
-            .collect();
-        let roc = Roc::new(&out.scores, &design.target)?.curve(300);
-        results.push(AttackResult {
-            attack: at.name(),
-            metrics: m,
-            threshold_accuracy: out
-                .threshold
-                .map(|t| balanced_accuracy_at(&out.scores, &design.target, t)),
-            per_class_auc,
-            roc,
-        });
-    }
-    let refs = &models[1..];
-    Ok(Setting {
-        precision: precision.name().into(),
-        defense: defense_name,
-        train_accuracy: models[0].train_accuracy,
-        test_accuracy: models[0].test_accuracy,
-        reference_test_accuracy: refs.iter().map(|m| m.test_accuracy).sum::<f64>()
-            / refs.len().max(1) as f64,
-        attacks: results,
-    })
+) -> Result<Vec<Released>> {
+    use rayon::prelude::*;
+    logits
+        .par_iter()
+        .enumerate()
+        .map(|(m, l)| {
+            Released::from_logits(l, classes, labels, defense)
+                .with_context(|| format!("outputs of model {m}"))
+        })
+        .collect()
 }

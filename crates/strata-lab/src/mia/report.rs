@@ -22,9 +22,23 @@ fn pct(v: f64) -> String {
     }
 }
 
+fn spread_json(s: &strata_privacy::score::Spread) -> Value {
+    json!({"mean": s.mean, "std": s.std, "min": s.min, "max": s.max})
+}
+
 fn attack_json(r: &AttackResult) -> Value {
     let m = &r.metrics;
+    let across = r.across_targets.as_ref().map(|t| {
+        json!({
+            "targets": t.per_target.len(),
+            "auc": spread_json(&t.auc),
+            "tpr_at_0.1pct_fpr": spread_json(&t.tpr_at_low_fpr),
+            "tpr_at_1pct_fpr": spread_json(&t.tpr_at_1pct_fpr),
+            "advantage": spread_json(&t.advantage),
+        })
+    });
     json!({
+        "across_targets": across,
         "auc": m.auc.value,
         "auc_ci": [m.auc.ci_low, m.auc.ci_high],
         "tpr_at_0.1pct_fpr": m.tpr_at_low_fpr.value,
@@ -61,16 +75,20 @@ fn setting_json(s: &Setting) -> Value {
 /// setting under `settings`.
 pub fn json_line(r: &AuditResult, out: Option<&Path>) -> Value {
     let first = r.settings.first().map(setting_json).unwrap_or(Value::Null);
+    let t = r.trained.as_ref();
     json!({
-        "command": "mia audit",
+        "command": if t.is_some() { "mia audit" } else { "mia score" },
         "data": r.data,
         "pool": r.pool,
+        "models": r.models,
+        "targets": r.targets,
         "target_members": r.target_members,
         "references": r.references,
         "shadows": r.shadows,
-        "architecture": r.architecture,
-        "widths": r.widths,
-        "epochs": r.train.epochs,
+        "architecture": t.map(|t| t.architecture.clone()),
+        "widths": t.map(|t| t.widths.clone()),
+        "epochs": t.map(|t| t.train.epochs),
+        "outputs": r.outputs,
         "seed": r.seed,
         "precision": first["precision"],
         "defense": first["defense"],
@@ -78,8 +96,8 @@ pub fn json_line(r: &AuditResult, out: Option<&Path>) -> Value {
         "test_accuracy": first["test_accuracy"],
         "attacks": first["attacks"],
         "settings": r.settings.iter().map(setting_json).collect::<Vec<_>>(),
-        "models_trained": r.models_trained,
-        "models_cached": r.models_cached,
+        "models_trained": t.map_or(0, |t| t.models_trained),
+        "models_cached": t.map_or(0, |t| t.models_cached),
         "seconds": r.seconds,
         "out": out.map(|p| p.display().to_string()),
     })
@@ -119,11 +137,21 @@ const ATTACK_HEADER: [&str; 6] = [
     "acc @ own threshold",
 ];
 
-fn setting_line(s: &Setting) -> String {
+/// `float / defense none` for trained models, `defense none` for outside ones.
+fn setting_name(s: &Setting) -> String {
+    if s.precision.is_empty() {
+        format!("defense {}", s.defense)
+    } else {
+        format!("{} / defense {}", s.precision, s.defense)
+    }
+}
+
+fn setting_line(r: &AuditResult, s: &Setting) -> String {
+    let held = r.held_out();
     format!(
-        "{} / defense {}: target train acc {}, test acc {} (gap {:.2} points); references' test acc {}",
-        s.precision,
-        s.defense,
+        "{}: target {} train acc {}, {held} acc {} (gap {:.2} points); references' {held} acc {}",
+        setting_name(s),
+        r.targets.first().copied().unwrap_or(0),
         pct(s.train_accuracy),
         pct(s.test_accuracy),
         100.0 * (s.train_accuracy - s.test_accuracy),
@@ -131,16 +159,55 @@ fn setting_line(s: &Setting) -> String {
     )
 }
 
+/// Rows of the across-targets table of `s`: mean ± std (min - max) of each figure per attack;
+/// empty when one target was scored.
+fn across_rows(s: &Setting) -> Vec<Vec<String>> {
+    let f = |x: &strata_privacy::score::Spread, percent: bool| {
+        if percent {
+            format!(
+                "{} ± {} ({} - {})",
+                pct(x.mean),
+                pct(x.std),
+                pct(x.min),
+                pct(x.max)
+            )
+        } else {
+            format!("{:.3} ± {:.3} ({:.3} - {:.3})", x.mean, x.std, x.min, x.max)
+        }
+    };
+    s.attacks
+        .iter()
+        .filter_map(|a| {
+            let t = a.across_targets.as_ref()?;
+            Some(vec![
+                a.attack.clone(),
+                f(&t.auc, false),
+                f(&t.tpr_at_low_fpr, true),
+                f(&t.tpr_at_1pct_fpr, true),
+                f(&t.advantage, false),
+            ])
+        })
+        .collect()
+}
+
+const ACROSS_HEADER: [&str; 5] = [
+    "attack",
+    "AUC mean ± std (min - max)",
+    "TPR @ 0.1% FPR",
+    "TPR @ 1% FPR",
+    "advantage",
+];
+
 /// The terminal summary.
 pub fn text(r: &AuditResult, out: Option<&Path>) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "membership-inference audit: {} {} on {} (pool {}, {} members, {} non-members; {} references)",
-        r.architecture,
-        r.widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("x"),
+        "membership-inference audit: {} on {} (pool {}; target {}: {} members, {} non-members; {} references)",
+        r.what(),
         r.data,
         r.pool,
+        r.targets.first().copied().unwrap_or(0),
         r.target_members,
         r.pool - r.target_members,
         r.references
@@ -155,22 +222,50 @@ pub fn text(r: &AuditResult, out: Option<&Path>) -> String {
         }
     }
     for s in &r.settings {
-        let _ = writeln!(t, "\n{}", setting_line(s));
+        let _ = writeln!(t, "\n{}", setting_line(r, s));
         let header: Vec<String> = ATTACK_HEADER.iter().map(|s| s.to_string()).collect();
         t.push_str(&left_aligned(&header, &attack_rows(s)));
+        let across = across_rows(s);
+        if !across.is_empty() {
+            let _ = writeln!(
+                t,
+                "  over all {} targets (each attacked with {} references):",
+                r.targets.len(),
+                r.references
+            );
+            let header: Vec<String> = ACROSS_HEADER.iter().map(|s| s.to_string()).collect();
+            t.push_str(&left_aligned(&header, &across));
+        }
     }
     if r.settings.len() > 1 {
         let _ = writeln!(t, "\n{}", defense_table_text(r));
     }
     let _ = writeln!(
         t,
-        "\n{} models trained, {} from the cache, {:.1} s{}",
-        r.models_trained,
-        r.models_cached,
+        "\n{}, {:.1} s{}",
+        models_line(r),
         r.seconds,
         out.map_or(String::new(), |p| format!("; report in {}", p.display()))
     );
     t
+}
+
+/// `17 models trained, 0 from the cache` or `17 models' logits scored`.
+fn models_line(r: &AuditResult) -> String {
+    match &r.trained {
+        Some(t) => format!(
+            "{} models trained, {} from the cache",
+            t.models_trained, t.models_cached
+        ),
+        None => format!(
+            "{} models' {} scored",
+            r.models,
+            r.outputs.map_or("outputs", |k| match k {
+                super::outputs::OutputKind::Logits => "logits",
+                super::outputs::OutputKind::Probs => "probabilities",
+            })
+        ),
+    }
 }
 
 /// The attack reported in the defense table: LiRA online if run, else the first attack.
@@ -199,7 +294,7 @@ pub fn defense_rows(r: &AuditResult) -> (Vec<String>, Vec<Vec<String>>) {
         "precision".into(),
         "defense".into(),
         "train acc".into(),
-        "test acc".into(),
+        format!("{} acc", r.held_out()),
         format!("{head} AUC"),
         format!("{head} TPR @ 0.1% FPR"),
         format!("{head} TPR @ 1% FPR"),
@@ -286,6 +381,9 @@ pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
     write_json(r, dir)?;
     write_table(&attacks_table(r), &tables, "attacks")?;
     write_table(&per_class_table(r), &tables, "per_class")?;
+    if r.targets.len() > 1 {
+        write_table(&targets_table(r), &tables, "targets")?;
+    }
     let mut blocks = overview_blocks(r, command);
     for s in &r.settings {
         blocks.extend(setting_blocks(r, s, &figures)?);
@@ -295,23 +393,32 @@ pub fn write(r: &AuditResult, out: &Path, command: &str) -> Result<()> {
     Ok(())
 }
 
-/// results.json (the whole result) and design.json (who trained on what).
+/// results.json (the whole result), the design (design.json, members.npy, members/), and for
+/// models strata trained their logits on the pool (`logits/SET/model-NNN.npy`) with the pool's
+/// labels (`labels.npy`), so `mia score` can re-score them.
 fn write_json(r: &AuditResult, dir: &Path) -> Result<()> {
     write_atomic(
         &dir.join("results.json"),
         serde_json::to_string_pretty(r)?.as_bytes(),
     )?;
-    let design = json!({
-        "note": "pool[i] is an index into the data set's training split; target[i] and references[m][i] say whether model trained on pool example i. Model m's seed is seed * 1000003 + m (m = 0: target).",
-        "seed": r.seed,
-        "pool": r.pool_idx,
-        "target": r.design.target.iter().map(|&b| u8::from(b)).collect::<Vec<_>>(),
-        "references": r.design.references.iter().map(|m| m.iter().map(|&b| u8::from(b)).collect::<Vec<_>>()).collect::<Vec<_>>(),
-    });
-    write_atomic(
-        &dir.join("design.json"),
-        serde_json::to_string(&design)?.as_bytes(),
-    )?;
+    if r.trained.is_none() {
+        return Ok(());
+    }
+    r.design_file.write_into(&r.design, dir)?;
+    let mut npy = Vec::new();
+    let labels: Vec<i64> = r.labels.iter().map(|&y| i64::from(y)).collect();
+    strata_data::npy::write_i64(&mut npy, &[labels.len()], &labels)?;
+    write_atomic(&dir.join("labels.npy"), &npy)?;
+    for (set, models) in &r.logits {
+        let folder = dir.join("logits").join(slug(set));
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
+        for (m, l) in models.iter().enumerate() {
+            let mut npy = Vec::with_capacity(l.len() * 4 + 128);
+            strata_data::npy::write_f32(&mut npy, &[r.pool, r.classes], l)?;
+            write_atomic(&folder.join(format!("model-{m:03}.npy")), &npy)?;
+        }
+    }
     Ok(())
 }
 
@@ -385,6 +492,39 @@ fn attacks_table(r: &AuditResult) -> Table {
     Table { columns }
 }
 
+/// The per-target table: one row per (setting, attack, target) with that target's figures.
+fn targets_table(r: &AuditResult) -> Table {
+    let mut keys: Vec<Vec<String>> = vec![Vec::new(); KEY_COLUMNS.len()];
+    let (mut target, mut figs) = (Vec::new(), vec![Vec::new(); 4]);
+    for s in &r.settings {
+        for a in &s.attacks {
+            for f in a.across_targets.iter().flat_map(|t| &t.per_target) {
+                for (c, v) in keys.iter_mut().zip([&s.precision, &s.defense, &a.attack]) {
+                    c.push(v.clone());
+                }
+                target.push(Some(f.target as i64));
+                let vals = [f.auc, f.tpr_at_low_fpr, f.tpr_at_1pct_fpr, f.advantage];
+                for (c, v) in figs.iter_mut().zip(vals) {
+                    c.push(Some(v));
+                }
+            }
+        }
+    }
+    let mut columns: Vec<Column> = KEY_COLUMNS
+        .iter()
+        .zip(keys)
+        .map(|(n, v)| Column::Str(n.to_string(), v))
+        .collect();
+    columns.push(Column::I64("target".into(), target));
+    for (n, v) in ["auc", "tpr_at_0.1pct_fpr", "tpr_at_1pct_fpr", "advantage"]
+        .iter()
+        .zip(figs)
+    {
+        columns.push(Column::F64(n.to_string(), v));
+    }
+    Table { columns }
+}
+
 /// The long per-class table: one row per (setting, attack, class) with that class's AUC.
 fn per_class_table(r: &AuditResult) -> Table {
     let (mut keys, mut class, mut auc) = (vec![Vec::new(); 3], Vec::new(), Vec::new());
@@ -409,25 +549,38 @@ fn per_class_table(r: &AuditResult) -> Table {
     Table { columns }
 }
 
+/// The report's first paragraph: how the models were obtained and what the figures rest on.
+fn overview_text(r: &AuditResult, non_members: usize) -> String {
+    let allowed = (0.001 * non_members as f64 + 1e-9).floor();
+    let target = r.targets.first().copied().unwrap_or(0);
+    let how = match &r.trained {
+        Some(t) => format!(
+            "{} models ({}, trained {} epochs each) followed a balanced design over a pool of {} examples drawn at random from `{}`'s training split: every example is in the training set of half of them. Model 0 is the target; it trained on {} of the pool, and the other {} are its non-members; the other {} models are the attacker's reference models.",
+            r.models, r.what(), t.train.epochs, r.pool, r.data, r.target_members, non_members, r.references
+        ),
+        None => format!(
+            "{} outside models followed a balanced design over a pool of {} examples (every example in the training set of half of them); their {} on the pool were scored. {}Target {target} trained on {} of the pool, and the other {} are its non-members; each target is attacked with {} reference models (the first other models of the design).",
+            r.models,
+            r.pool,
+            if r.outputs == Some(super::outputs::OutputKind::Probs) { "probabilities" } else { "logits" },
+            if r.targets.len() > 1 { format!("Every model was attacked in turn as the target ({} targets); tables give the mean, standard deviation and range over targets, and the primary target's figures with intervals. ", r.targets.len()) } else { String::new() },
+            r.target_members,
+            non_members,
+            r.references
+        ),
+    };
+    format!(
+        "{how} Intervals are 95% bootstrap intervals ({} resamples). At 0.1% FPR the {non_members} non-members allow {allowed} false positive(s): read those figures with that in mind.",
+        r.bootstrap
+    )
+}
+
 /// The report's opening: what was audited and how, the command, and the table of leakage beside
 /// accuracy for every setting.
 fn overview_blocks(r: &AuditResult, command: &str) -> Vec<Block> {
     let non_members = r.pool - r.target_members;
     let mut blocks = vec![
-        Block::Paragraph(format!(
-            "The target ({} {}, trained {} epochs) was trained on {} of a pool of {} examples drawn at random from `{}`'s training split; the other {} are the non-members. {} reference models each trained on a random half of the pool (every example in half of them). Figures are for the target's membership; intervals are 95% bootstrap intervals ({} resamples). At 0.1% FPR the {} non-members allow {} false positive(s): read those figures with that in mind.",
-            r.architecture,
-            r.widths.iter().map(|w| w.to_string()).collect::<Vec<_>>().join("x"),
-            r.train.epochs,
-            r.target_members,
-            r.pool,
-            r.data,
-            non_members,
-            r.references,
-            r.bootstrap,
-            non_members,
-            (0.001 * non_members as f64 + 1e-9).floor()
-        )),
+        Block::Paragraph(overview_text(r, non_members)),
         Block::Code(command.to_string()),
     ];
     let (header, rows) = defense_rows(r);
@@ -453,9 +606,9 @@ fn setting_blocks(r: &AuditResult, s: &Setting, figures: &Path) -> Result<Vec<Bl
     let mut blocks = vec![
         Block::Heading {
             level: 2,
-            text: format!("{} / defense {}", s.precision, s.defense),
+            text: setting_name(s),
         },
-        Block::Paragraph(setting_line(s)),
+        Block::Paragraph(setting_line(r, s)),
         Block::Figure {
             png: format!("figures/{stem}.png"),
             svg: Some(format!("figures/{stem}.svg")),
@@ -469,6 +622,20 @@ fn setting_blocks(r: &AuditResult, s: &Setting, figures: &Path) -> Result<Vec<Bl
             files: Vec::new(),
         },
     ];
+    let across = across_rows(s);
+    if !across.is_empty() {
+        blocks.push(Block::Table {
+            caption: format!(
+                "Over all {} targets, each attacked with {} references (the LiRA paper's evaluation)",
+                r.targets.len(),
+                r.references
+            ),
+            header: ACROSS_HEADER.iter().map(|s| s.to_string()).collect(),
+            rows: across,
+            numeric: vec![false, true, true, true, true],
+            files: vec!["tables/targets.csv".into(), "tables/targets.parquet".into()],
+        });
+    }
     blocks.extend(per_class_block(r, s));
     Ok(blocks)
 }
@@ -478,8 +645,13 @@ fn roc_figure(r: &AuditResult, s: &Setting, figures: &Path) -> Result<String> {
     let stem = format!("roc-{}-{}", slug(&s.precision), slug(&s.defense));
     let plot = RocPlot {
         title: format!(
-            "{} / {}: ROC of each attack (log-log)",
-            s.precision, s.defense
+            "{}: ROC of each attack (log-log){}",
+            setting_name(s),
+            if r.targets.len() > 1 {
+                format!(", mean over {} targets", r.targets.len())
+            } else {
+                String::new()
+            }
         ),
         curves: s
             .attacks
@@ -523,14 +695,10 @@ fn per_class_block(r: &AuditResult, s: &Setting) -> Option<Block> {
 /// report.md and index.html from `blocks`, under a title and a line of run statistics.
 fn write_document(r: &AuditResult, dir: &Path, blocks: Vec<Block>) -> Result<()> {
     let doc = Document {
-        title: format!(
-            "Membership-inference audit: {} on {}",
-            r.architecture, r.data
-        ),
+        title: format!("Membership-inference audit: {} on {}", r.what(), r.data),
         subtitle: format!(
-            "{} models trained, {} cached; {:.0} s; strata {}",
-            r.models_trained,
-            r.models_cached,
+            "{}; {:.0} s; strata {}",
+            models_line(r),
             r.seconds,
             env!("CARGO_PKG_VERSION")
         ),

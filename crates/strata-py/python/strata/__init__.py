@@ -28,6 +28,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from . import _strata
+from . import privacy
 from ._results import SimilarityResult
 from ._strata import MEASURE_NAMES, StrataError
 
@@ -43,6 +44,7 @@ __all__ = [
     "cka",
     "cka_matrix",
     "open",
+    "privacy",
     "similarity",
     "similarity_matrix",
 ]

@@ -123,3 +123,20 @@ class _StoreWriter:
     def write(self, batch: Dict[str, Any]) -> None: ...
     def close(self) -> int: ...
     def abort(self) -> None: ...
+
+ATTACK_NAMES: List[str]
+
+def design(pool: int, models: int, seed: int = 0) -> npt.NDArray[np.bool_]: ...
+def privacy_score(
+    outputs: npt.NDArray[np.float32],
+    members: npt.NDArray[np.bool_],
+    labels: npt.NDArray[np.int64],
+    targets: List[int],
+    attacks: List[str],
+    kind: str,
+    defense: str,
+    references: Optional[int],
+    shadows: Optional[int],
+    bootstrap: int,
+    seed: int,
+) -> Tuple[str, List[npt.NDArray[np.float64]]]: ...
