@@ -376,8 +376,6 @@ fn references_with_other_classes_are_an_error() {
     let w = world(200, 4, 3, &Defense::None, 31);
     let other = world(200, 5, 3, &Defense::None, 32);
     let refs = [&w.models[1].released, &other.models[2].released];
-    let e = Shokri::new(2, 0)
-        .attack(&w.data(&refs, 0))
-        .unwrap_err();
+    let e = Shokri::new(2, 0).attack(&w.data(&refs, 0)).unwrap_err();
     assert!(matches!(e, PrivacyError::Mismatched { .. }), "{e:?}");
 }

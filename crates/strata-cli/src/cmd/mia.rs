@@ -41,7 +41,7 @@ enum MiaCmd {
     Examples:\n  \
     strata mia design --pool 50000 --models 64 --out design/             # your own data, 50k examples\n  \
     strata mia design --pool mnist:10000 --models 17 --seed 0 --out d/   # 10k MNIST training images\n  \
-    strata mia design --pool cifar-like.csv ...                           # see --pool")]
+    strata mia design --pool csv:people.csv:20000 --label income --models 16 --out d/  # a CSV's rows")]
 struct DesignArgs {
     /// The pool: N (examples 0..N of your own data), DATA (a data set's whole training split:
     /// mnist, adult, csv:PATH) or DATA:N (N examples of it drawn at random, as mia audit draws
@@ -138,22 +138,28 @@ enum OutputsArg {
     Probs,
 }
 
-/// Train a target and reference models on random halves of a data pool, attack the target,
-/// and report leakage (AUC, TPR at 0.1% and 1% FPR, advantage, with bootstrap intervals)
-/// beside train and test accuracy, for every precision and defense asked for.
+/// Train a target and reference models on a data pool, attack the target, and report leakage
+/// (AUC, TPR at 0.1% and 1% FPR, advantage, with bootstrap intervals) beside train and test
+/// accuracy, for every precision and defense asked for.
 ///
-/// Protocol: a pool is drawn at random from the training split; the target trains on a random
-/// half (the members), the other half are the non-members; each reference model trains on
-/// its own random half, every example in half of them (Carlini et al. 2022). Shadow models for
-/// Shokri et al.'s attack are the first --shadows reference models; ML-Leaks uses the first.
-/// Output defenses (topK, roundD, tempT) are applied to every model's released vectors; l2=λ
-/// and each --precision train their own target and references.
+/// Protocol: a pool is drawn at random from the training split and a balanced design of
+/// 1 + --references models is drawn over it (every example in the training set of half of them,
+/// Carlini et al. 2022), exactly as `strata mia design --pool DATA:N --models 1+R` draws it.
+/// Model 0 is the target: its members and the rest of the pool are what the attacks must tell
+/// apart; the other models are the attacker's references. Shadow models for Shokri et al.'s
+/// attack are the first --shadows references; ML-Leaks uses the first. Output defenses (topK,
+/// roundD, tempT) are applied to every model's released vectors; l2=λ and each --precision
+/// train their own models. The scoring is the one `strata mia score` runs: --out exports every
+/// model's logits (logits/SET/model-NNN.npy), the design and the labels, and scoring those
+/// files gives the same figures.
 #[derive(clap::Args)]
 #[command(after_help = "Attacks (--attacks, comma-separated; default all):\n  \
     lira                 LiRA online, per-example variance (Carlini et al. 2022)\n  \
     lira-offline         LiRA offline (OUT models only)\n  \
     lira-global          LiRA online, one variance for all examples\n  \
     lira-offline-global  LiRA offline, global variance\n  \
+    rmia                 RMIA (Zarifzadeh et al. 2024): Pr(x|target)/Pr(x) against other pool examples\n  \
+    rmia-offline         RMIA with OUT references only (Pr(x) by the paper's offline approximation, a = 0.3)\n  \
     shokri               per-class attack models on shadow models' sorted vectors (Shokri et al. 2017)\n  \
     salem                ML-Leaks: top posterior, threshold from one shadow model (Salem et al. 2019)\n  \
     loss                 global loss threshold (Yeom et al. 2018)\n  \
@@ -169,7 +175,7 @@ enum OutputsArg {
 struct AuditArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Pool size: examples drawn from the training split; the target trains on half
+    /// Pool size: examples drawn from the training split; the target trains on about half
     /// [default: the training split, at most 10000].
     #[arg(long, value_name = "N")]
     pool: Option<usize>,

@@ -22,10 +22,11 @@ pub(super) fn privacy_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Bloc
         });
         let non_members = r.pool - r.target_members;
         blocks.push(Block::Paragraph(format!(
-            "For each precision, a target trained on {} of {} pool examples drawn from `{}` and {} reference models on random halves of the pool; every attack scores the target's pool. TPR at 0.1% FPR rests on {} false positive(s) out of {} non-members. Full audit (ROC figures per setting, per-class leakage, every split and seed): `{sub}/index.html`.",
-            r.target_members,
+            "For each precision, {} models followed a balanced design over {} pool examples drawn from `{}` (every example in the training set of half of them); model 0, the target, trained on {} of them, and the other {} are the attacker's reference models; every attack scores the target's pool. TPR at 0.1% FPR rests on {} false positive(s) out of {} non-members. Full audit (ROC figures per setting, per-class leakage, the design, every model's logits): `{sub}/index.html`.",
+            r.models,
             r.pool,
             r.data,
+            r.target_members,
             r.references,
             (0.001 * non_members as f64 + 1e-9).floor(),
             non_members

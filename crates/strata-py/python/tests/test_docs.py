@@ -9,11 +9,12 @@ from pathlib import Path
 
 import strata
 import strata._results
+import strata.privacy
 import strata._strata
 
 
 def test_doctests_pass():
-    for mod in [strata, strata._results]:
+    for mod in [strata, strata._results, strata.privacy]:
         res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
         assert res.failed == 0
 
