@@ -340,9 +340,17 @@ fn lira_online_matches_a_direct_gaussian_likelihood_ratio() {
     };
     let out = attack_by_name("lira", 0, 0).unwrap().attack(&data).unwrap();
     for i in 0..50 {
+        // As many IN as OUT observations, the first ones in reference order.
+        let count = |member: bool| {
+            (0..6)
+                .filter(|&m| w.design.references[m][i] == member)
+                .count()
+        };
+        let keep = count(true).min(count(false));
         let side = |member: bool| -> (f64, f64) {
             let v: Vec<f64> = (0..6)
                 .filter(|&m| w.design.references[m][i] == member)
+                .take(keep)
                 .map(|m| refs[m].logit_confidence(i))
                 .collect();
             let mean = v.iter().sum::<f64>() / v.len() as f64;

@@ -139,3 +139,34 @@ fn mismatched_inputs_are_errors() {
     let (_, other) = world(150, 4, 1.0, 4);
     assert!(e(score(&other, &d, &cfg(&[0], None))).contains("pool has 200"));
 }
+
+#[test]
+fn nothing_leaks_when_nothing_leaks_even_with_few_models() {
+    // In a balanced design of 8 models the references hold 3 IN and 4 OUT observations of the
+    // target's members and 4 IN and 3 OUT of its non-members. Attacks must not read membership
+    // off those counts: with no leakage every attack's AUC, averaged over the 8 targets, is 1/2
+    // (per-target standard error about 0.0075 at 6,000 examples; LiRA fitted on unequal counts
+    // gave 0.435).
+    let (d, released) = world(6000, 8, 0.0, 5);
+    let names = [
+        "lira",
+        "lira-offline",
+        "lira-global",
+        "rmia",
+        "rmia-offline",
+        "loss",
+    ];
+    let at = attacks(&names);
+    let targets: Vec<usize> = (0..8).collect();
+    let cfg = ScoreConfig {
+        attacks: &at,
+        targets: &targets,
+        references: None,
+        bootstrap: 0,
+        seed: 0,
+    };
+    for (name, r) in names.iter().zip(score(&released, &d, &cfg).unwrap()) {
+        let mean = r.across_targets.unwrap().auc.mean;
+        assert!((mean - 0.5).abs() < 0.02, "{name}: mean AUC {mean}");
+    }
+}
