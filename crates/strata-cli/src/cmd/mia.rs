@@ -331,10 +331,16 @@ impl DesignArgs {
                 r.members_per_model.0,
                 r.members_per_model.1
             );
+            let files: Vec<&str> = r
+                .files
+                .iter()
+                .map(String::as_str)
+                .filter(|f| !f.ends_with('/'))
+                .collect();
             println!(
                 "wrote {}: {} and members/model-000.txt .. model-{:03}.txt",
                 r.out.display(),
-                r.files.join(", "),
+                files.join(", "),
                 r.models - 1
             );
             println!(
