@@ -113,6 +113,13 @@ impl Defense {
             _ => 1.0,
         };
         softmax(logits, t, out);
+        self.restrict(out);
+    }
+
+    /// What an output defense does to a probability vector after the softmax: keep the top k
+    /// (the others released as 0), or round; the identity for the other defenses. Shared by
+    /// [`Self::release`] and released vectors built from f64 logits or from probabilities.
+    pub fn restrict(&self, out: &mut [f64]) {
         match self {
             Defense::TopK { k } if *k < out.len() => {
                 let mut order: Vec<usize> = (0..out.len()).collect();

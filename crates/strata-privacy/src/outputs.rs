@@ -94,7 +94,7 @@ impl Released {
             for o in row.iter_mut() {
                 *o /= s;
             }
-            restrict(defense, row);
+            defense.restrict(row);
         }))
     }
 
@@ -160,7 +160,7 @@ impl Released {
                     *o /= s;
                 }
             }
-            restrict(defense, row);
+            defense.restrict(row);
         }))
     }
 
@@ -303,28 +303,6 @@ fn check_rows<T: Copy + Into<f64>>(
         check(i, row)?;
     }
     Ok(())
-}
-
-/// What an output defense does after the softmax: keep the top k, or round (as
-/// [`Defense::release`] does).
-fn restrict(defense: &Defense, out: &mut [f64]) {
-    match defense {
-        Defense::TopK { k } if *k < out.len() => {
-            let mut order: Vec<usize> = (0..out.len()).collect();
-            // Stable: on ties the lower class index is kept, as argmax does.
-            order.sort_by(|&a, &b| out[b].total_cmp(&out[a]));
-            for &j in &order[*k..] {
-                out[j] = 0.0;
-            }
-        }
-        Defense::Round { decimals } => {
-            let s = 10f64.powi(*decimals as i32);
-            for p in out.iter_mut() {
-                *p = (*p * s).round() / s;
-            }
-        }
-        _ => {}
-    }
 }
 
 /// The statistics of one released vector `row` with true class `y`.
