@@ -70,8 +70,21 @@ pub fn is_npy(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
 }
 
-/// Parse the header at the start of `bytes`. Errors are plain messages; callers add the path.
-pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, String> {
+/// The fields of a `.npy` header before its dtype is interpreted: shared by the float reader
+/// ([`parse_header`]) and the integer one ([`read_ints`]).
+struct RawHeader<'a> {
+    /// `descr` as written (`<f4`, `|b1`, ...), for messages.
+    descr: &'a str,
+    /// `descr` without its byte-order character (`f4`, `b1`, ...).
+    kind: &'a str,
+    big_endian: bool,
+    fortran_order: bool,
+    shape: Vec<usize>,
+    data_offset: usize,
+}
+
+/// Check the magic and version and parse the header dict at the start of `bytes`.
+fn raw_header(bytes: &[u8]) -> Result<RawHeader<'_>, String> {
     if !is_npy(bytes) {
         return Err("not a .npy file (bad magic)".into());
     }
@@ -115,32 +128,50 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, String> {
         Some(b'>') => (true, &descr[1..]),
         _ => (false, descr),
     };
-    let dtype = match kind {
+    Ok(RawHeader {
+        descr,
+        kind,
+        big_endian,
+        fortran_order,
+        shape,
+        data_offset: end,
+    })
+}
+
+/// Bytes from the file's start to the end of the data `shape` promises in `size`-byte
+/// elements after `offset`, or an error when that does not fit a `usize`.
+fn data_end(shape: &[usize], size: usize, offset: usize) -> Result<usize, String> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .and_then(|n| n.checked_mul(size))
+        .and_then(|bytes| bytes.checked_add(offset))
+        .ok_or_else(|| "shape too large".to_string())
+}
+
+/// Parse the header at the start of `bytes`. Errors are plain messages; callers add the path.
+pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, String> {
+    let raw = raw_header(bytes)?;
+    let dtype = match raw.kind {
         "f2" => DType::F16,
         "f4" => DType::F32,
         "f8" => DType::F64,
         _ => {
             return Err(format!(
-                "dtype '{descr}' is not a float array; strata reads float16, float32 and float64 \
-                 (convert with arr.astype(np.float32))"
+                "dtype '{}' is not a float array; strata reads float16, float32 and float64 \
+                 (convert with arr.astype(np.float32))",
+                raw.descr
             ))
         }
     };
-    let header = NpyHeader {
+    data_end(&raw.shape, dtype.size(), raw.data_offset)?;
+    Ok(NpyHeader {
         dtype,
-        big_endian,
-        fortran_order,
-        shape,
-        data_offset: end,
-    };
-    header
-        .shape
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .and_then(|n| n.checked_mul(dtype.size()))
-        .and_then(|bytes| bytes.checked_add(end))
-        .ok_or("shape too large")?;
-    Ok(header)
+        big_endian: raw.big_endian,
+        fortran_order: raw.fortran_order,
+        shape: raw.shape,
+        data_offset: raw.data_offset,
+    })
 }
 
 /// The text of a value in NumPy's header dict, up to the next top-level comma or the closing
@@ -269,20 +300,30 @@ pub fn write_bool(mut out: impl Write, shape: &[usize], data: &[bool]) -> std::i
 /// values as i64. Accepts `b1`, `i1`-`i8` and `u1`-`u8` of either byte order; a `u8` value
 /// above `i64::MAX`, a float dtype or a truncated file is an error naming what was found.
 pub fn read_ints(bytes: &[u8]) -> Result<(Vec<usize>, Vec<i64>), String> {
-    let header = match parse_header(bytes) {
-        // Not a float array: fall through to the integer parse below.
-        Ok(_) => {
+    let raw = raw_header(bytes)?;
+    // (element size, signed, boolean)
+    let (size, signed, boolean) = match raw.kind {
+        "b1" | "?" => (1, false, true),
+        "i1" => (1, true, false),
+        "i2" => (2, true, false),
+        "i4" => (4, true, false),
+        "i8" => (8, true, false),
+        "u1" => (1, false, false),
+        "u2" => (2, false, false),
+        "u4" => (4, false, false),
+        "u8" => (8, false, false),
+        "f2" | "f4" | "f8" => {
             return Err("holds floats; integer labels are needed (arr.astype(np.int64))".into())
         }
-        Err(e) if !e.starts_with("dtype") => return Err(e),
-        Err(_) => int_header(bytes)?,
+        _ => {
+            return Err(format!(
+                "dtype '{}' is not an integer or boolean array",
+                raw.descr
+            ))
+        }
     };
-    let (size, signed, bool_, big_endian, fortran, shape, offset) = header;
-    let count = shape.iter().product::<usize>();
-    let need = count
-        .checked_mul(size)
-        .and_then(|b| b.checked_add(offset))
-        .ok_or("shape too large")?;
+    let offset = raw.data_offset;
+    let need = data_end(&raw.shape, size, offset)?;
     if bytes.len() < need {
         return Err(format!(
             "truncated: the header promises {} data bytes, the file has {}",
@@ -290,22 +331,22 @@ pub fn read_ints(bytes: &[u8]) -> Result<(Vec<usize>, Vec<i64>), String> {
             bytes.len().saturating_sub(offset)
         ));
     }
-    if fortran && shape.len() > 1 {
+    if raw.fortran_order && raw.shape.len() > 1 {
         return Err(
             "Fortran-ordered integer arrays are not supported (np.ascontiguousarray)".into(),
         );
     }
-    let mut out = Vec::with_capacity(count);
+    let mut out = Vec::with_capacity((need - offset) / size);
     for c in bytes[offset..need].chunks_exact(size) {
         let mut b = [0u8; 8];
-        if big_endian {
+        if raw.big_endian {
             b[8 - size..].copy_from_slice(c);
             b.reverse();
         } else {
             b[..size].copy_from_slice(c);
         }
         let u = u64::from_le_bytes(b);
-        let v = if bool_ {
+        let v = if boolean {
             i64::from(u != 0)
         } else if signed {
             // Sign-extend from `size` bytes.
@@ -317,64 +358,7 @@ pub fn read_ints(bytes: &[u8]) -> Result<(Vec<usize>, Vec<i64>), String> {
         };
         out.push(v);
     }
-    Ok((shape, out))
-}
-
-/// (element size, signed, bool, big-endian, Fortran order, shape, data offset) of an integer
-/// `.npy` header; errors on other dtypes.
-#[allow(clippy::type_complexity)]
-fn int_header(bytes: &[u8]) -> Result<(usize, bool, bool, bool, bool, Vec<usize>, usize), String> {
-    let major = bytes[6];
-    let (len_size, header_len) = match major {
-        1 => (2, u16::from_le_bytes([bytes[8], bytes[9]]) as usize),
-        _ if bytes.len() >= 12 => (
-            4,
-            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
-        ),
-        _ => return Err("truncated .npy header".into()),
-    };
-    let start: usize = 8 + len_size;
-    let end = start
-        .checked_add(header_len)
-        .ok_or("corrupt .npy header length")?;
-    let text = bytes
-        .get(start..end)
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .ok_or("truncated .npy header")?;
-    let descr = dict_value(text, "descr").ok_or("header has no 'descr'")?;
-    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let fortran = dict_value(text, "fortran_order").ok_or("header has no 'fortran_order'")?;
-    let shape = parse_shape(dict_value(text, "shape").ok_or("header has no 'shape'")?)?;
-    let (big_endian, kind) = match descr.as_bytes().first() {
-        Some(b'>') => (true, &descr[1..]),
-        Some(b'<') | Some(b'|') | Some(b'=') => (false, &descr[1..]),
-        _ => (false, descr),
-    };
-    let (size, signed, bool_) = match kind {
-        "b1" | "?" => (1, false, true),
-        "i1" => (1, true, false),
-        "i2" => (2, true, false),
-        "i4" => (4, true, false),
-        "i8" => (8, true, false),
-        "u1" => (1, false, false),
-        "u2" => (2, false, false),
-        "u4" => (4, false, false),
-        "u8" => (8, false, false),
-        _ => {
-            return Err(format!(
-                "dtype '{descr}' is not an integer or boolean array"
-            ))
-        }
-    };
-    Ok((
-        size,
-        signed,
-        bool_,
-        big_endian,
-        fortran.trim() == "True",
-        shape,
-        end,
-    ))
+    Ok((raw.shape, out))
 }
 
 fn write_header(out: &mut impl Write, descr: &str, shape: &[usize]) -> std::io::Result<()> {
