@@ -40,6 +40,12 @@ pub struct Shokri {
 /// default 64 hidden units).
 pub const SHADOW_SETS_CACHED: usize = 4;
 
+/// Shadow models Shokri et al.'s attack uses when the user names none: 4 (the paper's order of
+/// magnitude, and enough for per-class attack models on MNIST), or every reference when fewer.
+pub fn default_shadows(references: usize) -> usize {
+    references.clamp(1, 4)
+}
+
 impl Shokri {
     /// The attack with `shadows` shadow models (at least 1) and default attack models seeded by `seed`.
     pub fn new(shadows: usize, seed: u64) -> Self {

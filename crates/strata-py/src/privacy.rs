@@ -87,7 +87,7 @@ fn privacy_score<'py>(
                 seed: 0,
             };
             let refs = references.unwrap_or(k.saturating_sub(1));
-            let shadows = shadows.unwrap_or(refs.clamp(1, 4));
+            let shadows = shadows.unwrap_or(strata_privacy::shokri::default_shadows(refs));
             let attacks: Vec<Box<dyn MembershipAttack>> = attacks
                 .iter()
                 .map(|a| attack_by_name(a, shadows, seed))

@@ -248,11 +248,7 @@ impl MiaArgs {
 impl AuditArgs {
     /// The library's audit settings.
     fn audit(self) -> Result<mia::AuditArgs> {
-        let defenses = self
-            .defenses
-            .iter()
-            .map(|d| strata_privacy::Defense::parse(d))
-            .collect::<Result<Vec<_>, _>>()?;
+        let defenses = parse_defenses(&self.defenses)?;
         let attacks = self.attacks.unwrap_or_else(all_attacks);
         Ok(mia::AuditArgs {
             data: self.data.data,
@@ -262,7 +258,9 @@ impl AuditArgs {
             widths: self.widths,
             precisions: self.precision,
             references: self.references,
-            shadows: self.shadows.unwrap_or(self.references.clamp(1, 4)),
+            shadows: self
+                .shadows
+                .unwrap_or(strata_privacy::shokri::default_shadows(self.references)),
             attacks,
             defenses,
             train: TrainConfig {
@@ -297,6 +295,14 @@ impl AuditArgs {
         }
         Ok(())
     }
+}
+
+/// --defenses, parsed.
+fn parse_defenses(names: &[String]) -> Result<Vec<strata_privacy::Defense>> {
+    Ok(names
+        .iter()
+        .map(|d| strata_privacy::Defense::parse(d))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Every attack's name, the default of --attacks.
@@ -359,11 +365,7 @@ impl DesignArgs {
 
 impl ScoreArgs {
     fn exec(self) -> Result<()> {
-        let defenses = self
-            .defenses
-            .iter()
-            .map(|d| strata_privacy::Defense::parse(d))
-            .collect::<Result<Vec<_>, _>>()?;
+        let defenses = parse_defenses(&self.defenses)?;
         let (out, json) = (self.out.clone(), self.output.json);
         let progress = Terminal::new(self.output.silent());
         let args = mia::score::ScoreArgs {

@@ -20,6 +20,16 @@ pub enum OutputKind {
     Probs,
 }
 
+impl OutputKind {
+    /// What the files hold, as a plural noun for sentences ("17 models' logits").
+    pub fn noun(self) -> &'static str {
+        match self {
+            OutputKind::Logits => "logits",
+            OutputKind::Probs => "probabilities",
+        }
+    }
+}
+
 /// The models' output files, as given.
 pub struct OutputFiles {
     files: Vec<(PathBuf, Activations)>,

@@ -260,10 +260,7 @@ fn models_line(r: &AuditResult) -> String {
         None => format!(
             "{} models' {} scored",
             r.models,
-            r.outputs.map_or("outputs", |k| match k {
-                super::outputs::OutputKind::Logits => "logits",
-                super::outputs::OutputKind::Probs => "probabilities",
-            })
+            r.outputs.map_or("outputs", |k| k.noun())
         ),
     }
 }
@@ -562,7 +559,7 @@ fn overview_text(r: &AuditResult, non_members: usize) -> String {
             "{} outside models followed a balanced design over a pool of {} examples (every example in the training set of half of them); their {} on the pool were scored. {}Target {target} trained on {} of the pool, and the other {} are its non-members; each target is attacked with {} reference models (the first other models of the design).",
             r.models,
             r.pool,
-            if r.outputs == Some(super::outputs::OutputKind::Probs) { "probabilities" } else { "logits" },
+            r.outputs.map_or("logits", |k| k.noun()),
             if r.targets.len() > 1 { format!("Every model was attacked in turn as the target ({} targets); tables give the mean, standard deviation and range over targets, and the primary target's figures with intervals. ", r.targets.len()) } else { String::new() },
             r.target_members,
             non_members,

@@ -108,7 +108,9 @@ pub fn run(a: &ScoreArgs, progress: &dyn Progress) -> Result<AuditResult> {
         );
     }
     let name = |key: &str| format!("--{key}");
-    let shadows = a.shadows.unwrap_or(references.clamp(1, 4));
+    let shadows = a
+        .shadows
+        .unwrap_or(strata_privacy::shokri::default_shadows(references));
     check_counts(references, shadows, a.bootstrap, &name)?;
     let attacks: Vec<Box<dyn MembershipAttack>> = a
         .attacks

@@ -65,7 +65,9 @@ pub(super) fn check(
     let span = p.span();
     let p = p.get_ref();
     let names = family_names(cx, &span, p, families)?;
-    let shadows = p.shadows.unwrap_or(p.references.clamp(1, 4));
+    let shadows = p
+        .shadows
+        .unwrap_or(strata_privacy::shokri::default_shadows(p.references));
     let attacks = attacks(cx, &span, p, shadows)?;
     let mut defenses = Vec::new();
     for d in p.defenses.iter().flatten() {
