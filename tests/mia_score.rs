@@ -333,6 +333,11 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     one["members"] = serde_json::json!([one["members"][0]]);
     let single = dir.join("single.json");
     std::fs::write(&single, one.to_string()).unwrap();
+    // A tampered pool size would ask for 4 x 10^13 bytes of masks: refused before allocating.
+    let mut huge: serde_json::Value = serde_json::from_str(&text).unwrap();
+    huge["pool"] = serde_json::json!(10_000_000_000_000u64);
+    let huge_path = dir.join("huge.json");
+    std::fs::write(&huge_path, huge.to_string()).unwrap();
     let (d_s, l_s) = (s(&design_path), s(&labels));
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
@@ -361,6 +366,10 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "not balanced: pool example 0",
         ),
         (vec![s(&single), l_s, f[0]], "at least 2"),
+        (
+            vec![s(&huge_path), l_s, f[0], f[1], f[2], f[3]],
+            "of memory",
+        ),
     ];
     for (i, (inputs, want)) in cases.iter().enumerate() {
         let out = dir.join(format!("out-{i}"));
@@ -387,5 +396,22 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("between 2 and"));
     assert!(!dir.join("d1").exists());
+    let o = strata(&[
+        "mia",
+        "design",
+        "--pool",
+        "10000000000000",
+        "--models",
+        "4",
+        "--out",
+        s(&dir.join("d2")),
+    ]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("of memory") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(!dir.join("d2").exists());
     let _ = std::fs::remove_dir_all(&dir);
 }

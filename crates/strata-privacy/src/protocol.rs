@@ -43,6 +43,7 @@ impl Design {
                 "a design needs a pool of at least 2 examples, got {pool}"
             )));
         }
+        Design::check_size(pool, models)?;
         let mut rng = Rng::new(seed ^ 0x6d69_615f_6465_7369);
         let mut members = vec![vec![false; pool]; models];
         let mut order: Vec<usize> = (0..models).collect();
@@ -60,6 +61,21 @@ impl Design {
             members,
             seed,
         })
+    }
+
+    /// Refuse a design of `models` x `pool` that would not fit in memory: its masks (one byte
+    /// per model and example) and member lists (8 bytes per member, half of them), before
+    /// anything is allocated, so a mistyped `--pool` or a tampered design.json is one error
+    /// line rather than an abort.
+    pub fn check_size(pool: usize, models: usize) -> Result<()> {
+        let need = (pool as u64)
+            .saturating_mul(models as u64)
+            .saturating_mul(5);
+        strata_data::memory::check_fits(
+            need,
+            format!("a design of {models} models over a pool of {pool} examples"),
+        )
+        .map_err(|e| PrivacyError::Invalid(e.to_string()))
     }
 
     /// Number of models (K).

@@ -86,6 +86,7 @@ impl DesignFile {
                 self.members.len()
             );
         }
+        Design::check_size(self.pool, self.models)?;
         let mut masks = vec![vec![false; self.pool]; self.models];
         for (m, list) in self.members.iter().enumerate() {
             for &i in list {

@@ -34,6 +34,8 @@ def test_design_is_balanced_seeded_and_matches_the_cli(tmp_path: Path, cli) -> N
     assert np.array_equal(np.load(tmp_path / "members.npy"), m)
     with pytest.raises(strata.StrataError, match="between 2 and"):
         sp.design(100, 1)
+    with pytest.raises(strata.StrataError, match="of memory"):
+        sp.design(10**13, 4)
 
 
 def test_a_leak_is_found_and_no_leak_is_chance(rng: np.random.Generator) -> None:
