@@ -3,6 +3,7 @@
 //! bit-packed inference for binary (`w1a1`) networks.
 
 pub mod binary_gemm;
+mod engine;
 pub mod error;
 pub mod file;
 pub mod limits;

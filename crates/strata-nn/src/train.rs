@@ -1,9 +1,9 @@
 //! Training and evaluation of classifiers.
 
+use crate::engine::Engine;
 use crate::error::NnError;
 use crate::net::Net;
-use candle_core::{backprop::GradStore, Device, Result, Tensor, Var};
-use candle_nn::optim::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use strata_data::dataset::Dataset;
 use strata_data::rng::Rng;
@@ -103,72 +103,6 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
-enum Opt {
-    Adam(AdamW),
-    Sgd {
-        vars: Vec<Var>,
-        velocity: Vec<Tensor>,
-        momentum: f64,
-        weight_decay: f64,
-        lr: f64,
-    },
-}
-
-impl Opt {
-    fn new(vars: Vec<Var>, cfg: &TrainConfig) -> Result<Self> {
-        Ok(match cfg.optimizer {
-            OptimizerKind::Adam => Opt::Adam(AdamW::new(
-                vars,
-                ParamsAdamW {
-                    lr: cfg.lr,
-                    weight_decay: cfg.weight_decay,
-                    ..Default::default()
-                },
-            )?),
-            OptimizerKind::Sgd { momentum } => Opt::Sgd {
-                velocity: vars
-                    .iter()
-                    .map(|v| v.as_tensor().zeros_like())
-                    .collect::<Result<_>>()?,
-                vars,
-                momentum,
-                weight_decay: cfg.weight_decay,
-                lr: cfg.lr,
-            },
-        })
-    }
-
-    fn set_lr(&mut self, lr: f64) {
-        match self {
-            Opt::Adam(a) => a.set_learning_rate(lr),
-            Opt::Sgd { lr: l, .. } => *l = lr,
-        }
-    }
-
-    fn step(&mut self, grads: &GradStore) -> Result<()> {
-        match self {
-            Opt::Adam(a) => a.step(grads),
-            Opt::Sgd {
-                vars,
-                velocity,
-                momentum,
-                weight_decay,
-                lr,
-            } => {
-                for (v, vel) in vars.iter().zip(velocity.iter_mut()) {
-                    let Some(g) = grads.get(v.as_tensor()) else {
-                        continue;
-                    };
-                    let g = (g + (v.as_tensor() * *weight_decay)?)?;
-                    *vel = ((&*vel * *momentum)? + g)?;
-                    v.set(&(v.as_tensor() - (&*vel * *lr)?)?)?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 /// A batch of rows of `d` as tensors.
 pub fn batch(d: &Dataset, idx: &[usize]) -> std::result::Result<(Tensor, Tensor), NnError> {
     let p = d.x.ncols();
@@ -195,17 +129,22 @@ pub fn argmax(row: &[f32]) -> usize {
     best
 }
 
-/// Predicted classes for every example, in evaluation mode, in batches of
-/// [`crate::limits::EVAL_BATCH`].
+/// Predicted classes for every example, in evaluation mode (the engine of [`crate::engine`],
+/// in batches).
 pub fn predict(model: &mut Net, d: &Dataset) -> std::result::Result<Vec<usize>, NnError> {
-    let mut out = Vec::with_capacity(d.len());
-    let all: Vec<usize> = (0..d.len()).collect();
-    for chunk in all.chunks(crate::limits::EVAL_BATCH) {
-        let (x, _) = batch(d, chunk)?;
-        let logits = model.forward(&x, false)?.logits.to_vec2::<f32>()?;
-        out.extend(logits.iter().map(|r| argmax(r)));
+    if d.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(out)
+    let mut engine = Engine::new(model, 1)?;
+    Ok(classes_of(
+        &engine.predict_logits(d.x.view()),
+        model.config.classes,
+    ))
+}
+
+/// The first largest logit of each row of `logits` (`rows x classes`, row-major).
+fn classes_of(logits: &[f32], classes: usize) -> Vec<usize> {
+    logits.chunks_exact(classes).map(argmax).collect()
 }
 
 /// Fraction of examples classified correctly.
@@ -237,16 +176,14 @@ pub fn train(
     on_epoch: &mut dyn FnMut(&EpochStats),
 ) -> std::result::Result<Vec<EpochStats>, NnError> {
     crate::limits::check_training(&model.config, cfg)?;
-    let vars = model.vars();
-    let mut opt = Opt::new(vars.clone(), cfg)?;
-    let mut rng = Rng::new(cfg.seed ^ 0x005e_ed0f_da7a);
     let mut history = Vec::new();
     let n = train.len();
     let bs = cfg.batch_size.max(2);
+    let mut engine = Engine::new(model, bs.min(n.max(2)))?;
+    let mut rng = Rng::new(cfg.seed ^ 0x005e_ed0f_da7a);
     for epoch in 0..cfg.epochs {
         let t = std::time::Instant::now();
         let lr = cfg.lr_at(epoch);
-        opt.set_lr(lr);
         let mut order: Vec<usize> = (0..n).collect();
         for i in (1..n).rev() {
             order.swap(i, rng.below(i as u64 + 1) as usize);
@@ -255,43 +192,33 @@ pub fn train(
         let batches: Vec<&[usize]> = order.chunks(bs).filter(|c| c.len() > 1).collect();
         let (mut loss_sum, mut seen, mut right) = (0.0, 0usize, 0usize);
         for (b, idx) in batches.iter().enumerate() {
-            let (x, y) = batch(train, idx)?;
-            let fwd = model.forward(&x, true)?;
-            let ce = candle_nn::loss::cross_entropy(&fwd.logits, &y)?;
-            let loss = if cfg.l2 > 0.0 {
-                let mut penalty = ce.zeros_like()?;
-                for v in &vars {
-                    penalty = (penalty + v.as_tensor().sqr()?.sum_all()?)?;
-                }
-                (&ce + (penalty * cfg.l2)?)?
-            } else {
-                ce.clone()
-            };
-            let grads = loss.backward()?;
-            opt.step(&grads)?;
-            model.clip_weights()?;
-            // The reported loss is the cross-entropy alone, comparable across penalties.
-            let l = ce.to_scalar::<f32>()? as f64;
-            let pred = fwd.logits.argmax(1)?.to_vec1::<u32>()?;
-            right += pred
-                .iter()
-                .zip(idx.iter())
-                .filter(|(p, &i)| **p == train.y[i])
-                .count();
-            loss_sum += l * idx.len() as f64;
+            let s = engine.step(train.x.view(), &train.y, idx, cfg, lr);
+            right += s.right;
+            loss_sum += s.loss * idx.len() as f64;
             seen += idx.len();
-            on_step(epoch, b + 1, batches.len(), l);
+            on_step(epoch, b + 1, batches.len(), s.loss);
         }
+        let test_accuracy = if test.is_empty() {
+            f64::NAN
+        } else {
+            let pred = classes_of(&engine.predict_logits(test.x.view()), model.config.classes);
+            let hits = pred
+                .iter()
+                .zip(&test.y)
+                .filter(|(p, y)| **p == **y as usize);
+            hits.count() as f64 / test.len() as f64
+        };
         let stats = EpochStats {
             epoch: epoch + 1,
             lr,
             loss: loss_sum / seen.max(1) as f64,
             train_accuracy: right as f64 / seen.max(1) as f64,
-            test_accuracy: accuracy(model, test)?,
+            test_accuracy,
             seconds: t.elapsed().as_secs_f64(),
         };
         on_epoch(&stats);
         history.push(stats);
     }
+    engine.write_back(model)?;
     Ok(history)
 }
