@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod bench;
 pub mod bench_mlp;
+pub mod bench_train;
 pub mod compare;
 pub mod gpu;
 pub mod hashing;

@@ -1,11 +1,12 @@
 //! `strata bench ...`: benchmarks, each reported as ratios to a baseline measured in the same run.
 
 use super::emit;
-use crate::args::{at_least_one, fits, parse_repeat, DeviceArg, DeviceArgs, OutputArgs};
+use crate::args::{at_least_one, fits, parse_repeat, DeviceArg, DeviceArgs, ModelArg, OutputArgs};
 use crate::progress::Terminal;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
-use strata_lab::{bench, bench_mlp, gpu};
+use strata_lab::{bench, bench_mlp, bench_train, gpu};
+use strata_nn::Precision;
 
 /// Benchmarks, each reported as ratios to a baseline measured in the same run.
 #[derive(clap::Args)]
@@ -20,6 +21,7 @@ enum BenchCmd {
     Gram(GramArgs),
     Mlp(MlpArgs),
     Cka(CkaArgs),
+    Train(TrainBenchArgs),
 }
 
 /// Packed binary matrix product (XOR/popcount) vs faer's f32 GEMM on the same shapes:
@@ -136,6 +138,70 @@ struct CkaArgs {
     output: OutputArgs,
 }
 
+/// Training and inference throughput of strata's networks beside PyTorch on the same
+/// networks, in the same run.
+///
+/// Every --arch at every --precision is timed twice. train: --epochs epochs of strata's
+/// training loop over the embedded MNIST subset's 6,000 training images (batch 100, Adam,
+/// lr 1e-3, constant rate, seed 1; no test pass is timed). inference: strata's predict over
+/// the same images (batches of 1,000). benches/train_torch.py builds the same networks in
+/// PyTorch (conv/dense without bias, batch norm, ReLU or BinaryNet's sign with straight-through
+/// gradients) and times them the same way on the same images, with as many threads as strata
+/// uses; the ratio column is strata's images/s over PyTorch's (above 1: strata is faster).
+/// Without a --python that imports torch, the PyTorch columns stay empty and the report says
+/// why.
+#[derive(clap::Args)]
+#[command(after_help = "Examples:
+      strata bench train --out benches/results
+      strata bench train --arch mlp --precision w1a1 --epochs 3
+      strata bench train --python ~/.venvs/torch/bin/python
+      strata bench train --no-torch --arch cnn --images 1000
+
+    PyTorch: pip install torch (the CPU is all it uses here).")]
+struct TrainBenchArgs {
+    /// Training epochs per timed run.
+    #[arg(long, default_value_t = 1)]
+    epochs: usize,
+    /// Timed runs of every row, the fastest reported [default: 1 for train, 3 for inference].
+    #[arg(long, value_parser = parse_repeat)]
+    repeat: Option<usize>,
+    /// Python interpreter with torch for the PyTorch side.
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Skip PyTorch: strata's figures only.
+    #[arg(long)]
+    no_torch: bool,
+    /// Networks: mlp, cnn (LeNet-like), tiny10.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "mlp,cnn,tiny10"
+    )]
+    arch: Vec<ModelArg>,
+    /// Precisions: float, w1a1.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "float,w1a1")]
+    precision: Vec<BenchPrecision>,
+    /// Hidden widths of the MLP.
+    #[arg(long, value_delimiter = ',', default_value = "1024,1024")]
+    widths: Vec<usize>,
+    /// Only the first N training images of the subset (a quick run) [default: all 6,000].
+    #[arg(long, value_name = "N")]
+    images: Option<usize>,
+    /// Write bench-train.json and bench-train.md into DIR.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// The precisions `bench train` compares (those the PyTorch script builds).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum BenchPrecision {
+    Float,
+    W1a1,
+}
+
 impl BenchArgs {
     pub fn exec(self) -> Result<()> {
         match self.which {
@@ -144,6 +210,7 @@ impl BenchArgs {
             BenchCmd::Gram(a) => a.exec(),
             BenchCmd::Mlp(a) => a.exec(),
             BenchCmd::Cka(a) => a.exec(),
+            BenchCmd::Train(a) => a.exec(),
         }
     }
 }
@@ -291,6 +358,52 @@ impl CkaArgs {
             self.out.as_deref(),
             self.output.json,
             &report,
+            &md,
+        )
+    }
+}
+
+impl TrainBenchArgs {
+    fn exec(self) -> Result<()> {
+        let mut arch = Vec::new();
+        for a in self.arch.iter().map(|a| a.architecture()) {
+            if !arch.contains(&a) {
+                arch.push(a);
+            }
+        }
+        let mut precisions = Vec::new();
+        for p in &self.precision {
+            let p = match p {
+                BenchPrecision::Float => Precision::Float,
+                BenchPrecision::W1a1 => Precision::W1A1,
+            };
+            if !precisions.contains(&p) {
+                precisions.push(p);
+            }
+        }
+        let args = bench_train::BenchTrainArgs {
+            architectures: arch,
+            precisions,
+            widths: self.widths.clone(),
+            epochs: at_least_one(self.epochs, "--epochs")?,
+            images: self.images,
+            train_repeat: self.repeat.unwrap_or(1),
+            infer_repeat: self.repeat.unwrap_or(3),
+            python: (!self.no_torch).then_some(self.python),
+        };
+        if matches!(self.images, Some(n) if n < 2) {
+            bail!("--images must be at least 2 (batch norm needs two examples)");
+        }
+        if args.widths.is_empty() || args.widths.contains(&0) {
+            bail!("--widths must be positive");
+        }
+        let r = bench_train::run(&args, &Terminal::new(self.output.silent()))?;
+        let md = r.to_markdown();
+        emit(
+            "bench-train",
+            self.out.as_deref(),
+            self.output.json,
+            &r,
             &md,
         )
     }

@@ -6,17 +6,38 @@
 //! `(k · k · c_in) x c_out` matrix. Positions outside the image read zeros (zero padding).
 
 /// `dst.copy_from_slice(src)` for the short runs im2col copies (3 to a few hundred floats),
-/// in fixed-size pieces the compiler turns into vector moves instead of a `memcpy` call each.
+/// in fixed-size pieces the compiler turns into vector moves instead of a `memcpy` call each
+/// (a first layer's runs are 3 floats: the call would cost more than the copy).
 #[inline]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
+    fn fixed<const N: usize>(d: &mut [f32], s: &[f32]) {
+        let d: &mut [f32; N] = d.try_into().expect("N floats");
+        *d = *<&[f32; N]>::try_from(s).expect("N floats");
+    }
     let mut d = dst.chunks_exact_mut(16);
     let mut s = src.chunks_exact(16);
     for (a, b) in (&mut d).zip(&mut s) {
-        let a: &mut [f32; 16] = a.try_into().expect("chunks of 16");
-        *a = *<&[f32; 16]>::try_from(b).expect("chunks of 16");
+        fixed::<16>(a, b);
     }
-    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *a = *b;
+    let (d, s) = (d.into_remainder(), s.remainder());
+    let s = &s[..d.len()];
+    match d.len() {
+        0 => {}
+        1 => fixed::<1>(d, s),
+        2 => fixed::<2>(d, s),
+        3 => fixed::<3>(d, s),
+        4 => fixed::<4>(d, s),
+        5 => fixed::<5>(d, s),
+        6 => fixed::<6>(d, s),
+        7 => fixed::<7>(d, s),
+        8 => fixed::<8>(d, s),
+        9 => fixed::<9>(d, s),
+        10 => fixed::<10>(d, s),
+        11 => fixed::<11>(d, s),
+        12 => fixed::<12>(d, s),
+        13 => fixed::<13>(d, s),
+        14 => fixed::<14>(d, s),
+        _ => d.copy_from_slice(s),
     }
 }
 

@@ -117,9 +117,6 @@ pub(crate) struct Engine {
     /// Backward scratch: the gradient flowing down, and a second buffer to write the next one.
     ga: Vec<f32>,
     gb: Vec<f32>,
-    /// Convolution scratch: patches and their gradients.
-    patches: Vec<f32>,
-    dpatches: Vec<f32>,
     optim: Option<optim::Optim>,
 }
 
@@ -193,7 +190,7 @@ impl Engine {
                 }
             };
             c = out;
-            let pool = (b.pool > 1).then(|| PoolGeo {
+            let pool = (b.pool > 1).then_some(PoolGeo {
                 c: out,
                 h,
                 w,
@@ -251,8 +248,6 @@ impl Engine {
             bufs: Vec::new(),
             ga: Vec::new(),
             gb: Vec::new(),
-            patches: Vec::new(),
-            dpatches: Vec::new(),
             optim: None,
         };
         e.reserve(cap);
@@ -268,7 +263,7 @@ impl Engine {
         let n = cap;
         let in_len = self.input.iter().product::<usize>();
         self.x = vec![0.0; n * in_len];
-        let (mut grad_len, mut patch_len) = (0, 0);
+        let mut grad_len = 0;
         self.bufs = self
             .layers
             .iter()
@@ -284,22 +279,14 @@ impl Engine {
                     b.act = vec![0.0; n * l.z_len];
                     b.arg = vec![0; n * l.post_len];
                 }
-                match &l.op {
-                    LayerOp::Dense { fin, gap: Some(_) } => b.gap = vec![0.0; n * fin],
-                    LayerOp::Conv(g) => {
-                        let te = task_examples(g);
-                        let rows = n.div_ceil(te) * te * g.positions();
-                        patch_len = patch_len.max(rows * g.patch_len());
-                    }
-                    _ => {}
+                if let LayerOp::Dense { fin, gap: Some(_) } = &l.op {
+                    b.gap = vec![0.0; n * fin];
                 }
                 b
             })
             .collect();
         self.ga = vec![0.0; n * grad_len];
         self.gb = vec![0.0; n * grad_len];
-        self.patches = vec![0.0; patch_len];
-        self.dpatches = vec![0.0; patch_len];
     }
 
     /// Copies rows `idx` of `x` (`rows x (c·h·w)`, channels-first) into the input buffer,
@@ -358,7 +345,7 @@ impl Engine {
                     };
                     gemm::ab(z, x, w, (n, *fin, l.out), false, Par::rayon(0));
                 }
-                LayerOp::Conv(g) => conv_forward(g, x, w, l.out, z, &mut self.patches),
+                LayerOp::Conv(g) => conv_forward(g, x, w, l.out, z),
             }
             let (stats_mean, stats_var) =
                 self.running[l.stats..l.stats + 2 * l.out].split_at_mut(l.out);
@@ -457,17 +444,7 @@ impl Engine {
                         }
                     }
                 }
-                LayerOp::Conv(g) => conv_backward(
-                    g,
-                    x,
-                    w,
-                    l.out,
-                    dz,
-                    dw,
-                    dx,
-                    &mut self.patches,
-                    &mut self.dpatches,
-                ),
+                LayerOp::Conv(g) => conv_backward(g, x, w, l.out, dz, dw, dx),
             }
             if let Some(bits) = self.precision.weight_bits() {
                 if bits > 1 {
@@ -647,23 +624,43 @@ fn task_examples(g: &ConvGeo) -> usize {
     (CONV_ROWS / g.positions()).max(1)
 }
 
-fn conv_forward(g: &ConvGeo, x: &[f32], w: &[f32], out: usize, z: &mut [f32], patches: &mut [f32]) {
+thread_local! {
+    /// Each worker's patch buffers, reused by every task it runs: a task's patches stay in
+    /// that core's cache from im2col to the product (one shared buffer with a slice per task
+    /// would send every patch to memory and back).
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's two scratch buffers, of `la` and `lb` floats.
+fn with_scratch<R>(la: usize, lb: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let (a, b) = &mut *s;
+        if a.len() < la {
+            a.resize(la, 0.0);
+        }
+        if b.len() < lb {
+            b.resize(lb, 0.0);
+        }
+        f(&mut a[..la], &mut b[..lb])
+    })
+}
+
+fn conv_forward(g: &ConvGeo, x: &[f32], w: &[f32], out: usize, z: &mut [f32]) {
     let te = task_examples(g);
     let (pl, kl) = (g.positions(), g.patch_len());
-    let n = x.len() / g.in_len();
-    let tasks = n.div_ceil(te);
     z.par_chunks_mut(te * pl * out)
         .zip(x.par_chunks(te * g.in_len()))
-        .zip(patches[..tasks * te * pl * kl].par_chunks_mut(te * pl * kl))
-        .for_each(|((zt, xt), pt)| {
+        .for_each(|(zt, xt)| {
             let rows = zt.len() / out;
-            let pt = &mut pt[..rows * kl];
-            g.im2col(xt, pt);
-            gemm::ab(zt, pt, w, (rows, kl, out), false, Par::Seq);
+            with_scratch(rows * kl, 0, |pt, _| {
+                g.im2col(xt, pt);
+                gemm::ab(zt, pt, w, (rows, kl, out), false, Par::Seq);
+            });
         });
 }
 
-#[allow(clippy::too_many_arguments)]
 fn conv_backward(
     g: &ConvGeo,
     x: &[f32],
@@ -672,41 +669,31 @@ fn conv_backward(
     dz: &[f32],
     dw: &mut [f32],
     dx: Option<&mut [f32]>,
-    patches: &mut [f32],
-    dpatches: &mut [f32],
 ) {
     let te = task_examples(g);
     let (pl, kl) = (g.positions(), g.patch_len());
     let n = x.len() / g.in_len();
     let tasks = n.div_ceil(te);
     let mut parts = vec![0f32; tasks * kl * out];
-    let mut dx_empty: Vec<f32> = Vec::new();
-    let (dxs, dx_step) = match dx {
-        Some(d) => (d, te * g.in_len()),
-        None => (&mut dx_empty[..], 0),
-    };
-    let dx_chunks: Vec<&mut [f32]> = if dx_step > 0 {
-        dxs.chunks_mut(dx_step).collect()
-    } else {
-        (0..tasks).map(|_| &mut [][..]).collect()
+    let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
+        Some(d) => d.chunks_mut(te * g.in_len()).map(Some).collect(),
+        None => (0..tasks).map(|_| None).collect(),
     };
     parts
         .par_chunks_mut(kl * out)
         .zip(dz.par_chunks(te * pl * out))
         .zip(x.par_chunks(te * g.in_len()))
-        .zip(patches[..tasks * te * pl * kl].par_chunks_mut(te * pl * kl))
-        .zip(dpatches[..tasks * te * pl * kl].par_chunks_mut(te * pl * kl))
         .zip(dx_chunks.into_par_iter())
-        .for_each(|(((((part, dzt), xt), pt), dpt), dxt)| {
+        .for_each(|(((part, dzt), xt), dxt)| {
             let rows = dzt.len() / out;
-            let pt = &mut pt[..rows * kl];
-            g.im2col(xt, pt);
-            gemm::atb(part, pt, dzt, (rows, kl, out), false, Par::Seq);
-            if !dxt.is_empty() {
-                let dpt = &mut dpt[..rows * kl];
-                gemm::abt(dpt, dzt, w, (rows, out, kl), false, Par::Seq);
-                g.col2im(dpt, dxt);
-            }
+            with_scratch(rows * kl, rows * kl, |pt, dpt| {
+                g.im2col(xt, pt);
+                gemm::atb(part, pt, dzt, (rows, kl, out), false, Par::Seq);
+                if let Some(dxt) = dxt {
+                    gemm::abt(dpt, dzt, w, (rows, out, kl), false, Par::Seq);
+                    g.col2im(dpt, dxt);
+                }
+            });
         });
     // Fixed-order sum of the tasks' partial gradients.
     dw.fill(0.0);
