@@ -5,42 +5,6 @@
 //! contiguous run of channels; the engine keeps convolution weights as the matching
 //! `(k · k · c_in) x c_out` matrix. Positions outside the image read zeros (zero padding).
 
-/// `dst.copy_from_slice(src)` for the short runs im2col copies (3 to a few hundred floats),
-/// in fixed-size pieces the compiler turns into vector moves instead of a `memcpy` call each
-/// (a first layer's runs are 3 floats: the call would cost more than the copy).
-#[inline]
-fn copy_run(dst: &mut [f32], src: &[f32]) {
-    fn fixed<const N: usize>(d: &mut [f32], s: &[f32]) {
-        let d: &mut [f32; N] = d.try_into().expect("N floats");
-        *d = *<&[f32; N]>::try_from(s).expect("N floats");
-    }
-    let mut d = dst.chunks_exact_mut(16);
-    let mut s = src.chunks_exact(16);
-    for (a, b) in (&mut d).zip(&mut s) {
-        fixed::<16>(a, b);
-    }
-    let (d, s) = (d.into_remainder(), s.remainder());
-    let s = &s[..d.len()];
-    match d.len() {
-        0 => {}
-        1 => fixed::<1>(d, s),
-        2 => fixed::<2>(d, s),
-        3 => fixed::<3>(d, s),
-        4 => fixed::<4>(d, s),
-        5 => fixed::<5>(d, s),
-        6 => fixed::<6>(d, s),
-        7 => fixed::<7>(d, s),
-        8 => fixed::<8>(d, s),
-        9 => fixed::<9>(d, s),
-        10 => fixed::<10>(d, s),
-        11 => fixed::<11>(d, s),
-        12 => fixed::<12>(d, s),
-        13 => fixed::<13>(d, s),
-        14 => fixed::<14>(d, s),
-        _ => d.copy_from_slice(s),
-    }
-}
-
 /// Shape of one convolution, per example.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct ConvGeo {
@@ -70,39 +34,60 @@ impl ConvGeo {
         self.oh * self.ow
     }
 
-    /// The kernel taps `kx` in `lo..hi` that fall inside the image for output column `ox`.
-    fn taps(&self, ox: usize) -> (usize, usize) {
-        let start = ox * self.stride;
-        let lo = self.pad.saturating_sub(start);
-        let hi = (self.w + self.pad).saturating_sub(start).min(self.k);
-        (lo, hi.max(lo))
+    /// Width and height of the zero-padded image.
+    fn padded(&self) -> (usize, usize) {
+        (self.h + 2 * self.pad, self.w + 2 * self.pad)
+    }
+
+    /// One example copied into the middle of a zero-padded image (`pad` must be zeroed
+    /// around it already: only the interior is written).
+    fn pad_into(&self, img: &[f32], pad: &mut [f32]) {
+        let (c, wp) = (self.cin, self.padded().1);
+        for y in 0..self.h {
+            let d = ((y + self.pad) * wp + self.pad) * c;
+            pad[d..d + self.w * c].copy_from_slice(&img[y * self.w * c..(y + 1) * self.w * c]);
+        }
     }
 
     /// Patch rows of `x.len() / in_len()` examples into `out` (one row per output position).
-    /// For a fixed kernel row `ky`, taps `kx` read neighbouring input positions and fill
-    /// neighbouring patch columns, so each (position, `ky`) is one contiguous copy.
+    ///
+    /// Each example is first copied into a zero-padded image, so every kernel row `ky` of a
+    /// patch is one in-bounds run of `k · c_in` neighbouring floats, copied with a length known
+    /// at compile time for the networks' layers (no border tests, no `memcpy` call per run).
     pub fn im2col(&self, x: &[f32], out: &mut [f32]) {
-        let (c, k, kl) = (self.cin, self.k, self.patch_len());
+        match self.k * self.cin {
+            3 => self.im2col_runs::<3>(x, out),
+            5 => self.im2col_runs::<5>(x, out),
+            30 => self.im2col_runs::<30>(x, out),
+            48 => self.im2col_runs::<48>(x, out),
+            64 => self.im2col_runs::<64>(x, out),
+            96 => self.im2col_runs::<96>(x, out),
+            192 => self.im2col_runs::<192>(x, out),
+            _ => self.im2col_runs::<0>(x, out),
+        }
+    }
+
+    /// [`ConvGeo::im2col`] with runs of `L = k · c_in` floats (`L = 0`: any length).
+    fn im2col_runs<const L: usize>(&self, x: &[f32], out: &mut [f32]) {
+        let (k, kl, run) = (self.k, self.patch_len(), self.k * self.cin);
+        let (hp, wp) = self.padded();
+        let mut pad = vec![0f32; hp * wp * self.cin];
         let ne = x.len() / self.in_len();
         for e in 0..ne {
-            let img = &x[e * self.in_len()..(e + 1) * self.in_len()];
+            self.pad_into(&x[e * self.in_len()..(e + 1) * self.in_len()], &mut pad);
             for oy in 0..self.oh {
                 for ox in 0..self.ow {
                     let r = (e * self.oh + oy) * self.ow + ox;
                     let row = &mut out[r * kl..(r + 1) * kl];
-                    let (lo, hi) = self.taps(ox);
                     for ky in 0..k {
-                        let dst = &mut row[ky * k * c..(ky + 1) * k * c];
-                        let iy = (oy * self.stride + ky).wrapping_sub(self.pad);
-                        if iy >= self.h || lo == hi {
-                            dst.fill(0.0);
-                            continue;
+                        let s = ((oy * self.stride + ky) * wp + ox * self.stride) * self.cin;
+                        let (dst, src) = (&mut row[ky * run..(ky + 1) * run], &pad[s..s + run]);
+                        if L == 0 {
+                            dst.copy_from_slice(src);
+                        } else {
+                            let d: &mut [f32; L] = dst.try_into().expect("runs of L floats");
+                            *d = *<&[f32; L]>::try_from(src).expect("runs of L floats");
                         }
-                        dst[..lo * c].fill(0.0);
-                        dst[hi * c..].fill(0.0);
-                        let ix = ox * self.stride + lo - self.pad;
-                        let s = (iy * self.w + ix) * c;
-                        copy_run(&mut dst[lo * c..hi * c], &img[s..s + (hi - lo) * c]);
                     }
                 }
             }
@@ -110,31 +95,32 @@ impl ConvGeo {
     }
 
     /// The adjoint of [`ConvGeo::im2col`]: adds every patch row's entries back onto the input
-    /// positions they were read from. `dx` is overwritten (zeroed first).
+    /// positions they were read from (through a zero-padded image whose border is dropped).
+    /// `dx` is overwritten.
     pub fn col2im(&self, d: &[f32], dx: &mut [f32]) {
-        dx.fill(0.0);
-        let (c, k, kl) = (self.cin, self.k, self.patch_len());
+        let (c, k, kl, run) = (self.cin, self.k, self.patch_len(), self.k * self.cin);
+        let (hp, wp) = self.padded();
+        let mut pad = vec![0f32; hp * wp * c];
         let ne = dx.len() / self.in_len();
         for e in 0..ne {
-            let img = &mut dx[e * self.in_len()..(e + 1) * self.in_len()];
+            pad.fill(0.0);
             for oy in 0..self.oh {
                 for ox in 0..self.ow {
                     let r = (e * self.oh + oy) * self.ow + ox;
                     let row = &d[r * kl..(r + 1) * kl];
-                    let (lo, hi) = self.taps(ox);
                     for ky in 0..k {
-                        let iy = (oy * self.stride + ky).wrapping_sub(self.pad);
-                        if iy >= self.h || lo == hi {
-                            continue;
-                        }
-                        let ix = ox * self.stride + lo - self.pad;
-                        let s = (iy * self.w + ix) * c;
-                        let src = &row[(ky * k + lo) * c..(ky * k + hi) * c];
-                        for (a, b) in img[s..s + (hi - lo) * c].iter_mut().zip(src) {
+                        let s = ((oy * self.stride + ky) * wp + ox * self.stride) * c;
+                        let src = &row[ky * run..(ky + 1) * run];
+                        for (a, b) in pad[s..s + run].iter_mut().zip(src) {
                             *a += b;
                         }
                     }
                 }
+            }
+            let img = &mut dx[e * self.in_len()..(e + 1) * self.in_len()];
+            for y in 0..self.h {
+                let s = ((y + self.pad) * wp + self.pad) * c;
+                img[y * self.w * c..(y + 1) * self.w * c].copy_from_slice(&pad[s..s + self.w * c]);
             }
         }
     }

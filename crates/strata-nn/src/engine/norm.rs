@@ -67,21 +67,51 @@ fn levels(y: f32, inv_unit: f32, unit: f32) -> f32 {
 
 /// Per-channel sums of `x - shift` and of its square over `x`'s rows.
 fn sums(x: &[f32], c: usize, shift: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let shift = tile(shift);
     let parts: Vec<(Vec<f64>, Vec<f64>)> = x
         .par_chunks(ROWS * c)
         .map(|xb| {
-            let (mut s1, mut s2) = (vec![0f64; c], vec![0f64; c]);
-            for row in xb.chunks_exact(c) {
-                for ((a, q), (v, m)) in s1.iter_mut().zip(s2.iter_mut()).zip(row.iter().zip(shift))
-                {
+            let (mut s1, mut s2) = (vec![0f64; TILE * c], vec![0f64; TILE * c]);
+            for rows in xb.chunks(TILE * c) {
+                let it = s1
+                    .iter_mut()
+                    .zip(s2.iter_mut())
+                    .zip(rows.iter().zip(&shift));
+                for ((a, q), (v, m)) in it {
                     let d = *v as f64 - m;
                     *a += d;
                     *q += d * d;
                 }
             }
-            (s1, s2)
+            (fold(&s1, c), fold(&s2, c))
         })
         .collect();
+    add_parts(parts, c)
+}
+
+/// Rows per tile: per-channel vectors are repeated this many times, so inner loops run over
+/// `TILE · c` contiguous values whatever the channel count (LeNet's 6 channels would otherwise
+/// give loops of 6 that do not vectorize).
+const TILE: usize = 16;
+
+/// `v` repeated [`TILE`] times.
+fn tile<T: Copy>(v: &[T]) -> Vec<T> {
+    v.iter().cycle().take(v.len() * TILE).copied().collect()
+}
+
+/// Per-channel totals of a tiled accumulator, added in tile order.
+fn fold<T: Copy + Into<f64>>(tiled: &[T], c: usize) -> Vec<f64> {
+    let mut out = vec![0f64; c];
+    for t in tiled.chunks_exact(c) {
+        for (o, v) in out.iter_mut().zip(t) {
+            *o += (*v).into();
+        }
+    }
+    out
+}
+
+/// Adds the blocks' per-channel partial sums in block order.
+fn add_parts(parts: Vec<(Vec<f64>, Vec<f64>)>, c: usize) -> (Vec<f64>, Vec<f64>) {
     let (mut t1, mut t2) = (vec![0f64; c], vec![0f64; c]);
     for (p1, p2) in parts {
         for j in 0..c {
@@ -103,11 +133,12 @@ fn affine_act(z: &[f32], c: usize, a: &[f32], b: &[f32], act: Act, out: &mut [f3
         out: &mut [f32],
         f: F,
     ) {
+        let (a, b) = (tile(a), tile(b));
         z.par_chunks(ROWS * c)
             .zip(out.par_chunks_mut(ROWS * c))
             .for_each(|(zb, ob)| {
-                for (zr, or) in zb.chunks_exact(c).zip(ob.chunks_exact_mut(c)) {
-                    for (((o, v), s), t) in or.iter_mut().zip(zr).zip(a).zip(b) {
+                for (zr, or) in zb.chunks(TILE * c).zip(ob.chunks_mut(TILE * c)) {
+                    for (((o, v), s), t) in or.iter_mut().zip(zr).zip(&a).zip(&b) {
                         *o = f(v * s + t);
                     }
                 }
@@ -161,9 +192,10 @@ pub(super) fn forward_train(
         n.running_var[j] = ((1.0 - m) * n.running_var[j] as f64 + m * var * unbias) as f32;
     }
     // x̂ = z · invstd - mean · invstd, in place; then the activation of x̂ · gamma + beta.
+    let (at, bt) = (tile(&a), tile(&b));
     z.par_chunks_mut(ROWS * c).for_each(|zb| {
-        for zr in zb.chunks_exact_mut(c) {
-            for ((v, s), t) in zr.iter_mut().zip(&a).zip(&b) {
+        for zr in zb.chunks_mut(TILE * c) {
+            for ((v, s), t) in zr.iter_mut().zip(&at).zip(&bt) {
                 *v = *v * s + t;
             }
         }
@@ -187,11 +219,15 @@ pub(super) fn forward_eval(z: &[f32], c: usize, n: &Norm<'_>, act: Act, out: &mu
         out: &mut [f32],
         f: F,
     ) {
+        let (mean, scale, beta) = (tile(mean), tile(scale), tile(beta));
         z.par_chunks(ROWS * c)
             .zip(out.par_chunks_mut(ROWS * c))
             .for_each(|(zb, ob)| {
-                for (zr, or) in zb.chunks_exact(c).zip(ob.chunks_exact_mut(c)) {
-                    let it = or.iter_mut().zip(zr).zip(mean.iter().zip(scale).zip(beta));
+                for (zr, or) in zb.chunks(TILE * c).zip(ob.chunks_mut(TILE * c)) {
+                    let it = or
+                        .iter_mut()
+                        .zip(zr)
+                        .zip(mean.iter().zip(&scale).zip(&beta));
                     for ((o, v), ((m, s), b)) in it {
                         *o = f((v - m) * s + b);
                     }
@@ -225,13 +261,14 @@ fn slope_and_sums(
         beta: &[f32],
         pass: F,
     ) -> (Vec<f64>, Vec<f64>) {
+        let (gamma, beta) = (tile(gamma), tile(beta));
         let parts: Vec<(Vec<f64>, Vec<f64>)> = d
             .par_chunks_mut(ROWS * c)
             .zip(xhat.par_chunks(ROWS * c))
             .map(|(db, xb)| {
-                let (mut s1, mut s2) = (vec![0f32; c], vec![0f32; c]);
-                for (dr, xr) in db.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
-                    let it = dr.iter_mut().zip(xr).zip(gamma.iter().zip(beta));
+                let (mut s1, mut s2) = (vec![0f32; TILE * c], vec![0f32; TILE * c]);
+                for (dr, xr) in db.chunks_mut(TILE * c).zip(xb.chunks(TILE * c)) {
+                    let it = dr.iter_mut().zip(xr).zip(gamma.iter().zip(&beta));
                     for (((dv, xv), (g, b)), (a1, a2)) in it.zip(s1.iter_mut().zip(s2.iter_mut())) {
                         let dy = if pass(xv * g + b) { *dv } else { 0.0 };
                         *dv = dy;
@@ -239,20 +276,10 @@ fn slope_and_sums(
                         *a2 += dy * xv;
                     }
                 }
-                (
-                    s1.iter().map(|&v| v as f64).collect(),
-                    s2.iter().map(|&v| v as f64).collect(),
-                )
+                (fold(&s1, c), fold(&s2, c))
             })
             .collect();
-        let (mut t1, mut t2) = (vec![0f64; c], vec![0f64; c]);
-        for (p1, p2) in parts {
-            for j in 0..c {
-                t1[j] += p1[j];
-                t2[j] += p2[j];
-            }
-        }
-        (t1, t2)
+        add_parts(parts, c)
     }
     match act {
         Act::Identity => run(d, xhat, c, gamma, beta, |_| true),
@@ -288,10 +315,11 @@ pub(super) fn backward(
         mdy[j] = (sdy[j] * inv_rows) as f32;
         mdyx[j] = (sdyx[j] * inv_rows) as f32;
     }
+    let (k, mdy, mdyx) = (tile(&k), tile(&mdy), tile(&mdyx));
     d.par_chunks_mut(ROWS * c)
         .zip(xhat.par_chunks(ROWS * c))
         .for_each(|(db, xb)| {
-            for (dr, xr) in db.chunks_exact_mut(c).zip(xb.chunks_exact(c)) {
+            for (dr, xr) in db.chunks_mut(TILE * c).zip(xb.chunks(TILE * c)) {
                 let it = dr.iter_mut().zip(xr).zip(k.iter().zip(&mdy).zip(&mdyx));
                 for ((dv, xv), ((kk, m1), m2)) in it {
                     *dv = kk * (*dv - m1 - xv * m2);
