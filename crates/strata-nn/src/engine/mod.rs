@@ -302,7 +302,11 @@ impl Engine {
             .for_each(|(dst, &i)| {
                 let row = x.row(i);
                 for (j, v) in row.iter().enumerate() {
-                    let v = if quantized { (v * 255.0).round() } else { *v };
+                    let v = if quantized {
+                        round_non_negative(v * 255.0)
+                    } else {
+                        *v
+                    };
                     let (ch, pos) = (j / hw, j % hw);
                     dst[pos * c + ch] = v;
                 }
@@ -594,6 +598,16 @@ impl Engine {
             })
             .collect()
     }
+}
+
+/// `x.round()` (half away from zero) for `x` in `[0, 2^31)`, in SSE2 operations that vectorize:
+/// the baseline x86-64 target has no rounding instruction, and `f32::round` is then a library
+/// call per element. Exact: `x - trunc(x)` is representable, so the comparison with 0.5 decides
+/// as `round` does. Pixels and quantizer grids are the only inputs, all non-negative.
+#[inline]
+pub(super) fn round_non_negative(x: f32) -> f32 {
+    let t = x as i32 as f32;
+    t + if x - t >= 0.5 { 1.0 } else { 0.0 }
 }
 
 /// Mean cross-entropy of `logits` (`n x classes`) against `labels`; `d` receives its gradient

@@ -62,7 +62,7 @@ fn sign(y: f32) -> f32 {
 
 #[inline]
 fn levels(y: f32, inv_unit: f32, unit: f32) -> f32 {
-    (y.clamp(0.0, 1.0) * inv_unit).round() * unit
+    super::round_non_negative(y.clamp(0.0, 1.0) * inv_unit) * unit
 }
 
 /// Per-channel sums of `x - shift` and of its square over `x`'s rows.
@@ -291,7 +291,7 @@ fn slope_and_sums(
 
 /// Backward through `act(x̂ · gamma + beta)` and the batch statistics: `d` holds the gradient
 /// of the activation's output and becomes the gradient of `z`; the gradients of gamma and beta
-/// are added into `dgamma` and `dbeta`.
+/// are written into `dgamma` and `dbeta`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn backward(
     d: &mut [f32],
@@ -309,8 +309,8 @@ pub(super) fn backward(
     let inv_rows = 1.0 / rows as f64;
     let (mut k, mut mdy, mut mdyx) = (vec![0f32; c], vec![0f32; c], vec![0f32; c]);
     for j in 0..c {
-        dbeta[j] += sdy[j] as f32;
-        dgamma[j] += sdyx[j] as f32;
+        dbeta[j] = sdy[j] as f32;
+        dgamma[j] = sdyx[j] as f32;
         k[j] = gamma[j] * invstd[j];
         mdy[j] = (sdy[j] * inv_rows) as f32;
         mdyx[j] = (sdyx[j] * inv_rows) as f32;

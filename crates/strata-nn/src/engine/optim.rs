@@ -122,7 +122,7 @@ pub(super) fn quantize(w: &[f32], bits: u32, out: &mut [f32]) {
     let (inv_unit, unit_f) = ((1.0 / unit) as f32, unit as f32);
     for (o, v) in out.iter_mut().zip(w) {
         let x = v.clamp(-1.0, 1.0) * inv_alpha;
-        let q = (x * inv_unit + inv_unit).round() * unit_f + (-1.0f32);
+        let q = super::round_non_negative(x * inv_unit + inv_unit) * unit_f + (-1.0f32);
         *o = q * alpha;
     }
 }

@@ -293,3 +293,74 @@ fn cross_entropy_matches_its_definition() {
     // Each row's gradient sums to zero.
     assert!((d[0] + d[1] + d[2]).abs() < 1e-7 && (d[3] + d[4] + d[5]).abs() < 1e-7);
 }
+
+#[test]
+fn round_non_negative_equals_round() {
+    let mut rng = Rng::new(17);
+    let mut xs: Vec<f32> = (0..100_000)
+        .map(|_| (rng.uniform() * 300.0) as f32)
+        .collect();
+    // Halves, their neighbours, and the largest float below 0.5.
+    for k in 0..600 {
+        let h = k as f32 * 0.5;
+        xs.extend([
+            h,
+            f32::from_bits(h.to_bits().wrapping_sub(1)),
+            f32::from_bits(h.to_bits() + 1),
+        ]);
+    }
+    xs.extend([0.0, 0.49999997, 254.5, 255.0, 1e9]);
+    for x in xs.into_iter().filter(|x| x.is_finite() && *x >= 0.0) {
+        assert_eq!(round_non_negative(x).to_bits(), x.round().to_bits(), "{x}");
+    }
+}
+
+/// After 40 Adam steps (weights clipped at the boundary, batch norm moved, gradients from
+/// earlier steps in the buffers) the next step's gradients still equal candle's on the same
+/// parameters.
+#[test]
+fn gradients_equal_candles_after_training_steps() {
+    for (k, (arch, input, p)) in [
+        (Architecture::Mlp, [1, 6, 6], Precision::W2A2),
+        (Architecture::Mlp, [1, 6, 6], Precision::W1A1),
+        (Architecture::Mlp, [1, 6, 6], Precision::Float),
+        (Architecture::Tiny10, [1, 12, 12], Precision::W2A2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let c = config(arch, input, p);
+        let (mut net, x, y) = setup(&c, 64, 140 + k as u64);
+        let mut e = Engine::new(&net, 64).unwrap();
+        let cfg = TrainConfig {
+            epochs: 1,
+            batch_size: 16,
+            lr: 0.01,
+            weight_decay: 0.0,
+            optimizer: OptimizerKind::Adam,
+            schedule: crate::train::Schedule::Constant,
+            seed: 1,
+            l2: 0.0,
+        };
+        for b in 0..40 {
+            let idx: Vec<usize> = (b % 4 * 16..b % 4 * 16 + 16).collect();
+            e.step(x.view(), &y, &idx, &cfg, cfg.lr);
+        }
+        e.write_back(&mut net).unwrap();
+        let idx: Vec<usize> = (0..16).collect();
+        let xs = x.slice(ndarray::s![0..16, ..]).to_owned();
+        let s = e.gradients(x.view(), &y, &idx, 0.0);
+        let (loss, want, _) = candle_reference(&mut net, &xs, &y[..16]);
+        let what = format!("after training {arch:?} {input:?} {p}");
+        assert!(
+            (s.loss - loss).abs() < 1e-3 * (1.0 + loss),
+            "{what}: loss {} vs {loss}",
+            s.loss
+        );
+        for (b, (g, w)) in e.block_grads().iter().zip(&want).enumerate() {
+            close(&format!("{what} block {b} weights"), &g.0, &w.0, 2e-2);
+            close(&format!("{what} block {b} gamma"), &g.1, &w.1, 2e-2);
+            close(&format!("{what} block {b} beta"), &g.2, &w.2, 2e-2);
+        }
+    }
+}
