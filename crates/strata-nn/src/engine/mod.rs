@@ -118,6 +118,8 @@ pub(crate) struct Engine {
     ga: Vec<f32>,
     gb: Vec<f32>,
     optim: Option<optim::Optim>,
+    /// `wq` holds the quantized weights of the current `params` (evaluation batches reuse them).
+    wq_fresh: bool,
 }
 
 fn tensor_vec(t: &Tensor) -> Result<Vec<f32>, NnError> {
@@ -249,6 +251,7 @@ impl Engine {
             ga: Vec::new(),
             gb: Vec::new(),
             optim: None,
+            wq_fresh: false,
         };
         e.reserve(cap);
         Ok(e)
@@ -318,8 +321,11 @@ impl Engine {
     /// layer's `post`.
     fn forward(&mut self, n: usize, train: bool) {
         if let Some(bits) = self.precision.weight_bits() {
-            for l in &self.layers {
-                optim::quantize(&self.params[l.w.clone()], bits, &mut self.wq[l.w.clone()]);
+            if !self.wq_fresh {
+                for l in &self.layers {
+                    optim::quantize(&self.params[l.w.clone()], bits, &mut self.wq[l.w.clone()]);
+                }
+                self.wq_fresh = true;
             }
         }
         let weights = if self.wq.is_empty() {
@@ -509,6 +515,7 @@ impl Engine {
             }
         });
         optim.step(&mut self.params, &self.grads, lr);
+        self.wq_fresh = false;
         if self.precision.weight_bits().is_some() {
             for l in &self.layers {
                 for v in &mut self.params[l.w.clone()] {

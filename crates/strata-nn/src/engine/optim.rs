@@ -112,11 +112,15 @@ pub(super) fn quantize(w: &[f32], bits: u32, out: &mut [f32]) {
         }
         return;
     }
-    let alpha = w
-        .iter()
-        .map(|v| v.clamp(-1.0, 1.0).abs())
-        .fold(0f32, f32::max)
-        .max(1e-8);
+    // Sixteen running maxima, so the loop vectorizes (a single `f32::max` chain does not).
+    let mut lanes = [0f32; 16];
+    for chunk in w.chunks(16) {
+        for (m, v) in lanes.iter_mut().zip(chunk) {
+            let a = v.clamp(-1.0, 1.0).abs();
+            *m = if a > *m { a } else { *m };
+        }
+    }
+    let alpha = lanes.iter().fold(0f32, |m, &v| m.max(v)).max(1e-8);
     let inv_alpha = (1.0 / alpha as f64) as f32;
     let unit = 2.0 / ((1u64 << bits) - 1) as f64;
     let (inv_unit, unit_f) = ((1.0 / unit) as f32, unit as f32);
