@@ -74,6 +74,23 @@ struct Layer {
     perm: Option<Vec<usize>>,
 }
 
+impl Layer {
+    /// Weight-shaped values (weights or their gradients) from the engine's layout back into
+    /// the network's own (`perm` undone).
+    fn to_network_layout(&self, v: &[f32]) -> Vec<f32> {
+        match &self.perm {
+            Some(p) => {
+                let mut c = vec![0f32; v.len()];
+                for (&j, &x) in p.iter().zip(v) {
+                    c[j] = x;
+                }
+                c
+            }
+            None => v.to_vec(),
+        }
+    }
+}
+
 /// Per-layer buffers for a batch of up to `cap` examples.
 #[derive(Default)]
 struct LayerBufs {
@@ -546,17 +563,7 @@ impl Engine {
     /// The engine's parameters and running statistics copied back into `net`.
     pub fn write_back(&self, net: &mut Net) -> Result<(), NnError> {
         for (l, b) in self.layers.iter().zip(net.blocks.iter_mut()) {
-            let w = &self.params[l.w.clone()];
-            let canon = match &l.perm {
-                Some(p) => {
-                    let mut c = vec![0f32; w.len()];
-                    for (e, &j) in p.iter().enumerate() {
-                        c[j] = w[e];
-                    }
-                    c
-                }
-                None => w.to_vec(),
-            };
+            let canon = l.to_network_layout(&self.params[l.w.clone()]);
             let dev = b.w.as_tensor().device().clone();
             let shape = b.w.as_tensor().shape().clone();
             b.w.set(&Tensor::from_vec(canon, shape, &dev)?)?;
@@ -586,17 +593,7 @@ impl Engine {
         self.layers
             .iter()
             .map(|l| {
-                let g = &self.grads[l.w.clone()];
-                let w = match &l.perm {
-                    Some(p) => {
-                        let mut c = vec![0f32; g.len()];
-                        for (e, &j) in p.iter().enumerate() {
-                            c[j] = g[e];
-                        }
-                        c
-                    }
-                    None => g.to_vec(),
-                };
+                let w = l.to_network_layout(&self.grads[l.w.clone()]);
                 (
                     w,
                     self.grads[l.gamma..l.gamma + l.out].to_vec(),
