@@ -33,7 +33,8 @@ pub const MAX_BATCH: usize = 1 << 20;
 /// At most this many input elements per example (`channels x height x width`): 16 Mi, a
 /// 4096x4096 single-channel image or a 2364x2364 RGB one.
 pub const MAX_INPUT_ELEMENTS: usize = 1 << 24;
-/// Rows per batch when the library evaluates a network on a data set ([`crate::train::predict`]).
+/// Rows per evaluation batch that the memory estimate allows for ([`crate::train::predict`]
+/// evaluates 256 rows at a time, within it).
 pub const EVAL_BATCH: usize = 1000;
 
 /// f32 copies of every block's (pre-pooling) output that training holds per example: the
