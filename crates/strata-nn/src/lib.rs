@@ -2,6 +2,7 @@
 //! straight-through estimators (Hubara et al., "Quantized Neural Networks"), their model files,
 //! bit-packed inference for binary (`w1a1`) networks.
 
+pub mod attack;
 pub mod binary_gemm;
 mod engine;
 pub mod error;

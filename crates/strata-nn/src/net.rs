@@ -509,8 +509,15 @@ impl Net {
     /// Forward pass on a batch (`rows x features`); `train` uses batch statistics and updates
     /// the running ones.
     pub fn forward(&mut self, x: &Tensor, train: bool) -> Result<Forward, NnError> {
+        let h = self.prepare_input(x)?;
+        self.forward_prepared(h, train)
+    }
+
+    /// [`Net::forward`] from the input the network reads ([`Net::prepare_input`]'s output), so
+    /// that a test can differentiate with respect to it.
+    pub(crate) fn forward_prepared(&mut self, h: Tensor, train: bool) -> Result<Forward, NnError> {
         let bits = self.config.precision.activation_bits();
-        let mut h = self.prepare_input(x)?;
+        let mut h = h;
         let (mut pre, mut post) = (Vec::new(), Vec::new());
         let last = self.blocks.len() - 1;
         for i in 0..self.blocks.len() {

@@ -126,12 +126,45 @@ fn baseline_grid(bases: &[Vec<Result<strata_sim::Basis>>], name: &str) -> Result
     Ok(grid)
 }
 
+/// The grid and layer names without the layers named in `exclude`, as queries and as candidates.
+/// Every name must be a layer.
+fn without_layers(
+    grid: SimGrid,
+    layers: Vec<String>,
+    exclude: &[String],
+) -> std::result::Result<(SimGrid, Vec<String>), String> {
+    if let Some(e) = exclude.iter().find(|e| !layers.contains(e)) {
+        return Err(format!(
+            "no layer named '{e}' (layers: {})",
+            layers.join(", ")
+        ));
+    }
+    let keep: Vec<usize> = (0..layers.len())
+        .filter(|&i| !exclude.contains(&layers[i]))
+        .collect();
+    let pick = |m: Vec<Vec<Option<f64>>>| -> Vec<Vec<Option<f64>>> {
+        if m.is_empty() {
+            return m;
+        }
+        keep.iter()
+            .map(|&i| keep.iter().map(|&j| m[i][j]).collect())
+            .collect()
+    };
+    let grid = grid
+        .into_iter()
+        .map(|row| row.into_iter().map(pick).collect())
+        .collect();
+    let layers = keep.iter().map(|&i| layers[i].clone()).collect();
+    Ok((grid, layers))
+}
+
 /// Run every `[identify]` entry of the analysis.
 pub fn run(o: &Outcome, p: &dyn Progress) -> Result<Vec<IdentifyRow>> {
     let mut rows = Vec::new();
-    let total: usize = o.analysis.identify.iter().map(|(_, _, m)| m.len()).sum();
+    let total: usize = o.analysis.identify.iter().map(|t| t.measures.len()).sum();
     let bar = p.task("identification", "measures", total as u64);
-    for (family, precision, measures) in &o.analysis.identify {
+    for test in &o.analysis.identify {
+        let (family, precision, measures) = (&test.family, &test.precision, &test.measures);
         let idx = members(o, family, *precision);
         let mut bases: Option<Bases> = None;
         for name in measures {
@@ -156,6 +189,8 @@ pub fn run(o: &Outcome, p: &dyn Progress) -> Result<Vec<IdentifyRow>> {
                     m.higher_is_similar(),
                 )
             };
+            let (grid, layers) = without_layers(grid, layers, &test.exclude)
+                .map_err(|e| anyhow!("[identify] exclude: {e} in family '{family}'"))?;
             let result = identification(&grid, !symmetric, higher);
             p.log(&format!(
                 "identification {family} ({}): {name}: {}",
@@ -180,4 +215,60 @@ pub fn run(o: &Outcome, p: &dyn Progress) -> Result<Vec<IdentifyRow>> {
     }
     bar.finish();
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer_names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("l{i}")).collect()
+    }
+
+    #[test]
+    fn excluded_layers_leave_rows_and_columns() {
+        // Two networks, three layers; values encode (a, b, i, j) so every kept cell is checkable.
+        let cell =
+            |a: usize, b: usize, i: usize, j: usize| (1000 * a + 100 * b + 10 * i + j) as f64;
+        let grid: SimGrid = (0..2)
+            .map(|a| {
+                (0..2)
+                    .map(|b| {
+                        if a == b {
+                            return vec![];
+                        }
+                        (0..3)
+                            .map(|i| (0..3).map(|j| Some(cell(a, b, i, j))).collect())
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let (g, names) = without_layers(grid, layer_names(3), &["l1".to_string()]).unwrap();
+        assert_eq!(names, vec!["l0", "l2"]);
+        assert!(g[0][0].is_empty() && g[1][1].is_empty());
+        for (a, b) in [(0, 1), (1, 0)] {
+            for (ki, i) in [0, 2].into_iter().enumerate() {
+                for (kj, j) in [0, 2].into_iter().enumerate() {
+                    assert_eq!(g[a][b][ki][kj], Some(cell(a, b, i, j)));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn excluding_an_unknown_layer_names_the_layers() {
+        let e = without_layers(vec![], layer_names(2), &["logits".to_string()]).unwrap_err();
+        assert_eq!(e, "no layer named 'logits' (layers: l0, l1)");
+    }
+
+    #[test]
+    fn excluding_nothing_keeps_everything() {
+        let grid: SimGrid = vec![
+            vec![vec![], vec![vec![Some(1.0)]]],
+            vec![vec![vec![Some(2.0)]], vec![]],
+        ];
+        let (g, names) = without_layers(grid.clone(), layer_names(1), &[]).unwrap();
+        assert_eq!((g, names), (grid, layer_names(1)));
+    }
 }

@@ -264,6 +264,13 @@ pub(super) fn identify_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Blo
          ± 1.96 standard errors. The paper's numbers come from ten Tiny-10 CNNs on CIFAR-10; \
          CIFAR-10 is not available here, so this data set differs.",
     )));
+    for t in o.analysis.identify.iter().filter(|t| !t.exclude.is_empty()) {
+        blocks.push(Block::Paragraph(format!(
+            "Left out of the test for {} (as queries and as candidates): {}.",
+            t.family,
+            t.exclude.join(", ")
+        )));
+    }
     let paper = |m: &str| {
         super::identify::KORNBLITH_TABLE2
             .iter()

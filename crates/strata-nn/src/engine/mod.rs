@@ -471,7 +471,7 @@ impl Engine {
                         }
                     }
                 }
-                LayerOp::Conv(g) => conv_backward(g, x, w, l.out, dz, dw, dx),
+                LayerOp::Conv(g) => conv_backward(g, x, w, l.out, dz, Some(dw), dx),
             }
             if let Some(bits) = self.precision.weight_bits() {
                 if bits > 1 {
@@ -542,6 +542,118 @@ impl Engine {
         }
         // A non-finite loss is reported as such; the callers name the epoch it diverged in.
         stats
+    }
+
+    /// Evaluation-mode backward from the logits' gradient in `ga` down to the input: the
+    /// gradient of the loss with respect to the loaded input (channels-last) ends in `ga`.
+    /// Parameters get no gradient; batch norm uses its running statistics, and every quantizer
+    /// passes its straight-through gradient, as in training.
+    fn backward_input(&mut self, n: usize) {
+        let weights = if self.wq.is_empty() {
+            &self.params
+        } else {
+            &self.wq
+        };
+        for i in (0..self.layers.len()).rev() {
+            let l = &self.layers[i];
+            let (before, rest) = self.bufs.split_at_mut(i);
+            let cur = &mut rest[0];
+            if let Some(p) = &l.pool {
+                p.backward(
+                    &self.ga[..n * l.post_len],
+                    &cur.arg[..n * l.post_len],
+                    &mut self.gb[..n * l.z_len],
+                );
+                std::mem::swap(&mut self.ga, &mut self.gb);
+            }
+            let (mean, var) = self.running[l.stats..l.stats + 2 * l.out].split_at_mut(l.out);
+            let norm = Norm {
+                gamma: &self.params[l.gamma..l.gamma + l.out],
+                beta: &self.params[l.beta..l.beta + l.out],
+                running_mean: mean,
+                running_var: var,
+                momentum: self.momentum,
+                eps: self.eps,
+            };
+            norm::backward_eval(
+                &mut self.ga[..n * l.z_len],
+                &cur.z[..n * l.z_len],
+                l.out,
+                &norm,
+                l.act,
+            );
+            let dz = &self.ga[..n * l.z_len];
+            let w = &weights[l.w.clone()];
+            let dx = &mut self.gb[..n * l.in_len];
+            match &l.op {
+                LayerOp::Dense { fin, gap } => match gap {
+                    Some(pos) => {
+                        let dg = &mut cur.gap[..n * fin];
+                        gemm::abt(dg, dz, w, (n, l.out, *fin), false, Par::rayon(0));
+                        pool::gap_backward(dg, *pos, *fin, dx);
+                    }
+                    None => gemm::abt(dx, dz, w, (n, l.out, *fin), false, Par::rayon(0)),
+                },
+                LayerOp::Conv(g) => {
+                    let x = if i == 0 {
+                        &self.x[..n * l.in_len]
+                    } else {
+                        &before[i - 1].post[..n * l.in_len]
+                    };
+                    conv_backward(g, x, w, l.out, dz, None, Some(dx));
+                }
+            }
+            std::mem::swap(&mut self.ga, &mut self.gb);
+        }
+    }
+
+    /// Evaluation-mode logits of every row of `x` (`rows x (c·h·w)`, channels-first, as
+    /// [`Engine::predict_logits`] reads it) and the gradient of each example's cross-entropy
+    /// against `labels[row]` with respect to that row (same layout). Quantized networks read
+    /// their input as `round(255 x)`: the rounding passes its straight-through gradient, so the
+    /// gradient is 255 times the one with respect to the integer input.
+    pub fn input_gradients(
+        &mut self,
+        x: ndarray::ArrayView2<'_, f32>,
+        labels: &[usize],
+    ) -> (Vec<f32>, Vec<f32>) {
+        let rows = x.nrows();
+        let [c, h, w] = self.input;
+        let (hw, len) = (h * w, c * h * w);
+        let classes = self.layers[self.layers.len() - 1].out;
+        let batch = EVAL_ROWS.min(rows.max(1));
+        self.reserve(batch);
+        let scale = if self.precision == Precision::Float {
+            1.0
+        } else {
+            255.0
+        };
+        let (mut logits, mut grads) = (Vec::with_capacity(rows * classes), vec![0f32; rows * len]);
+        let all: Vec<usize> = (0..rows).collect();
+        for idx in all.chunks(batch) {
+            let n = idx.len();
+            self.load(x, idx);
+            self.forward(n, false);
+            let labs: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+            let out = self.logits(n).to_vec();
+            // Per-example losses: the batch mean's gradient times n.
+            cross_entropy(&out, &labs, classes, &mut self.ga[..n * classes]);
+            for g in &mut self.ga[..n * classes] {
+                *g *= n as f32;
+            }
+            logits.extend_from_slice(&out);
+            self.backward_input(n);
+            for (k, &i) in idx.iter().enumerate() {
+                let src = &self.ga[k * len..(k + 1) * len];
+                let dst = &mut grads[i * len..(i + 1) * len];
+                for (pos, px) in src.chunks_exact(c).enumerate() {
+                    for (ch, v) in px.iter().enumerate() {
+                        dst[ch * hw + pos] = v * scale;
+                    }
+                }
+            }
+        }
+        (logits, grads)
     }
 
     /// Evaluation-mode logits of every row of `x` (`rows x classes`, row-major), in batches.
@@ -685,28 +797,32 @@ fn conv_backward(
     w: &[f32],
     out: usize,
     dz: &[f32],
-    dw: &mut [f32],
+    dw: Option<&mut [f32]>,
     dx: Option<&mut [f32]>,
 ) {
     let te = task_examples(g);
     let (pl, kl) = (g.positions(), g.patch_len());
     let n = x.len() / g.in_len();
     let tasks = n.div_ceil(te);
-    let mut parts = vec![0f32; tasks * kl * out];
+    let need_dw = dw.is_some();
+    let mut parts = vec![0f32; if need_dw { tasks * kl * out } else { tasks }];
     let dx_chunks: Vec<Option<&mut [f32]>> = match dx {
         Some(d) => d.chunks_mut(te * g.in_len()).map(Some).collect(),
         None => (0..tasks).map(|_| None).collect(),
     };
+    let part_len = if need_dw { kl * out } else { 1 };
     parts
-        .par_chunks_mut(kl * out)
+        .par_chunks_mut(part_len)
         .zip(dz.par_chunks(te * pl * out))
         .zip(x.par_chunks(te * g.in_len()))
         .zip(dx_chunks.into_par_iter())
         .for_each(|(((part, dzt), xt), dxt)| {
             let rows = dzt.len() / out;
             with_scratch(rows * kl, rows * kl, |pt, dpt| {
-                g.im2col(xt, pt);
-                gemm::atb(part, pt, dzt, (rows, kl, out), false, Par::Seq);
+                if need_dw {
+                    g.im2col(xt, pt);
+                    gemm::atb(part, pt, dzt, (rows, kl, out), false, Par::Seq);
+                }
                 if let Some(dxt) = dxt {
                     gemm::abt(dpt, dzt, w, (rows, out, kl), false, Par::Seq);
                     g.col2im(dpt, dxt);
@@ -714,6 +830,7 @@ fn conv_backward(
             });
         });
     // Fixed-order sum of the tasks' partial gradients.
+    let Some(dw) = dw else { return };
     dw.fill(0.0);
     for p in parts.chunks(kl * out) {
         for (a, b) in dw.iter_mut().zip(p) {

@@ -244,6 +244,46 @@ pub(super) fn forward_eval(z: &[f32], c: usize, n: &Norm<'_>, act: Act, out: &mu
     }
 }
 
+/// Evaluation-mode backward: `d` (the gradient of `act((z - mean) · scale + beta)`) becomes the
+/// gradient of `z`, `d · scale` where the activation passes its straight-through gradient and 0
+/// elsewhere. The parameters are fixed, so nothing else is needed.
+pub(super) fn backward_eval(d: &mut [f32], z: &[f32], c: usize, n: &Norm<'_>, act: Act) {
+    let scale: Vec<f32> = (0..c)
+        .map(|j| n.gamma[j] / (n.running_var[j] + n.eps).sqrt())
+        .collect();
+    fn run<F: Fn(f32) -> bool + Sync>(
+        d: &mut [f32],
+        z: &[f32],
+        c: usize,
+        mean: &[f32],
+        scale: &[f32],
+        beta: &[f32],
+        pass: F,
+    ) {
+        let (mean, scale, beta) = (tile(mean), tile(scale), tile(beta));
+        d.par_chunks_mut(ROWS * c)
+            .zip(z.par_chunks(ROWS * c))
+            .for_each(|(db, zb)| {
+                for (dr, zr) in db.chunks_mut(TILE * c).zip(zb.chunks(TILE * c)) {
+                    let it = dr
+                        .iter_mut()
+                        .zip(zr)
+                        .zip(mean.iter().zip(&scale).zip(&beta));
+                    for ((dv, v), ((m, s), b)) in it {
+                        *dv = if pass((v - m) * s + b) { *dv * s } else { 0.0 };
+                    }
+                }
+            });
+    }
+    let (mean, beta) = (&*n.running_mean, n.beta);
+    match act {
+        Act::Identity => run(d, z, c, mean, &scale, beta, |_| true),
+        Act::Relu => run(d, z, c, mean, &scale, beta, |y| y >= 0.0),
+        Act::Sign => run(d, z, c, mean, &scale, beta, |y| (-1.0..=1.0).contains(&y)),
+        Act::Levels { .. } => run(d, z, c, mean, &scale, beta, |y| (0.0..=1.0).contains(&y)),
+    }
+}
+
 /// `d *= slope(x̂ · gamma + beta)` and the per-channel sums of `d` and `d · x̂`, in one pass.
 fn slope_and_sums(
     d: &mut [f32],

@@ -15,6 +15,24 @@ pub struct IdentifySpec {
     pub precision: Option<PrecisionName>,
     /// Measures to test (default: every one, as in the paper's Table 2).
     pub measures: Option<Vec<Spanned<String>>>,
+    /// Layers left out of the test, as queries and as candidates (the paper's Table 2 excludes
+    /// the logits: `exclude = ["logits"]`).
+    pub exclude: Option<Vec<Spanned<String>>>,
+}
+
+/// One identification test the runner performs: a family's networks at one precision, compared
+/// by each measure, over the layers not excluded.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IdentifyTest {
+    /// The family (`[[model]] name`).
+    pub family: String,
+    /// The precision whose networks are compared.
+    pub precision: Precision,
+    /// Measure names, as `[identify] measures` gives them.
+    pub measures: Vec<String>,
+    /// Layer names left out of the test (checked against the stores when they exist).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
 }
 
 /// RBF CKA bandwidths of Kornblith et al.'s Table 2, tested by default as `cka_rbf_T`.
@@ -40,13 +58,12 @@ pub fn rbf_threshold_of(name: &str) -> Option<f64> {
     (t.is_finite() && t > 0.0).then_some(t)
 }
 
-/// Check the `[identify]` table: one (family, precision, measures) test per named family (none
-/// without the table).
+/// Check the `[identify]` table: one test per named family (none without the table).
 pub(super) fn check(
     cx: &Ctx,
     raw: Option<&Spanned<IdentifySpec>>,
     families: &[ModelSpec],
-) -> Result<Vec<(String, Precision, Vec<String>)>, SpecError> {
+) -> Result<Vec<IdentifyTest>, SpecError> {
     let mut identify = Vec::new();
     let Some(id) = raw else {
         return Ok(identify);
@@ -64,9 +81,26 @@ pub(super) fn check(
             "[identify]: models and measures must not be empty".into(),
         ));
     }
+    let mut exclude: Vec<String> = Vec::new();
+    for e in id.exclude.iter().flatten() {
+        if e.get_ref().trim().is_empty() {
+            return Err(cx.err(
+                e.span(),
+                "[identify] exclude: give layer names, e.g. [\"logits\"]".into(),
+            ));
+        }
+        if !exclude.contains(e.get_ref()) {
+            exclude.push(e.get_ref().clone());
+        }
+    }
     for f in &id.models {
         let fam = family(cx, f, families, precision)?;
-        identify.push((fam.name.clone(), precision, measures.clone()));
+        identify.push(IdentifyTest {
+            family: fam.name.clone(),
+            precision,
+            measures: measures.clone(),
+            exclude: exclude.clone(),
+        });
     }
     Ok(identify)
 }

@@ -18,7 +18,9 @@ mod twins;
 pub use cka::{ActivationPoint, CkaSpec, EstimatorName, KernelName};
 pub use compare::CompareSpec;
 pub use data::{DataSource, DataSpec, Split};
-pub use identify::{identify_measures, rbf_threshold_of, IdentifySpec, RBF_THRESHOLDS};
+pub use identify::{
+    identify_measures, rbf_threshold_of, IdentifySpec, IdentifyTest, RBF_THRESHOLDS,
+};
 pub use model::{Instance, ModelSpec, OptimizerName, PrecisionName, ScheduleName};
 pub use privacy::{PrivacyPlan, PrivacySpec};
 pub use store::{check_examples, open as open_stores, OpenedStore, StoreSpec};
@@ -28,7 +30,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
-use strata_nn::Precision;
 use toml::Spanned;
 
 /// A spec that could not be read: file, 1-based line, message.
@@ -100,8 +101,8 @@ pub struct Analysis {
     pub twins: Vec<String>,
     /// Draw a full heatmap of each precision against its float twin (`[twins] heatmaps`).
     pub twin_heatmaps: bool,
-    /// Identification test: (family, precision, measures).
-    pub identify: Vec<(String, Precision, Vec<String>)>,
+    /// Identification tests, one per family named in `[identify]`.
+    pub identify: Vec<IdentifyTest>,
     /// Membership-inference audits (`[privacy]`).
     pub privacy: Option<PrivacyPlan>,
     /// Line of each family's `[[model]]` header, for errors found after parsing.
@@ -319,6 +320,7 @@ fn check_file(cx: &Ctx, raw: &SpecFile, name: &str) -> Result<(), SpecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_nn::Precision;
 
     const GOOD: &str = r#"
 title = "t"
