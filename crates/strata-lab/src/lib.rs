@@ -15,6 +15,7 @@ pub mod measure;
 pub mod mia;
 pub mod outset;
 pub mod progress;
+pub mod robustness;
 pub mod train;
 pub mod zip;
 
