@@ -616,6 +616,101 @@ fn train_eval_collect_and_compare_float_with_binary() {
     assert_eq!(v["layers_a"], serde_json::json!(["fc1", "fc2", "logits"]));
     assert_eq!(v["n"], 300);
     assert!(out.join("heatmap.png").exists());
+    // Attack the binary network, white-box and by transfer from the float one.
+    let att = d.join("attack");
+    let o = strata(&[
+        "attack",
+        "--model",
+        &m("mlp-w1a1"),
+        "--transfer-from",
+        &m("mlp-float"),
+        "--limit",
+        "100",
+        "--eps",
+        "0,0.1,0.3",
+        "--steps",
+        "5",
+        "--out",
+        att.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = last_json(&o);
+    let pts = a["points"].as_array().unwrap();
+    assert_eq!(pts.len(), 3);
+    let clean = strata(&[
+        "eval",
+        "--model",
+        &m("mlp-w1a1"),
+        "--limit",
+        "100",
+        "--json",
+    ]);
+    let clean = last_json(&clean)["accuracy"].as_f64().unwrap();
+    assert_eq!(
+        pts[0]["accuracy"].as_f64().unwrap(),
+        clean,
+        "eps 0 is the clean accuracy"
+    );
+    for (k, p) in pts.iter().enumerate() {
+        let (wb, tr) = (
+            a["white_box"][k]["accuracy"].as_f64().unwrap(),
+            a["transfer"][k]["accuracy"].as_f64().unwrap(),
+        );
+        assert_eq!(p["accuracy"].as_f64().unwrap(), wb.min(tr));
+        assert!(p["mean_norm"].as_f64().unwrap() <= p["eps"].as_f64().unwrap() + 1e-6);
+    }
+    for f in [
+        "attack.json",
+        "attack.csv",
+        "attack.md",
+        "layers.csv",
+        "adversarial.arrow",
+    ] {
+        assert!(att.join(f).exists(), "{f}");
+    }
+    let o = strata(&["layers", att.join("adversarial.arrow").to_str().unwrap()]);
+    assert!(
+        o.status.success() && stdout(&o).contains("eps_0.3"),
+        "{}",
+        stdout(&o)
+    );
+    // The same seed gives the same numbers.
+    let again = strata(&[
+        "attack",
+        "--model",
+        &m("mlp-w1a1"),
+        "--transfer-from",
+        &m("mlp-float"),
+        "--limit",
+        "100",
+        "--eps",
+        "0,0.1,0.3",
+        "--steps",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(last_json(&again)["points"], a["points"]);
+    for args in [
+        vec!["attack", "--model", &m("mlp-w1a1"), "--eps", "-1"],
+        vec!["attack", "--model", &m("mlp-w1a1"), "--steps", "0"],
+        vec![
+            "attack",
+            "--model",
+            &m("mlp-w1a1"),
+            "--transfer-from",
+            "/nonexistent/m",
+        ],
+        vec!["attack", "--model", &m("mlp-w1a1"), "--data", "digits"],
+    ] {
+        let o = strata(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let e = stderr(&o);
+        assert!(
+            !e.contains("panicked") && e.trim().lines().count() == 1,
+            "{args:?}: {e}"
+        );
+    }
     // Bad flags and files: one line, non-zero.
     for args in [
         vec!["train", "--precision", "w3a3", "--out", "x"],

@@ -21,7 +21,7 @@ use std::process::ExitCode;
         Start with `strata quickstart` (no input needed), describe your own experiments in an \
         analysis spec for `strata run`, or point `strata cka` at your own activations: .npy, \
         .npz, .safetensors, or strata's Arrow/Parquet activation store.",
-    after_help = "Examples:\n  strata quickstart\n  strata run analyses/float-vs-quantized.toml\n  strata cka float.npz w1a1.npz --out reports/float-vs-w1a1\n  strata cka acts.arrow acts.arrow --kernel rbf --json\n  strata layers acts.safetensors"
+    after_help = "Examples:\n  strata quickstart\n  strata run analyses/float-vs-quantized.toml\n  strata cka float.npz w1a1.npz --out reports/float-vs-w1a1\n  strata cka acts.arrow acts.arrow --kernel rbf --json\n  strata layers acts.safetensors\n  strata attack --model models/w1a1 --transfer-from models/float"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -38,6 +38,7 @@ enum Cmd {
     Train(cmd::train::TrainArgs),
     Eval(cmd::eval::EvalArgs),
     Collect(cmd::collect::CollectArgs),
+    Attack(cmd::attack::AttackArgs),
     Mia(cmd::mia::MiaArgs),
     Zip(cmd::zip::ZipArgs),
     Bench(cmd::bench::BenchArgs),
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         Cmd::Train(a) => a.exec(),
         Cmd::Eval(a) => a.exec(),
         Cmd::Collect(a) => a.exec(),
+        Cmd::Attack(a) => a.exec(),
         Cmd::Mia(a) => a.exec(),
         Cmd::Zip(a) => a.exec(),
         Cmd::Bench(a) => a.exec(),

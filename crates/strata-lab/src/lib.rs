@@ -5,6 +5,7 @@
 //! and format what these functions return.
 
 pub mod analysis;
+pub mod attack;
 pub mod bench;
 pub mod bench_mlp;
 pub mod bench_train;

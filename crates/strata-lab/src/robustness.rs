@@ -79,8 +79,9 @@ impl Plan {
         Ok(())
     }
 
-    /// The attack at budget `eps`.
-    pub fn attack(&self, eps: f32) -> Attack {
+    /// The attack at budget `eps`; `transfer`: crafted to be evaluated on another model (PGD
+    /// then runs every step instead of stopping at the first success).
+    pub fn attack(&self, eps: f32, transfer: bool) -> Attack {
         let method = match self.method {
             MethodKind::Fgsm => Method::Fgsm,
             MethodKind::Pgd => Method::Pgd {
@@ -96,6 +97,7 @@ impl Plan {
             eps,
             range: PIXEL_RANGE,
             seed: self.seed,
+            stop_at_success: !transfer,
         }
     }
 }
@@ -160,7 +162,7 @@ pub fn curve(
     task.set_total(plan.eps.len() as u64);
     let mut out = Vec::with_capacity(plan.eps.len());
     for &eps in &plan.eps {
-        let a = plan.attack(eps);
+        let a = plan.attack(eps, source.is_some());
         let adv = match crafter.as_mut() {
             Some(c) => attack::run(c, x, y, &goal, &a)?,
             None => attack::run(&mut judge, x, y, &goal, &a)?,

@@ -173,7 +173,7 @@ pub struct Examples<'a> {
 }
 
 /// A saved model and the examples it will read, checked to have the shape it expects.
-fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
+pub(crate) fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
     if ex.limit == Some(0) {
         bail!("--limit must be at least 1 (it counts the examples to read)");
     }

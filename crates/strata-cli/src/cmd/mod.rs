@@ -1,6 +1,7 @@
 //! One module per subcommand: its arguments (clap) and what it does with them (`exec`): call
 //! the library, format what it returns.
 
+pub mod attack;
 pub mod bench;
 pub mod cka;
 pub mod collect;

@@ -180,6 +180,7 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
             "training": o.models.iter().map(|m| m.train_seconds).sum::<f64>(),
             "collect": o.models.iter().map(|m| m.collect_seconds).sum::<f64>(),
             "cka": o.cka_seconds,
+            "robustness": o.robustness.iter().map(|r| r.seconds).sum::<f64>(),
         },
         "jobs": o.args.jobs,
         "force": o.args.force,
@@ -190,6 +191,21 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
         "comparisons": comparisons,
         "files": files,
     });
+    // Only a spec with `[robustness]` gets the key: the attacked networks and their time.
+    if !o.robustness.is_empty() {
+        m["robustness"] = o
+            .robustness
+            .iter()
+            .map(|r| {
+                json!({
+                    "model": a.instances[r.instance].name,
+                    "examples": r.examples,
+                    "transfer": r.transfer.is_some(),
+                    "seconds": r.seconds,
+                })
+            })
+            .collect();
+    }
     // Only a spec with `[[store]]` files gets the key: other manifests keep their shape.
     if !o.stores.is_empty() {
         m["stores"] = stores(o);

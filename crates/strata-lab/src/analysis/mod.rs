@@ -12,6 +12,8 @@ pub mod report;
 mod report_layers;
 mod report_models;
 mod report_privacy;
+mod report_robustness;
+pub mod robustness_run;
 pub mod runner;
 pub mod spec;
 pub mod stats;

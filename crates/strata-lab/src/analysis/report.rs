@@ -5,7 +5,7 @@
 //! half-written report, and a failure leaves the previous one in place.
 
 use super::runner::Outcome;
-use super::{manifest, report_layers, report_models, report_privacy};
+use super::{manifest, report_layers, report_models, report_privacy, report_robustness};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use strata_report::{Block, Column, Document, Heatmap, LinePlot, Table};
@@ -141,6 +141,7 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
         report_layers::heatmap_section(o, &mut w, &mut blocks)?;
         report_layers::identify_section(o, &mut w, &mut blocks)?;
         report_privacy::privacy_section(o, &mut w, &mut blocks)?;
+        report_robustness::robustness_section(o, &mut w, &mut blocks)?;
         report_models::training_section(o, &mut w, &mut blocks)?;
         blocks.push(Block::Heading {
             level: 2,

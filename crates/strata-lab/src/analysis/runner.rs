@@ -113,6 +113,9 @@ pub struct Outcome {
     pub identify: Vec<super::identify_run::IdentifyRow>,
     /// Membership-inference audits (`[privacy]`).
     pub privacy: Vec<super::privacy_run::PrivacyRun>,
+    /// Accuracy under attack and clean-vs-adversarial layer CKA, one entry per attacked network
+    /// (`[robustness]`).
+    pub robustness: Vec<super::robustness_run::ModelRobustness>,
     /// When the run started (wall clock).
     pub started: std::time::SystemTime,
     /// Seconds the whole run took.
@@ -537,6 +540,7 @@ pub fn run(
     let t0 = Instant::now();
     let data = load_data(&a, progress)?;
     check_architectures(&a, &data, args.jobs)?;
+    super::robustness_run::check_data(&a, &data)?;
     let stores = open_stores(&a, &data)?;
     let cache = Cache::new(&args.cache);
     cache.sweep();
@@ -565,12 +569,14 @@ pub fn run(
         cka_seconds,
         identify: Vec::new(),
         privacy: Vec::new(),
+        robustness: Vec::new(),
         started,
         seconds: 0.0,
         args,
     };
     o.identify = super::identify_run::run(&o, progress)?;
     o.privacy = super::privacy_run::run(&o, progress)?;
+    o.robustness = super::robustness_run::run(&o, progress)?;
     o.seconds = t0.elapsed().as_secs_f64();
     Ok(o)
 }

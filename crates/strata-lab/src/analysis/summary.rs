@@ -160,12 +160,163 @@ pub fn text(o: &Outcome, dir: &Path) -> String {
         all.extend(rows);
         out.push_str(&pad(&all));
     }
+    out.push_str(&robustness_text(o));
     let _ = writeln!(
         out,
         "\nreport: {} (also report.md, figures/, tables/, manifest.json)",
         dir.join("index.html").display()
     );
     out
+}
+
+/// Mean over seeds of `get` for each budget, per (family, precision) of the attacked networks.
+type ByPrecision = Vec<(Precision, Vec<Option<f64>>)>;
+
+fn robustness_means(
+    o: &Outcome,
+    family: &str,
+    get: &dyn Fn(&super::robustness_run::ModelRobustness) -> Vec<Option<f64>>,
+) -> ByPrecision {
+    let mut out: ByPrecision = Vec::new();
+    for p in precisions_of(o, family) {
+        let curves: Vec<Vec<Option<f64>>> = o
+            .robustness
+            .iter()
+            .filter(|r| r.family == family && r.precision == p)
+            .map(get)
+            .collect();
+        if curves.is_empty() {
+            continue;
+        }
+        let n = curves.iter().map(Vec::len).max().unwrap_or(0);
+        let means = per_layer(&curves, n)
+            .iter()
+            .map(|s| s.map(|s| s.mean))
+            .collect();
+        out.push((p, means));
+    }
+    out
+}
+
+fn accuracy_curve(r: &super::robustness_run::ModelRobustness) -> Vec<Option<f64>> {
+    r.reported.iter().map(|q| Some(q.accuracy)).collect()
+}
+
+/// `[robustness]`: accuracy under attack per family, precision and budget (mean over seeds).
+fn robustness_text(o: &Outcome) -> String {
+    let Some(plan) = &o.analysis.robustness else {
+        return String::new();
+    };
+    if o.robustness.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\nadversarial robustness ({} {}{}, {} test examples{}), accuracy % under attack by eps \
+         (mean over seeds):\n",
+        plan.attack.method.name(),
+        plan.attack.norm.name(),
+        match plan.attack.method {
+            crate::robustness::MethodKind::Pgd => format!(" {} steps", plan.attack.steps),
+            crate::robustness::MethodKind::Fgsm => String::new(),
+        },
+        o.robustness.iter().map(|r| r.examples).max().unwrap_or(0),
+        if plan.transfer {
+            "; quantized: the stronger of white-box and transfer from the float twin"
+        } else {
+            ""
+        }
+    );
+    let mut rows = vec![["family", "precision"]
+        .map(String::from)
+        .into_iter()
+        .chain(plan.attack.eps.iter().map(|e| e.to_string()))
+        .collect::<Vec<_>>()];
+    for f in &plan.families {
+        for (p, means) in robustness_means(o, f, &accuracy_curve) {
+            let mut r = vec![f.clone(), p.name().to_string()];
+            r.extend(
+                means
+                    .iter()
+                    .map(|v| v.map_or("n/a".into(), |v| format!("{:.1}", 100.0 * v))),
+            );
+            rows.push(r);
+        }
+    }
+    out.push_str(&pad(&rows));
+    out
+}
+
+/// `[robustness]` as JSON: settings, and per family the mean accuracy per budget, how often the
+/// transfer attack was the stronger, and the mean clean-vs-adversarial CKA per layer.
+fn robustness_json(o: &Outcome) -> serde_json::Value {
+    let Some(plan) = &o.analysis.robustness else {
+        return serde_json::Value::Null;
+    };
+    let eps: Vec<f64> = plan
+        .attack
+        .eps
+        .iter()
+        .map(|e| e.to_string().parse().unwrap_or(*e as f64))
+        .collect();
+    let by = |v: ByPrecision| -> serde_json::Map<String, serde_json::Value> {
+        v.into_iter()
+            .map(|(p, m)| (p.name().to_string(), json!(m)))
+            .collect()
+    };
+    let families: serde_json::Map<String, serde_json::Value> = plan
+        .families
+        .iter()
+        .map(|f| {
+            let first = o.robustness.iter().find(|r| &r.family == f);
+            let layers: Vec<String> = first
+                .map(|r| r.layers.iter().map(|(n, _)| n.clone()).collect())
+                .unwrap_or_default();
+            let transfer: serde_json::Map<String, serde_json::Value> = precisions_of(o, f)
+                .into_iter()
+                .filter(|&p| p != Precision::Float)
+                .map(|p| {
+                    let counts: Vec<usize> = (0..plan.attack.eps.len())
+                        .map(|k| {
+                            o.robustness
+                                .iter()
+                                .filter(|r| &r.family == f && r.precision == p)
+                                .filter(|r| {
+                                    r.reported.get(k).is_some_and(|q| q.crafted == "transfer")
+                                })
+                                .count()
+                        })
+                        .collect();
+                    (p.name().to_string(), json!(counts))
+                })
+                .collect();
+            (
+                f.clone(),
+                json!({
+                    "examples": first.map(|r| r.examples),
+                    "accuracy": by(robustness_means(o, f, &accuracy_curve)),
+                    "success_rate": by(robustness_means(o, f, &|r| {
+                        r.reported.iter().map(|q| Some(q.success_rate)).collect()
+                    })),
+                    "transfer_stronger_seeds": transfer,
+                    "layers": layers,
+                    "cka_clean_vs_adversarial": by(robustness_means(o, f, &|r| {
+                        r.layers.iter().map(|(_, v)| *v).collect()
+                    })),
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "attack": plan.attack.method.name(),
+        "norm": plan.attack.norm.name(),
+        "steps": plan.attack.steps,
+        "targeted": plan.attack.targeted,
+        "transfer": plan.transfer,
+        "seed": plan.attack.seed,
+        "eps": eps,
+        "cka_eps": eps[plan.cka_index],
+        "families": families,
+    })
 }
 
 /// The header line and the accuracy table of a run that trained (or loaded) models.
@@ -263,5 +414,6 @@ pub fn json(o: &Outcome, dir: &Path) -> serde_json::Value {
             v["family"] = json!(r.family);
             v
         }).collect::<Vec<_>>(),
+        "robustness": robustness_json(o),
     })
 }

@@ -198,6 +198,10 @@ pub struct Attack {
     pub range: (f32, f32),
     /// Seed of PGD's random start.
     pub seed: u64,
+    /// PGD keeps an example's first iterate that succeeds on the attacked model and stops
+    /// moving it (the white-box evaluation); `false` runs every step (adversarial examples
+    /// meant to transfer to another model, where a barely-successful one transfers poorly).
+    pub stop_at_success: bool,
 }
 
 impl Attack {
@@ -229,9 +233,9 @@ impl Attack {
 /// Adversarial examples for `x` (`rows x input_len`, clean examples in `attack.range`) with
 /// true labels `labels`, crafted on `model`.
 ///
-/// PGD keeps, for each example, the first iterate that succeeds on `model` (misclassified, or
-/// classified as its target), else its last iterate: every iterate lies in the allowed set, so
-/// this is the attack's best answer rather than a random one.
+/// With `stop_at_success`, PGD keeps, for each example, the first iterate that succeeds on
+/// `model` (misclassified, or classified as its target), else its last iterate: every iterate
+/// lies in the allowed set, so this is the attack's best answer rather than a random one.
 pub fn run(
     model: &mut dyn InputGradient,
     x: ArrayView2<'_, f32>,
@@ -326,7 +330,7 @@ pub fn run(
                     if *done_r {
                         continue;
                     }
-                    if success(&logits, r) {
+                    if attack.stop_at_success && success(&logits, r) {
                         *done_r = true;
                         best.row_mut(r).assign(&adv.row(r));
                         continue;

@@ -174,6 +174,7 @@ fn fgsm_is_the_clipped_sign_step() {
             eps,
             range: (0.0, 1.0),
             seed: 0,
+            stop_at_success: true,
         };
         let adv = run(&mut c, x.view(), &y, &Goal::Untargeted, &a).unwrap();
         for ((v, x0), d) in adv.iter().zip(x.iter()).zip(g.iter()) {
@@ -215,6 +216,7 @@ fn fgsm_raises_the_loss_for_a_small_step() {
         eps: 1e-3,
         range: (-10.0, 10.0),
         seed: 0,
+        stop_at_success: true,
     };
     let adv = run(&mut c, x.view(), &y, &Goal::Untargeted, &a).unwrap();
     let (l0, l1) = (c.logits(x.view()).unwrap(), c.logits(adv.view()).unwrap());
@@ -328,6 +330,7 @@ fn pgd_finds_the_nearest_boundary_of_a_linear_classifier() {
             eps: eps as f32,
             range: (-100.0, 100.0),
             seed: r as u64,
+            stop_at_success: true,
         };
         let flipped = |lin: &mut Linear, eps: f64| {
             let adv = run(
@@ -372,13 +375,15 @@ fn budgets_and_range_hold_and_eps_zero_is_the_identity() {
                 step_size: 0.05,
             },
         ] {
-            for eps in [0.0f32, 0.1, 2.0] {
+            for (eps, stop_at_success) in [(0.0f32, true), (0.1, true), (0.1, false), (2.0, false)]
+            {
                 let a = Attack {
                     method,
                     norm,
                     eps,
                     range: (0.0, 1.0),
                     seed: 9,
+                    stop_at_success,
                 };
                 let adv = run(&mut c, x.view(), &y, &Goal::Untargeted, &a).unwrap();
                 if eps == 0.0 {
@@ -411,6 +416,7 @@ fn bad_inputs_are_errors() {
         eps: 0.1,
         range: (0.0, 1.0),
         seed: 0,
+        stop_at_success: true,
     };
     let bad = [
         Attack {

@@ -12,6 +12,7 @@ mod data;
 mod identify;
 mod model;
 mod privacy;
+mod robustness;
 mod store;
 mod twins;
 
@@ -23,6 +24,7 @@ pub use identify::{
 };
 pub use model::{Instance, ModelSpec, OptimizerName, PrecisionName, ScheduleName};
 pub use privacy::{PrivacyPlan, PrivacySpec};
+pub use robustness::{RobustnessPlan, RobustnessSpec};
 pub use store::{check_examples, open as open_stores, OpenedStore, StoreSpec};
 pub use twins::TwinsSpec;
 
@@ -67,6 +69,7 @@ struct SpecFile {
     twins: Option<Spanned<TwinsSpec>>,
     identify: Option<Spanned<IdentifySpec>>,
     privacy: Option<Spanned<PrivacySpec>>,
+    robustness: Option<Spanned<RobustnessSpec>>,
     /// Reserved for compression experiments (`strata zip` runs them from the command line).
     compression: Option<Spanned<toml::Table>>,
 }
@@ -105,6 +108,8 @@ pub struct Analysis {
     pub identify: Vec<IdentifyTest>,
     /// Membership-inference audits (`[privacy]`).
     pub privacy: Option<PrivacyPlan>,
+    /// Adversarial robustness of the named families (`[robustness]`).
+    pub robustness: Option<RobustnessPlan>,
     /// Line of each family's `[[model]]` header, for errors found after parsing.
     pub family_lines: Vec<usize>,
     /// The spec file, for errors found after parsing.
@@ -156,6 +161,11 @@ impl Ctx<'_> {
     /// An error on the line where `span` starts.
     fn err(&self, span: Range<usize>, msg: String) -> SpecError {
         self.err_at(self.line(span.start), msg)
+    }
+
+    /// The line of `key` in the table that starts at `span` (else the table's first line).
+    fn key_line(&self, span: &Range<usize>, key: &str) -> usize {
+        key_line(self.text, span, key)
     }
 
     /// An error about `key` of the table that starts at `span`, on that key's line.
@@ -259,6 +269,10 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         None => None,
         Some(p) => Some(privacy::check(&cx, p, families)?),
     };
+    let robustness = match &raw.robustness {
+        None => None,
+        Some(r) => Some(robustness::check(&cx, r, families)?),
+    };
     Ok(Analysis {
         name: name.to_string(),
         title: raw.title.unwrap_or_else(|| name.to_string()),
@@ -274,6 +288,7 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         twin_heatmaps,
         identify,
         privacy,
+        robustness,
         family_lines: models.lines,
         file: file.to_string(),
     })
