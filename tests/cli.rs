@@ -943,7 +943,7 @@ fn gpu_info_and_device_choice_behave_on_any_machine() {
         let e = stderr(&cuda);
         assert_eq!(e.lines().count(), 1, "{e}");
         assert!(
-            e.contains("no CUDA driver found") && e.contains("--device cpu"),
+            e.contains("--device cuda: no CUDA driver found") && e.contains("use cpu or auto"),
             "{e}"
         );
         let rbf = strata(&["cka", sa, sb, "--kernel", "rbf", "--device", "cuda"]);

@@ -4,6 +4,7 @@
 //! Every figure is a ratio to a baseline measured in the same run on the same data.
 
 use crate::progress::Progress;
+use crate::setting::{Setting, SettingError};
 use anyhow::{Context, Result};
 use ndarray::Array2;
 use serde::Serialize;
@@ -246,7 +247,7 @@ pub fn run(args: &BenchCkaArgs, progress: &dyn Progress) -> Result<BenchCkaRepor
         pb.inc(1);
     }
     pb.finish();
-    let matrix = matrix.context("--repeat must be at least 1")?;
+    let matrix = matrix.ok_or_else(|| SettingError::new(Setting::Repeat, " must be at least 1"))?;
     let numpy = match &args.python {
         Some(py) => numpy_reference(py, &a, &b, &matrix.values, progress)?,
         None => None,

@@ -8,6 +8,7 @@
 
 use crate::gpu;
 use crate::progress::Progress;
+use crate::setting::{Setting, SettingError};
 use anyhow::Result;
 use serde::Serialize;
 use std::time::Instant;
@@ -106,8 +107,13 @@ fn best_of(repeat: usize, mut f: impl FnMut() -> Result<Vec<usize>>) -> Result<(
 
 /// Run the benchmark, logging each engine's figure as it comes.
 pub fn run(args: &BenchMlpArgs, progress: &dyn Progress) -> Result<BenchMlpReport> {
-    if args.rows == 0 || args.widths.is_empty() || args.widths.contains(&0) {
-        anyhow::bail!("--rows and every --widths value must be at least 1");
+    if args.rows == 0 {
+        return Err(SettingError::new(Setting::Rows, " must be at least 1").into());
+    }
+    if args.widths.is_empty() || args.widths.contains(&0) {
+        return Err(
+            SettingError::new(Setting::Widths, ": name at least one, each at least 1").into(),
+        );
     }
     let gpu = match args.device {
         DeviceChoice::Cpu => None,
@@ -117,7 +123,11 @@ pub fn run(args: &BenchMlpArgs, progress: &dyn Progress) -> Result<BenchMlpRepor
         progress.log(&gpu::running_on(g));
     }
     if gpu.is_none() && args.no_cpu {
-        anyhow::bail!("--no-cpu leaves nothing to time without a GPU (strata gpu info)");
+        return Err(SettingError::new(
+            Setting::NoCpu,
+            " leaves nothing to time: no GPU was found on this machine",
+        )
+        .into());
     }
     let d = tiled(&dataset::load("mnist-small")?.train, args.rows)?;
     let net = |precision| {

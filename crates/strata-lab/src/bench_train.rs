@@ -312,7 +312,7 @@ pub fn run(args: &BenchTrainArgs, progress: &dyn Progress) -> Result<BenchTrainR
         ));
     }
     let (torch, torch_note) = match &args.python {
-        None => (None, Some("skipped (--no-torch)".to_string())),
+        None => (None, Some("skipped (not asked for)".to_string())),
         Some(py) => match torch_side(py, args, &d, threads, progress)? {
             Ok(t) => (Some(t), None),
             Err(why) => {

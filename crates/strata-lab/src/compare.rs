@@ -1,6 +1,7 @@
 //! `strata cka A B`: CKA between the layers of two activation files.
 
 use crate::progress::Progress;
+use crate::setting::{Setting, SettingError};
 use anyhow::{bail, Result};
 use ndarray::Array2;
 use serde_json::json;
@@ -98,10 +99,12 @@ pub fn run(args: &CkaArgs, progress: &dyn Progress) -> Result<CkaResult> {
     };
     let (layers_a, layers_b) = (names(&fa, &ia), names(fb, &ib));
     let estimator = match (args.batch_size, args.estimator) {
-        (Some(_), Some(Estimator::Biased)) => bail!(
-            "minibatch CKA averages the unbiased HSIC estimator over batches (Nguyen et al. \
-             2021); use --estimator debiased or drop --batch-size"
-        ),
+        (Some(_), Some(Estimator::Biased)) => return Err(SettingError::new(
+            Setting::Estimator,
+            " biased: minibatch CKA (with a batch size) averages the unbiased HSIC estimator over \
+                 batches (Nguyen et al. 2021); use the debiased estimator, or no batch size",
+        )
+        .into()),
         (Some(_), _) => Estimator::Debiased,
         (None, e) => e.unwrap_or(Estimator::Biased),
     };
@@ -116,7 +119,11 @@ pub fn run(args: &CkaArgs, progress: &dyn Progress) -> Result<CkaResult> {
     let matrix = match args.batch_size {
         Some(bs) => {
             if bs < 4 {
-                bail!("--batch-size must be at least 4 (the unbiased HSIC estimator needs n >= 4)");
+                return Err(SettingError::new(
+                    Setting::BatchSize,
+                    " must be at least 4 (the unbiased HSIC estimator needs n >= 4)",
+                )
+                .into());
             }
             minibatch(&fa, fb, &ia, &ib, same, bs, args, progress)?
         }
@@ -172,13 +179,17 @@ fn full(
     need = need.saturating_add(widest);
     if let Some(avail) = crate::available_memory_bytes() {
         if need > avail * 9 / 10 {
-            bail!(
-                "computing all pairs at once needs about {} but {} is available; use \
-                 --batch-size 1024 (minibatch CKA, memory independent of the number of examples) \
-                 or select fewer layers with --layers-a/--layers-b",
-                crate::human_bytes(need),
-                crate::human_bytes(avail)
-            );
+            return Err(SettingError::within(
+                Setting::BatchSize,
+                format!(
+                    "computing all pairs at once needs about {} but {} is available; use ",
+                    crate::human_bytes(need),
+                    crate::human_bytes(avail)
+                ),
+                " 1024 (minibatch CKA, memory independent of the number of examples) or select \
+                 fewer layers",
+            )
+            .into());
         }
     }
     let read = |f: &Activations, ids: &[usize], label: &str| -> Result<Vec<Array2<f32>>> {

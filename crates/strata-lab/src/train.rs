@@ -1,6 +1,7 @@
 //! `strata train`, `strata eval`, `strata collect`: networks on labelled data.
 
 use crate::progress::{Progress, Task};
+use crate::setting::{Setting, SettingError};
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde_json::json;
@@ -155,7 +156,11 @@ fn split<'a>(s: &'a dataset::Splits, which: &str) -> Result<&'a Dataset> {
     match which {
         "train" => Ok(&s.train),
         "test" => Ok(&s.test),
-        other => bail!("--split must be train or test, got '{other}'"),
+        other => Err(SettingError::new(
+            Setting::Split,
+            format!(" must be train or test, got '{other}'"),
+        )
+        .into()),
     }
 }
 
@@ -175,7 +180,11 @@ pub struct Examples<'a> {
 /// A saved model and the examples it will read, checked to have the shape it expects.
 pub(crate) fn load(model: &Path, ex: Examples) -> Result<(Net, ModelCard, Dataset)> {
     if ex.limit == Some(0) {
-        bail!("--limit must be at least 1 (it counts the examples to read)");
+        return Err(SettingError::new(
+            Setting::Limit,
+            " must be at least 1 (it counts the examples to read)",
+        )
+        .into());
     }
     let (m, card) = file::load(model)?;
     let s = dataset::load_with_label(ex.data, ex.label)?;
@@ -228,11 +237,14 @@ pub fn eval(
                 strata_gpu::MlpEngine::Float
             };
             let mlp = strata_gpu::GpuMlp::new(g.clone(), &m, kind)
-                .with_context(|| format!("--engine {name} --device {device}"))?;
+                .with_context(|| format!("the {name} engine on {}", g.label()))?;
             name = kind.name();
             Engine::Gpu(mlp)
         }
-        (None, true) => Engine::Packed(PackedMlp::from_net(&m).context("--engine packed")?),
+        (None, true) => Engine::Packed(
+            PackedMlp::from_net(&m)
+                .map_err(|e| SettingError::new(Setting::Engine, " packed").because(e))?,
+        ),
         (None, false) => Engine::Float,
     };
     let (mut pred, mut secs) = (Vec::new(), f64::INFINITY);

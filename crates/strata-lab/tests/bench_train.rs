@@ -63,7 +63,7 @@ fn strata_side_alone_gives_a_train_and_an_inference_row() {
     let loss = train.loss.unwrap();
     assert!(loss > 0.5 && loss < 10.0, "loss {loss}");
     assert!(r.torch.is_none());
-    assert!(r.torch_note.as_deref().unwrap().contains("--no-torch"));
+    assert!(r.torch_note.as_deref().unwrap().contains("not asked for"));
     let md = r.to_markdown();
     assert!(md.contains("| mlp | float | train |"), "{md}");
     assert!(md.contains("PyTorch not run"), "{md}");

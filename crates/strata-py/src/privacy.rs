@@ -8,7 +8,19 @@ use numpy::{
 use pyo3::prelude::*;
 use strata_privacy::protocol::Design;
 use strata_privacy::score::{score as score_design, ScoreConfig};
-use strata_privacy::{attack_by_name, Defense, MembershipAttack, Released};
+use strata_privacy::{attack_by_name, Defense, MembershipAttack, PrivacyError, Released};
+
+/// `e` as a Python exception: the privacy crate's message, with what to do worded for this
+/// function's arguments where the message names a command-line flag.
+fn privacy_err(e: PrivacyError) -> PyErr {
+    match e {
+        PrivacyError::TooFewReferences { attack, need, got } => err(format!(
+            "{attack} needs at least {need} reference models, got {got}; raise references or \
+             pass more models' outputs"
+        )),
+        e => err(e.to_string()),
+    }
+}
 
 /// A balanced design: a `(models, pool)` boolean mask, every example a member of half of the
 /// models (`strata mia design`).
@@ -118,7 +130,7 @@ fn privacy_score<'py>(
                 bootstrap,
                 seed,
             };
-            let results = score_design(&released, &design, &cfg).map_err(|e| err(e.to_string()))?;
+            let results = score_design(&released, &design, &cfg).map_err(privacy_err)?;
             let json = serde_json::to_string(&results).map_err(|e| err(e.to_string()))?;
             let scores: Vec<Vec<f64>> = results.into_iter().map(|r| r.scores).collect();
             Ok((json, scores))

@@ -39,7 +39,7 @@ impl GpuArgs {
                 if json {
                     println!("{}", serde_json::to_string(&p)?);
                 } else {
-                    print!("{}", gpu::info_text(&p));
+                    print!("{}", info_text(&p));
                 }
                 Ok(())
             }
@@ -53,6 +53,18 @@ impl GpuArgs {
                 check(seed, json)
             }
         }
+    }
+}
+
+/// The text `strata gpu info` prints for `p`: the library's report, with what each `--device`
+/// does on a machine without a driver.
+fn info_text(p: &strata_gpu::Probe) -> String {
+    match p {
+        strata_gpu::Probe::NoDriver => "no CUDA driver found: strata runs on the CPU (--device \
+                                        auto and cpu work; --device cuda needs an NVIDIA GPU \
+                                        and its driver)\n"
+            .to_string(),
+        p => p.text(),
     }
 }
 

@@ -64,7 +64,7 @@ fn cka_grid(
                 layers_b: None,
                 device: o.analysis.cka.device,
             };
-            let r = compare::run(&args, &WarningsOnly(p))?;
+            let r = compare::run(&args, &WarningsOnly(p)).map_err(super::runner::in_cka)?;
             layers = r.layers_a.clone();
             grid[b][a] = transpose(&r.matrix.values);
             grid[a][b] = r.matrix.values;

@@ -3,6 +3,7 @@
 //! `manifest.json`, or an empty one), and never when the spec being run or the cache it reads
 //! lives inside that folder. Checked before any training starts, and again just before the swap.
 
+use crate::setting::{Setting, SettingError};
 use anyhow::{bail, Result};
 use std::path::{Component, Path, PathBuf};
 
@@ -22,38 +23,58 @@ pub fn check_target(
     let fin_abs = absolute(&fin);
     for d in data {
         if absolute(d).starts_with(&fin_abs) {
-            bail!(
-                "the data file {} lies inside the report folder {} that this run would replace; \
-                 move it out of it (or pass another --reports)",
-                d.display(),
-                fin.display()
-            );
+            return Err(SettingError::within(
+                Setting::Reports,
+                format!(
+                    "the data file {} lies inside the report folder {} that this run would \
+                     replace; move it out of it (or pass another ",
+                    d.display(),
+                    fin.display()
+                ),
+                ")",
+            )
+            .into());
         }
     }
     let spec_abs = absolute(spec);
     if spec.exists() && spec_abs.starts_with(&fin_abs) {
-        bail!(
-            "the spec {} lies inside the report folder {} that this run would replace; move the \
-             spec out of it (or pass another --reports)",
-            spec.display(),
-            fin.display()
-        );
+        return Err(SettingError::within(
+            Setting::Reports,
+            format!(
+                "the spec {} lies inside the report folder {} that this run would replace; move \
+                 the spec out of it (or pass another ",
+                spec.display(),
+                fin.display()
+            ),
+            ")",
+        )
+        .into());
     }
     let cache_abs = absolute(cache);
     if cache_abs.starts_with(&fin_abs) {
-        bail!(
-            "the cache {} lies inside the report folder {} that this run would replace; put the \
-             cache elsewhere with --cache DIR (the default is REPORTS/.cache)",
-            cache.display(),
-            fin.display()
-        );
+        return Err(SettingError::within(
+            Setting::Cache,
+            format!(
+                "the cache {} lies inside the report folder {} that this run would replace; pass \
+                 another ",
+                cache.display(),
+                fin.display()
+            ),
+            " outside it (the default is .cache in the reports folder)",
+        )
+        .into());
     }
     if fin_abs.starts_with(&cache_abs) {
-        bail!(
-            "the report folder {} lies inside the cache {}; pass another --reports or --cache",
-            fin.display(),
-            cache.display()
-        );
+        return Err(SettingError::within(
+            Setting::Cache,
+            format!(
+                "the report folder {} lies inside the cache {}; pass another ",
+                fin.display(),
+                cache.display()
+            ),
+            " or another reports folder",
+        )
+        .into());
     }
     check_replaceable(&fin)
 }
@@ -66,16 +87,21 @@ pub fn check_replaceable(fin: &Path) -> Result<()> {
         Err(e) => bail!("cannot inspect {}: {e}", fin.display()),
     };
     if !meta.is_dir() {
-        bail!(
-            "{} exists and is not a strata report folder (it is a {}); move it away or pass \
-             another --reports DIR",
-            fin.display(),
-            if meta.file_type().is_symlink() {
-                "symbolic link"
-            } else {
-                "file"
-            }
-        );
+        return Err(SettingError::within(
+            Setting::Reports,
+            format!(
+                "{} exists and is not a strata report folder (it is a {}); move it away or pass \
+                 another ",
+                fin.display(),
+                if meta.file_type().is_symlink() {
+                    "symbolic link"
+                } else {
+                    "file"
+                }
+            ),
+            "",
+        )
+        .into());
     }
     if is_strata_report(fin) {
         return Ok(());
@@ -86,11 +112,16 @@ pub fn check_replaceable(fin: &Path) -> Result<()> {
     if empty {
         return Ok(());
     }
-    bail!(
-        "{} exists and was not written by strata (no strata manifest.json in it), so strata will \
-         not replace it; move or rename it, or pass another --reports DIR",
-        fin.display()
+    Err(SettingError::within(
+        Setting::Reports,
+        format!(
+            "{} exists and was not written by strata (no strata manifest.json in it), so strata \
+             will not replace it; move or rename it, or pass another ",
+            fin.display()
+        ),
+        "",
     )
+    .into())
 }
 
 /// A folder holding a `manifest.json` whose `format` is strata's report format.

@@ -9,6 +9,7 @@ use super::cache::{self, Cache};
 use super::spec::{ActivationPoint, Analysis, Instance, OpenedStore};
 use crate::compare::{self, CkaArgs};
 use crate::progress::{Progress, WarningsOnly};
+use crate::setting::{self, Setting, SettingError};
 use crate::train::{self, Examples, TrainArgs};
 use anyhow::{anyhow, bail, Context, Result};
 use std::collections::BTreeMap;
@@ -199,6 +200,12 @@ struct Planned {
     needs_training: bool,
 }
 
+/// `e` with its errors about a setting worded as the `[cka]` keys that set them (the runner is
+/// the front end of spec settings; the CLI words the rest, its own options, as flags).
+pub(super) fn in_cka(e: anyhow::Error) -> anyhow::Error {
+    setting::reworded(e, &|s| format!("[cka] {}", s.key()))
+}
+
 /// The GPU that collects MLP activations: the spec's device, which is the GPU's float engine
 /// (`None`: the CPU); convolutional networks collect on the CPU.
 fn collector_gpu(a: &Analysis) -> Result<Option<Arc<Gpu>>> {
@@ -206,7 +213,7 @@ fn collector_gpu(a: &Analysis) -> Result<Option<Arc<Gpu>>> {
         .iter()
         .any(|i| i.architecture == Architecture::Mlp)
     {
-        crate::gpu::resolve(a.cka.device)
+        crate::gpu::resolve(a.cka.device).map_err(in_cka)
     } else {
         Ok(None)
     }
@@ -261,12 +268,17 @@ fn plan_one(s: &Stage, inst: &Instance, gpu: Option<&Arc<Gpu>>) -> Result<Planne
         &collector,
     );
     let needs_training = s.force
-        || !s.cache.has_model(&key).with_context(|| {
-            format!(
-                "the cached model of {} ({}; delete it or pass --force to rebuild it)",
-                inst.name,
-                s.cache.model(&key).display()
+        || !s.cache.has_model(&key).map_err(|e| {
+            SettingError::within(
+                Setting::Force,
+                format!(
+                    "the cached model of {} ({}; delete it or rebuild it with ",
+                    inst.name,
+                    s.cache.model(&key).display()
+                ),
+                ")",
             )
+            .because(e)
         })?;
     Ok(Planned {
         key,
@@ -365,12 +377,17 @@ fn collect_all(
     let bar = s.p.task("activations", "models", plan.len() as u64);
     for (i, (inst, pl)) in s.a.instances.iter().zip(plan).enumerate() {
         let path = s.cache.model(&pl.key);
-        let (mut net, card) = strata_nn::file::load(&path).with_context(|| {
-            format!(
-                "loading the cached model of {} ({}; `--force` or deleting it rebuilds it)",
-                inst.name,
-                path.display()
+        let (mut net, card) = strata_nn::file::load(&path).map_err(|e| {
+            SettingError::within(
+                Setting::Force,
+                format!(
+                    "loading the cached model of {} ({}; ",
+                    inst.name,
+                    path.display()
+                ),
+                " or deleting it rebuilds it)",
             )
+            .because(e)
         })?;
         let store = s.cache.store(&pl.store_key);
         let fresh = plan[..i].iter().any(|q| q.store_key == pl.store_key)
@@ -513,7 +530,9 @@ fn compare_pair(
         layers_b: lb,
         device: a.cka.device,
     };
-    let r = compare::run(&args, &inner).with_context(|| what.to_string())?;
+    let r = compare::run(&args, &inner)
+        .map_err(in_cka)
+        .with_context(|| what.to_string())?;
     for w in r.warnings() {
         p.log(&format!("warning: {what}: {w}"));
     }
@@ -643,13 +662,14 @@ fn check_architectures(
             }
         }
     }
-    // `--jobs N` trains N models at once: the heaviest N must fit together.
+    // `jobs` models train at once: the heaviest of them must fit together.
     let together = jobs.clamp(1, a.instances.len().max(1)) as u64;
     if together > 1 {
         strata_data::memory::check_fits(
             heaviest.saturating_mul(together),
-            format!("training {together} models at once (--jobs {jobs})"),
-        )?;
+            format!("training {together} models at once"),
+        )
+        .map_err(|e| SettingError::new(Setting::Jobs, format!(" {jobs}: {e}; use fewer")))?;
     }
     Ok(())
 }
@@ -710,7 +730,7 @@ pub fn run_text(
 ) -> Result<(Outcome, PathBuf)> {
     let a = super::spec::parse(text, &spec.display().to_string(), name)?;
     if args.jobs == 0 {
-        bail!("--jobs must be at least 1");
+        return Err(SettingError::new(Setting::Jobs, " must be at least 1").into());
     }
     let data_files: Vec<PathBuf> = a
         .data

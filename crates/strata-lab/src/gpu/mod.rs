@@ -1,6 +1,7 @@
-//! The GPU behind every command: where work runs for a `--device` choice (the capability rules
-//! are strata-gpu's; this layer adds the hints that name the options), `strata gpu info|check`,
-//! and the GPU benchmarks' records and Markdown.
+//! The GPU behind every command: where work runs for a device choice (the capability rules
+//! are strata-gpu's; this layer adds what to do instead, as [`SettingError`]s about the device,
+//! which each front end words), `strata gpu info|check`, and the GPU benchmarks' records and
+//! Markdown.
 //!
 //! The self-check against the CPU ([`check`]) and the GPU benchmarks ([`bench`](mod@bench))
 //! live here, on strata-gpu's public engine API, so that strata-gpu stays the engines.
@@ -9,41 +10,38 @@ pub mod bench;
 pub mod check;
 mod check_mlp;
 
-use anyhow::{Context, Result};
+use crate::setting::{Setting, SettingError};
+use anyhow::Result;
 use serde::Serialize;
 use std::sync::Arc;
 use strata_gpu::{DeviceChoice, Gpu, GpuError, GpuHsic, Probe, Unsupported, Workload};
 
-/// `e` as the user sees it: the library's message plus the hint for the option that avoids it
-/// (the library names no options).
-fn hinted(e: GpuError) -> anyhow::Error {
+/// `e`, met resolving `device`, as an error about the device: with what to do instead when there
+/// is no GPU (the library names no options).
+fn hinted(device: DeviceChoice, e: GpuError) -> SettingError {
     match e {
         GpuError::NoDriver | GpuError::NoDevice => {
-            anyhow::anyhow!("{e}; use --device cpu or auto")
+            SettingError::new(Setting::Device, format!(" {device}: {e}; use cpu or auto"))
         }
-        e => e.into(),
+        e => SettingError::new(Setting::Device, format!(" {device}")).because(e),
     }
 }
 
-/// The choice that applies to `workload` under `--device`: strata-gpu's rules
-/// ([`DeviceChoice::for_workload`]), with a refusal under `cuda` worded for the options.
+/// The choice that applies to `workload` under `device`: strata-gpu's rules
+/// ([`DeviceChoice::for_workload`]), with a refusal under `cuda` saying what to do instead.
 fn placement(device: DeviceChoice, workload: &Workload) -> Result<DeviceChoice> {
-    device.for_workload(workload).map_err(|e| match e {
-        Unsupported::RbfKernel => {
-            anyhow::anyhow!("{e}; use --device cpu or auto (or --kernel linear)")
-        }
-        Unsupported::NotMlp { .. } => anyhow::anyhow!(
-            "--device cuda: {e}; use --device cpu (or auto, which runs it on the CPU)"
-        ),
+    device.for_workload(workload).map_err(|e| {
+        let instead = match e {
+            Unsupported::RbfKernel => "use cpu or auto, or the linear kernel",
+            Unsupported::NotMlp { .. } => "use cpu (or auto, which runs it on the CPU)",
+        };
+        SettingError::new(Setting::Device, format!(" {device}: {e}; {instead}")).into()
     })
 }
 
-/// The GPU a `--device` asks for (`None`: the CPU).
+/// The GPU a device choice asks for (`None`: the CPU).
 pub fn resolve(device: DeviceChoice) -> Result<Option<Arc<Gpu>>> {
-    device
-        .resolve()
-        .map_err(hinted)
-        .with_context(|| format!("--device {device}"))
+    Ok(device.resolve().map_err(|e| hinted(device, e))?)
 }
 
 /// The line a front end shows when work runs on `gpu`, so a user always knows where it ran.
@@ -51,7 +49,7 @@ pub fn running_on(gpu: &Gpu) -> String {
     format!("running on {}", gpu.label())
 }
 
-/// Where HSIC with the linear (`linear`) or RBF kernel runs for `--device` (`None`: the CPU):
+/// Where HSIC with the linear (`linear`) or RBF kernel runs for `device` (`None`: the CPU):
 /// the GPU for the linear kernel; the RBF kernel on the CPU under `auto` and
 /// an error under `cuda`.
 pub fn hsic_device(device: DeviceChoice, linear: bool) -> Result<Option<Arc<Gpu>>> {
@@ -71,7 +69,7 @@ pub fn hsic_backend_on(gpu: Option<Arc<Gpu>>) -> Box<dyn strata_sim::HsicBackend
     }
 }
 
-/// The GPU a trained network runs on for `--device` (`None`: the CPU). The
+/// The GPU a trained network runs on for `device` (`None`: the CPU). The
 /// GPU engines run MLPs; another network stays on the CPU under `auto` and is an error under
 /// `cuda`.
 pub fn net_device(device: DeviceChoice, net: &strata_nn::net::Net) -> Result<Option<Arc<Gpu>>> {
@@ -79,20 +77,10 @@ pub fn net_device(device: DeviceChoice, net: &strata_nn::net::Net) -> Result<Opt
 }
 
 /// What `strata gpu info` reports: [`strata_gpu::probe`] (never fails; without a driver it is
-/// [`Probe::NoDriver`]). Its JSON form is serde's; [`info_text`] is the text form.
+/// [`Probe::NoDriver`]). Its JSON form is serde's; [`Probe::text`] is the text form, to which a
+/// front end adds what its device options do on a machine without a driver.
 pub fn info_report() -> Probe {
     strata_gpu::probe()
-}
-
-/// The text `strata gpu info` prints for `p`: the library's report, with what each `--device`
-/// does on a machine without a driver.
-pub fn info_text(p: &Probe) -> String {
-    match p {
-        Probe::NoDriver => "no CUDA driver found: strata runs on the CPU (--device auto and cpu \
-                            work; --device cuda needs an NVIDIA GPU and its driver)\n"
-            .to_string(),
-        p => p.text(),
-    }
 }
 
 /// What `strata gpu check` found.
@@ -114,7 +102,7 @@ pub fn check_report(seed: u64) -> Result<CheckOutcome> {
     let gpu = match Gpu::first() {
         Ok(g) => g,
         Err(e @ (GpuError::NoDriver | GpuError::NoDevice)) => {
-            return Ok(CheckOutcome::Skipped(hinted(e).to_string()));
+            return Ok(CheckOutcome::Skipped(e.to_string()));
         }
         Err(e) => return Err(e.into()),
     };
@@ -238,51 +226,53 @@ mod tests {
     use super::*;
     use strata_nn::net::Architecture;
 
-    /// The library's messages name no option; these are the ones users see, worded for them.
+    /// The library's messages name no option: each refusal is about the device, in neutral
+    /// words that a front end replaces with its own ([`SettingError::worded`]).
     #[test]
-    fn messages_name_the_options() {
+    fn messages_name_no_option() {
+        let setting = |e: &anyhow::Error| {
+            let s = e.downcast_ref::<SettingError>().expect("a setting error");
+            assert_eq!(s.setting, Setting::Device);
+            s.worded("--device")
+        };
         let rbf = placement(DeviceChoice::Cuda, &Workload::RbfHsic).unwrap_err();
         assert_eq!(
             format!("{rbf:#}"),
-            "the RBF kernel runs on the CPU only; use --device cpu or auto (or --kernel linear)"
+            "device cuda: the RBF kernel runs on the CPU only; use cpu or auto, or the linear \
+             kernel"
         );
+        assert!(setting(&rbf).starts_with("--device cuda: the RBF kernel"));
         let cnn = Workload::Network(Architecture::Cnn);
         let e = placement(DeviceChoice::Cuda, &cnn).unwrap_err();
         assert_eq!(
             format!("{e:#}"),
-            "--device cuda: the GPU engines run MLPs, and this is a cnn network; use --device \
-             cpu (or auto, which runs it on the CPU)"
+            "device cuda: the GPU engines run MLPs, and this is a cnn network; use cpu (or auto, \
+             which runs it on the CPU)"
         );
         assert_eq!(
             placement(DeviceChoice::Auto, &cnn).unwrap(),
             DeviceChoice::Cpu
         );
         assert_eq!(
-            hinted(GpuError::NoDriver).to_string(),
-            "no CUDA driver found (libcuda could not be loaded); use --device cpu or auto"
+            hinted(DeviceChoice::Cuda, GpuError::NoDriver).to_string(),
+            "device cuda: no CUDA driver found (libcuda could not be loaded); use cpu or auto"
         );
         assert_eq!(
-            hinted(GpuError::NoDevice).to_string(),
-            "the CUDA driver reports no GPU; use --device cpu or auto"
-        );
-        assert_eq!(
-            info_text(&Probe::NoDriver),
-            "no CUDA driver found: strata runs on the CPU (--device auto and cpu work; --device \
-             cuda needs an NVIDIA GPU and its driver)\n"
+            hinted(DeviceChoice::Cuda, GpuError::NoDevice).worded("--device"),
+            "--device cuda: the CUDA driver reports no GPU; use cpu or auto"
         );
         if let Probe::NoDriver = info_report() {
             let e = resolve(DeviceChoice::Cuda).unwrap_err();
             assert_eq!(
-                format!("{e:#}"),
-                "--device cuda: no CUDA driver found (libcuda could not be loaded); use --device \
-                 cpu or auto"
+                setting(&e),
+                "--device cuda: no CUDA driver found (libcuda could not be loaded); use cpu or \
+                 auto"
             );
             assert!(resolve(DeviceChoice::Auto).unwrap().is_none());
             match check_report(1).unwrap() {
-                CheckOutcome::Skipped(why) => assert_eq!(
-                    why,
-                    "no CUDA driver found (libcuda could not be loaded); use --device cpu or auto"
-                ),
+                CheckOutcome::Skipped(why) => {
+                    assert_eq!(why, "no CUDA driver found (libcuda could not be loaded)")
+                }
                 CheckOutcome::Ran(r) => panic!("ran without a driver: {}", r.text()),
             }
         }

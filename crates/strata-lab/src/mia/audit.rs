@@ -9,8 +9,9 @@ use super::design::{draw_pool, DesignFile, PoolSource};
 use super::models::{ModelSpec, Trained, Trainer};
 use super::outputs::OutputKind;
 use crate::progress::Progress;
+use crate::setting::{Setting as UserSetting, SettingError};
 use crate::train::load_data;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::PathBuf;
 use strata_nn::net::Architecture;
@@ -56,39 +57,48 @@ pub struct AuditArgs {
     pub seed: u64,
     /// Folder caching each model's logits on the pool (`None`: no cache).
     pub cache: Option<PathBuf>,
-    /// Where the settings came from, so errors name the user's flag or spec key.
+    /// Where the settings came from, so that errors name them as the user wrote them.
     pub origin: Origin,
 }
 
-/// Where an audit's settings came from: `strata mia audit`'s flags or a spec's `[privacy]`
-/// section (whose training settings come from the audited `[[model]]`).
+/// Where an audit's settings came from: a front end's own options (`strata mia audit`'s flags)
+/// or a spec's `[privacy]` section (whose training settings come from the audited `[[model]]`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Origin {
-    /// `strata mia audit`'s flags (the default).
+    /// A front end's options (the default): errors about them are [`SettingError`]s, which
+    /// the front end words (the CLI as its flags).
     #[default]
     Cli,
-    /// A spec's `[privacy]` section.
+    /// A spec's `[privacy]` section: errors name its keys.
     Spec,
 }
 
 impl Origin {
-    /// How the user wrote setting `key` (`references`, `batch_size`, ...).
-    pub fn name(self, key: &str) -> String {
+    /// How a spec writes setting `s`.
+    fn spec_key(s: UserSetting) -> String {
+        match s {
+            UserSetting::Precision => "[[model]] precisions".into(),
+            UserSetting::Epochs
+            | UserSetting::BatchSize
+            | UserSetting::LearningRate
+            | UserSetting::Widths => format!("[[model]] {}", s.key()),
+            s => format!("[privacy] {}", s.key()),
+        }
+    }
+
+    /// The error whose message is `before`, setting `s` as the user wrote it, then `after`: a
+    /// [`SettingError`] from a front end's options; with the spec key from a spec.
+    pub fn invalid(
+        self,
+        s: UserSetting,
+        before: impl Into<String>,
+        after: impl Into<String>,
+    ) -> anyhow::Error {
         match self {
-            Origin::Cli => format!("--{}", key.replace('_', "-")),
-            Origin::Spec => match key {
-                "precision" | "epochs" | "batch_size" | "lr" | "widths" => {
-                    format!(
-                        "[[model]] {}",
-                        if key == "precision" {
-                            "precisions"
-                        } else {
-                            key
-                        }
-                    )
-                }
-                _ => format!("[privacy] {key}"),
-            },
+            Origin::Cli => SettingError::within(s, before, after).into(),
+            Origin::Spec => {
+                anyhow::anyhow!("{}{}{}", before.into(), Origin::spec_key(s), after.into())
+            }
         }
     }
 }
@@ -99,33 +109,42 @@ pub const MAX_REFERENCES: usize = 1024;
 /// interval's own Monte Carlo error is far below what any figure shows.
 pub const BOOTSTRAP_RANGE: std::ops::RangeInclusive<usize> = 2..=100_000;
 
-/// The limits every audit's counts obey, whichever front end set them; `name` words a setting
-/// as the user wrote it.
+/// The limits every audit's counts obey, whichever front end set them; errors name the
+/// settings as `origin` words them.
 pub fn check_counts(
     references: usize,
     shadows: usize,
     bootstrap: usize,
-    name: &dyn Fn(&str) -> String,
+    origin: Origin,
 ) -> Result<()> {
     if references == 0 || references > MAX_REFERENCES {
-        bail!(
-            "{} must be between 1 and {MAX_REFERENCES}, got {references}",
-            name("references")
-        );
+        return Err(origin.invalid(
+            UserSetting::References,
+            "",
+            format!(" must be between 1 and {MAX_REFERENCES}, got {references}"),
+        ));
     }
     if shadows == 0 || shadows > references {
-        bail!(
-            "{} must be between 1 and the number of reference models ({references}), got {shadows}",
-            name("shadows")
-        );
+        return Err(origin.invalid(
+            UserSetting::Shadows,
+            "",
+            format!(
+                " must be between 1 and the number of reference models ({references}), got \
+                 {shadows}"
+            ),
+        ));
     }
     if !BOOTSTRAP_RANGE.contains(&bootstrap) {
-        bail!(
-            "{} must be between {} and {} (resamples behind each 95% interval), got {bootstrap}",
-            name("bootstrap"),
-            BOOTSTRAP_RANGE.start(),
-            BOOTSTRAP_RANGE.end()
-        );
+        return Err(origin.invalid(
+            UserSetting::Bootstrap,
+            "",
+            format!(
+                " must be between {} and {} (resamples behind each 95% interval), got \
+                 {bootstrap}",
+                BOOTSTRAP_RANGE.start(),
+                BOOTSTRAP_RANGE.end()
+            ),
+        ));
     }
     Ok(())
 }
@@ -262,35 +281,45 @@ fn model_seed(seed: u64, m: usize) -> u64 {
 }
 
 fn check(a: &AuditArgs, attacks: &[Box<dyn MembershipAttack>]) -> Result<()> {
-    let name = |k: &str| a.origin.name(k);
+    let o = a.origin;
     if a.precisions.is_empty() {
-        bail!("{}: name at least one precision", name("precision"));
+        return Err(o.invalid(UserSetting::Precision, "", ": name at least one precision"));
     }
     if a.attacks.is_empty() {
-        bail!("{}: name at least one attack", name("attacks"));
+        return Err(o.invalid(UserSetting::Attacks, "", ": name at least one attack"));
     }
-    check_counts(a.references, a.shadows, a.bootstrap, &name)?;
+    check_counts(a.references, a.shadows, a.bootstrap, o)?;
     for at in attacks {
         if at.references_needed() > a.references {
-            bail!(
-                "attack '{}' needs at least {} reference models, {} is {}; raise it or drop the attack",
-                at.name(),
-                at.references_needed(),
-                name("references"),
-                a.references
-            );
+            return Err(o.invalid(
+                UserSetting::References,
+                format!(
+                    "attack '{}' needs at least {} reference models, ",
+                    at.name(),
+                    at.references_needed()
+                ),
+                format!(" is {}; raise it or drop the attack", a.references),
+            ));
         }
     }
     let max_epochs = strata_nn::limits::MAX_EPOCHS;
     if a.train.epochs == 0 || a.train.epochs > max_epochs {
-        bail!("{} must be between 1 and {max_epochs}", name("epochs"));
+        return Err(o.invalid(
+            UserSetting::Epochs,
+            "",
+            format!(" must be between 1 and {max_epochs}"),
+        ));
     }
     let max_batch = strata_nn::limits::MAX_BATCH;
     if a.train.batch_size < 2 || a.train.batch_size > max_batch {
-        bail!("{} must be between 2 and {max_batch}", name("batch_size"));
+        return Err(o.invalid(
+            UserSetting::BatchSize,
+            "",
+            format!(" must be between 2 and {max_batch}"),
+        ));
     }
     if !(a.train.lr > 0.0 && a.train.lr.is_finite()) {
-        bail!("{} must be a positive number", name("lr"));
+        return Err(o.invalid(UserSetting::LearningRate, "", " must be a positive number"));
     }
     Ok(())
 }
@@ -308,29 +337,33 @@ pub fn run(a: &AuditArgs, progress: &dyn Progress) -> Result<AuditResult> {
     let avail = data.train.len();
     let pool_n = a.pool.unwrap_or(avail.min(10_000));
     if pool_n > avail {
-        bail!(
-            "{} {pool_n}: '{}' has only {avail} training examples",
-            a.origin.name("pool"),
-            a.data
-        );
+        return Err(a.origin.invalid(
+            UserSetting::Pool,
+            "",
+            format!(" {pool_n}: '{}' has only {avail} training examples", a.data),
+        ));
     }
     if pool_n < 20 {
-        bail!(
-            "{} {pool_n}: an audit needs a pool of at least 20 examples",
-            a.origin.name("pool")
-        );
+        return Err(a.origin.invalid(
+            UserSetting::Pool,
+            "",
+            format!(" {pool_n}: an audit needs a pool of at least 20 examples"),
+        ));
     }
     // Every model's released vectors on the pool are held at once (f64 per class).
     let per_model = (pool_n as u64).saturating_mul(data.train.classes.max(1) as u64 * 8);
     let models = (a.references as u64 + 1).saturating_mul(model_sets(a).len() as u64);
     strata_data::memory::check_fits(
         per_model.saturating_mul(models),
-        format!(
-            "keeping {} models' outputs on a pool of {pool_n} ({})",
-            models,
-            a.origin.name("references")
-        ),
-    )?;
+        format!("keeping {models} models' outputs on a pool of {pool_n}"),
+    )
+    .map_err(|e| {
+        a.origin.invalid(
+            UserSetting::References,
+            "",
+            format!(" {}: {e}; use fewer or a smaller pool", a.references),
+        )
+    })?;
     // The same pool and design `mia design --pool DATA:N --models 1+R --seed S` writes.
     let idx = draw_pool(avail, Some(pool_n), a.seed);
     let pool = data.train.select(&idx);

@@ -5,6 +5,7 @@
 
 use crate::outset::OutputSet;
 use crate::progress::Progress;
+use crate::setting::{Setting, SettingError};
 use crate::train::load_data;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -215,9 +216,11 @@ fn parse_pool(pool: &str) -> Result<(Option<String>, Option<usize>)> {
         }
     }
     if pool.is_empty() {
-        bail!(
-            "--pool is empty: give a number of examples (10000) or a data set (mnist, mnist:10000)"
-        );
+        return Err(SettingError::new(
+            Setting::Pool,
+            " is empty: give a number of examples (10000) or a data set (mnist, mnist:10000)",
+        )
+        .into());
     }
     Ok((Some(pool.to_string()), None))
 }
@@ -242,7 +245,11 @@ pub fn design(a: &DesignArgs, progress: &dyn Progress) -> Result<DesignResult> {
             let splits = load_data(name, a.label.as_deref(), None, progress)?;
             let avail = splits.train.len();
             if let Some(n) = count.filter(|&n| n > avail) {
-                bail!("--pool {name}:{n}: '{name}' has only {avail} training examples");
+                return Err(SettingError::new(
+                    Setting::Pool,
+                    format!(" {name}:{n}: '{name}' has only {avail} training examples"),
+                )
+                .into());
             }
             let idx = draw_pool(avail, count, a.seed);
             let labels: Vec<i64> = idx.iter().map(|&i| i64::from(splits.train.y[i])).collect();
@@ -256,8 +263,17 @@ pub fn design(a: &DesignArgs, progress: &dyn Progress) -> Result<DesignResult> {
         }
     };
     let d = Design::balanced(pool_n, a.models, a.seed).map_err(|e| match e {
-        strata_privacy::PrivacyError::Invalid(m) => anyhow::anyhow!("{m} (--pool, --models)"),
-        e => e.into(),
+        // The number of models, else the pool (its size, or the design's memory, which the
+        // pool dominates).
+        strata_privacy::PrivacyError::Invalid(m) => {
+            let setting = if strata_privacy::protocol::MODELS_RANGE.contains(&a.models) {
+                Setting::Pool
+            } else {
+                Setting::Models
+            };
+            SettingError::new(setting, format!(": {m}")).into()
+        }
+        e => anyhow::Error::from(e),
     })?;
     let file = DesignFile::new(&d, source, None);
     // members/model-NNN.txt are staged too; OutputSet moves them with the named files.

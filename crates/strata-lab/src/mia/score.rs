@@ -3,10 +3,11 @@
 //! model's logits on the pool; this scores every attack on one target, or on every model in
 //! turn, and returns the same result `mia audit` does, so the same report follows.
 
-use super::audit::{check_counts, AuditResult, Setting};
+use super::audit::{check_counts, AuditResult, Origin, Setting};
 use super::design::DesignFile;
 use super::outputs::{read_labels, OutputFiles, OutputKind};
 use crate::progress::Progress;
+use crate::setting::{Setting as UserSetting, SettingError};
 use crate::train::load_data;
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
@@ -70,9 +71,12 @@ fn labels(a: &ScoreArgs, file: &DesignFile, progress: &dyn Progress) -> Result<V
         return read_labels(p, file.pool);
     }
     let Some(src) = &file.source else {
-        bail!(
-            "the design does not name a data set, so the pool's labels must be given: --labels labels.npy (integers, one per pool example)"
-        );
+        return Err(SettingError::within(
+            UserSetting::Labels,
+            "the design does not name a data set, so the pool's labels must be given (",
+            ": a .npy file of integers, one per pool example)",
+        )
+        .into());
     };
     let data = load_data(&src.data, src.label.as_deref(), None, progress)
         .with_context(|| format!("reading the labels of the design's data set '{}'", src.data))?;
@@ -96,29 +100,39 @@ pub fn run(a: &ScoreArgs, progress: &dyn Progress) -> Result<AuditResult> {
     let (file, design) = DesignFile::read(&a.design)?;
     let k = design.models();
     let targets: Vec<usize> = match a.targets {
-        Targets::One(t) if t >= k => bail!("--target {t}: the design has models 0 to {}", k - 1),
+        Targets::One(t) if t >= k => {
+            return Err(SettingError::new(
+                UserSetting::Target,
+                format!(" {t}: the design has models 0 to {}", k - 1),
+            )
+            .into())
+        }
         Targets::One(t) => vec![t],
         Targets::All => (0..k).collect(),
     };
     let references = a.references.unwrap_or(k - 1);
     if references > k - 1 {
-        bail!(
-            "--references {references}: the design has {k} models, so each target has at most {} references",
-            k - 1
-        );
+        return Err(SettingError::new(
+            UserSetting::References,
+            format!(
+                " {references}: the design has {k} models, so each target has at most {} \
+                 references",
+                k - 1
+            ),
+        )
+        .into());
     }
-    let name = |key: &str| format!("--{key}");
     let shadows = a
         .shadows
         .unwrap_or(strata_privacy::shokri::default_shadows(references));
-    check_counts(references, shadows, a.bootstrap, &name)?;
+    check_counts(references, shadows, a.bootstrap, Origin::Cli)?;
     let attacks: Vec<Box<dyn MembershipAttack>> = a
         .attacks
         .iter()
         .map(|n| attack_by_name(n, shadows, a.seed).map_err(anyhow::Error::from))
         .collect::<Result<_>>()?;
     if attacks.is_empty() {
-        bail!("--attacks: name at least one attack");
+        return Err(SettingError::new(UserSetting::Attacks, ": name at least one attack").into());
     }
     for at in &attacks {
         if at.references_needed() > references {
@@ -130,10 +144,15 @@ pub fn run(a: &ScoreArgs, progress: &dyn Progress) -> Result<AuditResult> {
         }
     }
     if let Some(d) = a.defenses.iter().find(|d| d.is_training_time()) {
-        bail!(
-            "--defenses {}: a training-time defense needs models trained with it; score those models' outputs on their own",
-            d.name()
-        );
+        return Err(SettingError::new(
+            UserSetting::Defenses,
+            format!(
+                " {}: a training-time defense needs models trained with it; score those models' \
+                 outputs on their own",
+                d.name()
+            ),
+        )
+        .into());
     }
     let labels = labels(a, &file, progress)?;
     let files = OutputFiles::open(&a.outputs, k, design.pool)?;

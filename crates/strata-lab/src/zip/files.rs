@@ -7,6 +7,7 @@
 //! complete new one, and a failure leaves neither a partial output nor the temporary file.
 
 use crate::progress::{Progress, Silent, Task};
+use crate::setting::{Setting, SettingError};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,10 +31,12 @@ fn check_not_input(input: &Path, output: &Path) -> Result<()> {
 /// Refuses to replace an existing file unless `force`.
 fn check_output(out: &Path, force: bool) -> Result<()> {
     if out.exists() && !force {
-        bail!(
-            "{} already exists; pass --force to overwrite it",
-            out.display()
-        );
+        return Err(SettingError::within(
+            Setting::Force,
+            format!("{} already exists; overwrite it with ", out.display()),
+            "",
+        )
+        .into());
     }
     Ok(())
 }

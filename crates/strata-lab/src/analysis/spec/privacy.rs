@@ -79,10 +79,8 @@ pub(super) fn check(
     if p.pool.is_some_and(|n| n < 20) {
         return Err(cx.err(span, "[privacy] pool: at least 20 examples".into()));
     }
-    crate::mia::audit::check_counts(p.references, shadows, p.bootstrap, &|k| {
-        crate::mia::Origin::Spec.name(k)
-    })
-    .map_err(|e| cx.err(span.clone(), e.to_string()))?;
+    crate::mia::audit::check_counts(p.references, shadows, p.bootstrap, crate::mia::Origin::Spec)
+        .map_err(|e| cx.err(span.clone(), e.to_string()))?;
     Ok(PrivacyPlan {
         families: names,
         pool: p.pool,
