@@ -114,8 +114,7 @@ pub(super) fn robustness_section(
         let mut series = Vec::new();
         let mut rows = Vec::new();
         let mut findings = Vec::new();
-        let float_last = runs(o, family, Precision::Float);
-        let last = *order.last().unwrap_or(&0);
+        let float_runs = runs(o, family, Precision::Float);
         for &p in &precs {
             let rs = runs(o, family, p);
             let acc = |r: &ModelRobustness, k: usize| r.reported.get(k).map(|q| 100.0 * q.accuracy);
@@ -131,7 +130,7 @@ pub(super) fn robustness_section(
                 rows.push(table_row(&rs, k, p));
             }
             if p != Precision::Float {
-                findings.push(finding(&rs, &float_last, p, last, plan));
+                findings.push(finding(&rs, &float_runs, p, plan.cka_index, plan));
             }
         }
         let plot = LinePlot {
@@ -288,8 +287,8 @@ fn table_row(rs: &[&ModelRobustness], k: usize, p: Precision) -> Vec<String> {
     ]
 }
 
-/// One line on a quantized precision: accuracy at the largest budget beside float's, and how
-/// often transfer was the stronger attack.
+/// One line on a quantized precision: accuracy at the budget of the per-layer CKA (`cka_eps`)
+/// beside float's, and how often transfer was the stronger attack.
 fn finding(
     rs: &[&ModelRobustness],
     float: &[&ModelRobustness],
