@@ -6,6 +6,7 @@
 //! every layer with dozens of others, pays one `n x r_x x r_y` product per pair instead of one
 //! SVD per pair.
 
+use crate::alignment::RowStats;
 use crate::SimError;
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
@@ -126,6 +127,9 @@ pub struct Basis {
     vs: Mat<f64>,
     /// `‖X_c‖²_F`, summed directly from the centered entries.
     total: f64,
+    /// What the row-geometry measures (RSA, mutual k-NN, CKNNA) need of the raw rows, which
+    /// the column-centered SVD has lost: `3n + r + 2` numbers, plus their cache.
+    rows: RowStats,
 }
 
 impl Basis {
@@ -187,6 +191,10 @@ impl Basis {
             let vs = product(xc.transpose(), u.as_ref());
             (u, s, vs)
         };
+        let mu: Vec<f64> = (0..p)
+            .map(|j| x.column(j).iter().map(|&v| v as f64).sum::<f64>() / n as f64)
+            .collect();
+        let rows = RowStats::new(x, &mu, vs.as_ref());
         Ok(Basis {
             n,
             p,
@@ -194,6 +202,7 @@ impl Basis {
             s,
             vs,
             total,
+            rows,
         })
     }
 
@@ -248,6 +257,10 @@ impl Basis {
 
     pub(crate) fn vs(&self) -> MatRef<'_, f64> {
         self.vs.as_ref()
+    }
+
+    pub(crate) fn rows(&self) -> &RowStats {
+        &self.rows
     }
 }
 

@@ -20,6 +20,7 @@
 //! The linear kernel is computed in feature space (`‖YᵀX‖²_F`, `p² n` work) when a layer has
 //! fewer features than examples, and through its `n x n` Gram matrix otherwise.
 
+mod alignment;
 mod basis;
 mod cka;
 mod error;
@@ -27,6 +28,10 @@ pub mod gemm;
 mod measures;
 mod prepared;
 
+pub use alignment::{
+    correlation_rdm, row_geometry_bytes, rsa_between_rdms, Cknna, MutualKnn, Rsa, DEFAULT_K,
+    MAX_ROW_EXAMPLES, RDM_TIE_TOLERANCE,
+};
 pub use basis::{basis_bytes, Basis};
 pub use cka::{
     cka, cka_all_pairs, cka_all_pairs_on, CkaMatrix, Cpu, HsicBackend, MinibatchCka, PairHsic,

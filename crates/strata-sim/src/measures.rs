@@ -20,6 +20,7 @@
 //! correct value) and documents it rather than hiding it; SVCCA's truncation, CKA and
 //! Procrustes do not have this failure.
 
+use crate::alignment::{Cknna, MutualKnn, Rsa, DEFAULT_K};
 use crate::basis::{product, thin_svd};
 use crate::{Basis, SimError};
 use faer::{Mat, MatRef};
@@ -61,10 +62,14 @@ pub const MEASURE_NAMES: &[&str] = &[
     "procrustes",
     "hsic",
     "cka_linear",
+    "rsa",
+    "mutual_knn",
+    "cknna",
 ];
 
 /// The measure called `name` (see [`MEASURE_NAMES`]) with its paper's defaults (SVCCA keeps
-/// 99% of the variance); `None` for an unknown name.
+/// 99% of the variance, `mutual_knn` and `cknna` use `k = 10` neighbours); `None` for an
+/// unknown name.
 pub fn measure_by_name(name: &str) -> Option<Box<dyn Measure>> {
     Some(match name {
         "cca_rho" => Box::new(Cca { squared: false }),
@@ -82,6 +87,9 @@ pub fn measure_by_name(name: &str) -> Option<Box<dyn Measure>> {
         "procrustes" => Box::new(Procrustes),
         "hsic" => Box::new(LinearHsic),
         "cka_linear" => Box::new(LinearCka),
+        "rsa" => Box::new(Rsa),
+        "mutual_knn" => Box::new(MutualKnn { k: DEFAULT_K }),
+        "cknna" => Box::new(Cknna { k: DEFAULT_K }),
         _ => return None,
     })
 }
@@ -353,7 +361,7 @@ pub fn pwcca_weights(x: &Basis, y: &Basis) -> Result<PwccaParts, SimError> {
     })
 }
 
-fn check(x: &Basis, y: &Basis) -> Result<(), SimError> {
+pub(crate) fn check(x: &Basis, y: &Basis) -> Result<(), SimError> {
     if x.n() != y.n() {
         return Err(SimError::MismatchedExamples { a: x.n(), b: y.n() });
     }
@@ -366,7 +374,7 @@ fn undefined_rank0(measure: &str, side: &str) -> SimError {
     ))
 }
 
-fn nonzero_rank(measure: &str, x: &Basis, y: &Basis) -> Result<(), SimError> {
+pub(crate) fn nonzero_rank(measure: &str, x: &Basis, y: &Basis) -> Result<(), SimError> {
     match (x.rank(), y.rank()) {
         (0, 0) => Err(undefined_rank0(measure, "both layers X and Y")),
         (0, _) => Err(undefined_rank0(measure, "layer X")),

@@ -348,6 +348,10 @@ fn assert_all_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
     }
 }
 
+/// The measures of each example's row (RSA, mutual k-NN, CKNNA), tested against their own
+/// reference in measures_alignment.rs; here they join the loops where their definition allows.
+const ROW_GEOMETRY: [&str; 3] = ["rsa", "mutual_knn", "cknna"];
+
 /// Shapes with n > p on both sides (where CCA and regression are well posed).
 const TALL: [(usize, usize, usize); 4] = [(40, 5, 3), (40, 3, 5), (25, 6, 6), (12, 4, 7)];
 /// Shapes with p >= n on at least one side (the Gram-matrix route of `Basis`).
@@ -655,6 +659,11 @@ fn identical_layers_give_the_identity_values() {
             "{what}: {rho:?}"
         );
         for m in all_measures() {
+            if m.name() == "rsa" && p == 2 {
+                // Two features: every correlation is ±1, and all RDM entries may tie (undefined);
+                // see measures_alignment.rs.
+                continue;
+            }
             let v = m.between(&b, &b).unwrap();
             let want = match m.name() {
                 "procrustes" => 0.0,
@@ -781,6 +790,11 @@ fn three_examples_work() {
         let (ba, bb) = (basis(a), basis(b));
         assert!(ba.rank() <= 2 && bb.rank() <= 2);
         for m in all_measures() {
+            if ROW_GEOMETRY.contains(&m.name()) {
+                // One or two features per example: correlations are ±1 or 0/0 and unit rows
+                // are ±1; their 3-example cases are in measures_alignment.rs.
+                continue;
+            }
             let v = m.between(&ba, &bb).unwrap();
             assert!(v.is_finite(), "seed {s} {}: {v}", m.name());
         }
@@ -804,6 +818,9 @@ fn constant_columns_change_nothing() {
         let (bx, bp, by) = (basis(&x), basis(&padded), basis(&y));
         assert_eq!(bp.rank(), bx.rank(), "seed {s}");
         for m in all_measures() {
+            if ROW_GEOMETRY.contains(&m.name()) {
+                continue; // they see each row's mean and norm, which constant columns change
+            }
             let (u, v) = (m.between(&bx, &by).unwrap(), m.between(&bp, &by).unwrap());
             assert!(
                 close(u, v, 1e-10),
