@@ -46,7 +46,12 @@ pub struct AttackArgs {
     norm: NormArg,
     /// Budgets, comma-separated [default: 0,0.05,0.1,0.15,0.2,0.25,0.3 for linf;
     /// 0,0.5,1,1.5,2,2.5,3 for l2]. Pixels lie in [0, 1].
-    #[arg(long, value_delimiter = ',', value_name = "LIST", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "LIST",
+        allow_negative_numbers = true
+    )]
     eps: Option<Vec<f32>>,
     /// PGD steps.
     #[arg(long, default_value_t = 20)]
