@@ -30,9 +30,10 @@ pub const DEFAULT_K: usize = 10;
 pub const MAX_ROW_EXAMPLES: usize = 65_536;
 
 /// RDM entries (correlation distances, in `[0, 2]`) closer than this count as tied: the same
-/// distance computed two ways differs by rounding (about `1e-15`), and a tie must not turn into
-/// an order by accident.
-pub const RDM_TIE_TOLERANCE: f64 = 1e-12;
+/// distance computed two ways differs by rounding (about `1e-15` for examples spread across
+/// their features, more for nearly constant ones, see [`correlation_rdm`]), and a tie must not
+/// turn into an order by accident.
+pub const RDM_TIE_TOLERANCE: f64 = 1e-10;
 
 /// Rows of `X Xᵀ` formed at once.
 const BLOCK: usize = 256;
@@ -216,6 +217,11 @@ fn alloc<T: Clone>(len: usize, v: T, what: &'static str) -> Result<Vec<T>, SimEr
 ///
 /// Invariant to shifting and positively scaling each example, to permuting features, and to
 /// anything that keeps every example's centered row up to a positive factor.
+///
+/// Accuracy: the Gram matrix is rebuilt from the basis, so an entry's absolute error is about
+/// `ε ‖x_i‖ ‖x_j‖ / (‖x_i - m_i‖ ‖x_j - m_j‖)` (`m_i` the example's mean): `1e-15` for
+/// examples spread across their features, worse for one whose spread is far below its norm
+/// (nearly constant across features). Offsets shared by all examples cancel first.
 ///
 /// Errors: a constant example (including every example when the layer has one feature),
 /// whose correlations are `0/0`; more than [`MAX_ROW_EXAMPLES`] examples. Cost: `n² r` for

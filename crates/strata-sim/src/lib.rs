@@ -15,7 +15,9 @@
 //! Beside CKA, the baselines of Kornblith et al.'s Table 2 (CCA `ρ̄` and `R²_CCA`, SVCCA,
 //! PWCCA, linear regression `R²`, orthogonal Procrustes distance, linear HSIC) are computed
 //! from a per-layer [`Basis`] (the thin SVD of the centered layer) through one [`Measure`]
-//! trait, so that a layer is decomposed once for all the pairs it enters.
+//! trait, so that a layer is decomposed once for all the pairs it enters. The same trait
+//! carries the measures of the examples' geometry: RSA ([`Rsa`]), mutual k-NN ([`MutualKnn`])
+//! and CKNNA ([`Cknna`]), from the row statistics a [`Basis`] also keeps.
 //!
 //! The linear kernel is computed in feature space (`‖YᵀX‖²_F`, `p² n` work) when a layer has
 //! fewer features than examples, and through its `n x n` Gram matrix otherwise.

@@ -12,6 +12,9 @@
 //! | `hsic` | linear biased HSIC `‖Y_cᵀX_c‖²_F / (n-1)²` | [0, ∞) | yes |
 //! | `cka_linear` | linear CKA | [0, 1] | yes |
 //!
+//! [`MEASURE_NAMES`] also holds `rsa`, `mutual_knn` and `cknna`, the measures of each
+//! example's row (see [`crate::Rsa`], [`crate::MutualKnn`], [`crate::Cknna`]).
+//!
 //! `k = min(r_x, r_y)` is the number of canonical correlations. CCA-family measures are
 //! invariant to any invertible linear map of either layer, which is why they fail when a layer
 //! has at least as many features as there are examples: its centered span is then the whole

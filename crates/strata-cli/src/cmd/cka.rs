@@ -31,7 +31,10 @@ pub struct CkaArgs {
     /// canonical correlation), cca_r2 (Yanai's R²_CCA), svcca_rho, svcca_r2 (SVD to 99% of
     /// the variance, then CCA), pwcca (Morcos et al. 2018, weights from A), linreg (R² of
     /// predicting B from A), procrustes (orthogonal Procrustes distance: 0 = same up to a
-    /// rotation), hsic (unnormalized linear HSIC), cka_linear (linear CKA in f64).
+    /// rotation), hsic (unnormalized linear HSIC), cka_linear (linear CKA in f64); rsa
+    /// (Spearman's ρ between correlation-distance RDMs, Kriegeskorte et al. 2008), mutual_knn
+    /// (shared 10 nearest neighbours, Huh et al. 2024), cknna (CKA on mutual 10-NN pairs, Huh
+    /// et al. 2024).
     #[arg(long, default_value = "cka", value_name = "NAME")]
     measure: String,
     /// Kernel: linear (K = XXᵀ) or rbf (Gaussian, bandwidth from the median distance).

@@ -182,7 +182,10 @@ def similarity(X: ArrayLike, Y: ArrayLike, measure: str = "cka") -> float:
         ``svcca_r2`` (SVCCA keeping 99% of the variance), ``pwcca`` (weights from X),
         ``linreg`` (R² of predicting Y from X), ``procrustes`` (orthogonal Procrustes
         **distance** of unit-norm layers, in [0, 2]), ``hsic`` (linear biased HSIC),
-        ``cka_linear`` (linear CKA from the SVD bases).
+        ``cka_linear`` (linear CKA from the SVD bases), ``rsa`` (Spearman's rho between
+        correlation-distance RDMs, in [-1, 1]), ``mutual_knn`` (mutual 10-nearest-neighbour
+        alignment of Huh et al. 2024, in [0, 1]), ``cknna`` (CKA over mutual nearest-neighbour
+        pairs, Huh et al. 2024).
 
     Returns
     -------

@@ -165,7 +165,7 @@ class SimilarityResult:
         esc = html.escape
         finite = self.values[np.isfinite(self.values)]
         if self.measure in ("cka", "cka_linear", "cca_rho", "cca_r2", "svcca_rho", "svcca_r2",
-                            "pwcca", "linreg"):
+                            "pwcca", "linreg", "mutual_knn"):
             lo, hi = 0.0, 1.0
         elif self.measure == "procrustes":
             lo, hi = 0.0, 2.0

@@ -122,7 +122,57 @@ def ref_measure(name: str, x: Any, y: Any) -> float:
         return float(np.linalg.norm(yc.T @ xc) ** 2 / (n - 1) ** 2)
     if name == "cka_linear":
         return ref_kornblith_linear(x, y)
+    if name == "rsa":
+        # Correlation-distance RDMs compared by Spearman's rho (average ranks for ties).
+        iu = np.triu_indices(n, 1)
+        dx, dy = (1 - np.corrcoef(v.astype(np.float64))[iu] for v in (x, y))
+        rx, ry = _average_ranks(dx), _average_ranks(dy)
+        return float(np.corrcoef(rx, ry)[0, 1])
+    if name in ("mutual_knn", "cknna"):
+        k = min(10, n - 1)
+        kx, ky = (_unit_rows(v) @ _unit_rows(v).T for v in (x, y))
+        nx, ny = _knn_mask(kx, k), _knn_mask(ky, k)
+        if name == "mutual_knn":
+            return float(np.mean((nx & ny).sum(axis=1) / k))
+        h = np.eye(n) - 1.0 / n
+        cx, cy = h @ kx @ h, h @ ky @ h
+
+        def align(a, b, mask):
+            return float(np.sum(mask * a * b))
+
+        m = nx & ny
+        return align(cx, cy, m) / np.sqrt(align(cx, cx, nx) * align(cy, cy, ny))
     raise KeyError(name)
+
+
+def _average_ranks(v: Any) -> Any:
+    order = np.argsort(v, kind="mergesort")
+    ranks = np.empty(len(v))
+    ranks[order] = np.arange(len(v), dtype=np.float64)
+    sv = v[order]
+    i = 0
+    while i < len(v):
+        j = i
+        while j + 1 < len(v) and sv[j + 1] - sv[i] <= 1e-10:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0
+        i = j + 1
+    return ranks
+
+
+def _unit_rows(v: Any) -> Any:
+    v = v.astype(np.float64)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def _knn_mask(sim: Any, k: int) -> Any:
+    """mask[i, j]: j is one of the k most similar examples to i (i itself excluded)."""
+    s = sim.copy()
+    np.fill_diagonal(s, -np.inf)
+    idx = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    mask = np.zeros_like(s, dtype=bool)
+    np.put_along_axis(mask, idx, True, axis=1)
+    return mask
 
 
 # ---------------------------------------------------------------------------------------------

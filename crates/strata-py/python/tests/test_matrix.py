@@ -75,7 +75,7 @@ def test_mismatched_layers_message(rng):
 
 
 MEASURES = ["cca_rho", "cca_r2", "svcca_rho", "svcca_r2", "pwcca", "linreg", "procrustes",
-            "hsic", "cka_linear"]
+            "hsic", "cka_linear", "rsa", "mutual_knn", "cknna"]
 
 
 def test_measure_names():
