@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 use clap::ValueEnum;
-use strata_nn::net::Architecture;
+use strata_nn::net::{Architecture, LogitsLayer};
 use strata_nn::train::{OptimizerKind, Schedule};
 use strata_nn::Precision;
 
@@ -111,6 +111,24 @@ impl ModelArg {
             ModelArg::Mlp => Architecture::Mlp,
             ModelArg::Cnn => Architecture::Cnn,
             ModelArg::Tiny10 => Architecture::Tiny10,
+        }
+    }
+}
+
+/// `--logits`' values.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogitsArg {
+    /// dense -> batch norm (BinaryNet's choice).
+    Batchnorm,
+    /// dense + bias (Kornblith et al.'s Tiny-10 and most float networks).
+    Linear,
+}
+
+impl LogitsArg {
+    pub fn layer(self) -> LogitsLayer {
+        match self {
+            LogitsArg::Batchnorm => LogitsLayer::BatchNorm,
+            LogitsArg::Linear => LogitsLayer::Linear,
         }
     }
 }

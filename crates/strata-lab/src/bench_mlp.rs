@@ -138,6 +138,7 @@ pub fn run(args: &BenchMlpArgs, progress: &dyn Progress) -> Result<BenchMlpRepor
                 widths: args.widths.clone(),
                 classes: d.classes,
                 precision,
+                logits: Default::default(),
             },
             1,
         )

@@ -243,6 +243,7 @@ fn config(args: &BenchTrainArgs, d: &Dataset, a: Architecture, p: Precision) -> 
         widths: args.widths.clone(),
         classes: d.classes,
         precision: p,
+        logits: Default::default(),
     }
 }
 

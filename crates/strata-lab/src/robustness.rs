@@ -319,6 +319,7 @@ mod tests {
                 widths: vec![16],
                 classes: 3,
                 precision: p,
+                logits: Default::default(),
             },
             seed,
         )

@@ -10,7 +10,7 @@ use std::time::Instant;
 use strata_data::dataset::{self, Dataset};
 use strata_data::store::{LayerSpec, StoreWriter};
 use strata_nn::file::{self, ModelCard};
-use strata_nn::net::{Architecture, Net, NetConfig};
+use strata_nn::net::{Architecture, LogitsLayer, Net, NetConfig};
 use strata_nn::packed::PackedMlp;
 use strata_nn::train::{self, TrainConfig};
 use strata_nn::Precision;
@@ -26,6 +26,8 @@ pub struct TrainArgs {
     pub architecture: Architecture,
     /// Hidden widths (MLPs only).
     pub widths: Vec<usize>,
+    /// How the logits are computed.
+    pub logits: LogitsLayer,
     /// Precision of weights and activations.
     pub precision: Precision,
     /// Training settings.
@@ -106,6 +108,7 @@ pub fn train_on(
         },
         classes: data.train.classes,
         precision: a.precision,
+        logits: a.logits,
     };
     let bs = a.train.batch_size.max(2);
     // Sizes first: a typo in the widths is an error line, not minutes of allocation.

@@ -292,6 +292,7 @@ mod tests {
             widths,
             classes,
             precision: Precision::Float,
+            logits: Default::default(),
         }
     }
 

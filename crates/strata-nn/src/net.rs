@@ -1,6 +1,8 @@
 //! Float and quantized networks: an MLP, a LeNet-like CNN and Tiny-10 (Kornblith et al. 2019,
 //! Appendix E), each a chain of `dense|conv -> batch norm -> activation [-> max pool]` blocks
-//! ending in a `dense -> batch norm` block that gives the logits (as in BinaryNet).
+//! ending in a `dense -> batch norm` block that gives the logits (as in BinaryNet), or, with
+//! [`LogitsLayer::Linear`], a plain dense layer with a bias (as Kornblith et al.'s and most
+//! PyTorch networks end).
 //!
 //! Choices for quantized precisions (after Hubara et al.): every layer's weights are quantized,
 //! the first and the last included; the first layer reads the image as 8-bit fixed point
@@ -38,6 +40,47 @@ impl Architecture {
     }
 }
 
+/// How the last block turns features into logits.
+///
+/// BinaryNet normalizes the logits (`dense -> batch norm`); most float networks, Kornblith et
+/// al.'s Tiny-10 among them, end in a plain dense layer with a bias. The choice changes what
+/// the hidden layers learn: trained with normalized logits, Tiny-10's layers are much less
+/// identifiable across seeds by CKA (see `docs/similarity.md`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogitsLayer {
+    /// `dense -> batch norm` (BinaryNet's choice; the default, and what older model files hold).
+    #[default]
+    BatchNorm,
+    /// `dense + bias`: the batch norm's shift alone, its scale fixed at 1 and no statistics.
+    Linear,
+}
+
+impl LogitsLayer {
+    /// The name used in flags, specs and model cards: `batchnorm`, `linear`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogitsLayer::BatchNorm => "batchnorm",
+            LogitsLayer::Linear => "linear",
+        }
+    }
+
+    /// The layer named `name` (`batchnorm`, `linear`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "batchnorm" => Some(LogitsLayer::BatchNorm),
+            "linear" => Some(LogitsLayer::Linear),
+            _ => None,
+        }
+    }
+
+    /// True for the default, which model cards leave out (so older cards and cache keys stay
+    /// as they were).
+    pub fn is_batch_norm(&self) -> bool {
+        *self == LogitsLayer::BatchNorm
+    }
+}
+
 /// What a network is: enough to rebuild it before loading its weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NetConfig {
@@ -51,6 +94,9 @@ pub struct NetConfig {
     pub classes: usize,
     /// Bits of weights and activations.
     pub precision: Precision,
+    /// How the logits are computed (absent from older model cards: batch norm).
+    #[serde(default, skip_serializing_if = "LogitsLayer::is_batch_norm")]
+    pub logits: LogitsLayer,
 }
 
 /// Batch normalization over every axis but the channel axis (1), with running statistics.
@@ -67,6 +113,9 @@ pub struct BatchNorm {
     pub momentum: f64,
     /// Added to the variance before the square root, for stability (1e-5).
     pub eps: f64,
+    /// False for a [`LogitsLayer::Linear`] head: `y = z + beta`, with `gamma` fixed at 1 and
+    /// the running statistics unused.
+    pub normalize: bool,
 }
 
 /// `(N, C)` stays; `(N, C, H, W)` becomes `(N*H*W, C)` for statistics.
@@ -99,6 +148,11 @@ impl BatchNorm {
     }
 
     fn eval_tensors(&self) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        if !self.normalize {
+            // `(z - 0) · 1 + beta` is `z + beta` exactly in f32.
+            let beta = self.beta.as_tensor();
+            return Ok((beta.zeros_like()?, beta.ones_like()?, beta.clone()));
+        }
         let scale = (self.gamma.as_tensor() / (&self.running_var + self.eps)?.sqrt()?)?;
         Ok((
             self.running_mean.clone(),
@@ -109,7 +163,9 @@ impl BatchNorm {
 
     fn forward(&mut self, z: &Tensor, train: bool) -> candle_core::Result<Tensor> {
         let rows = to_rows(z)?;
-        let y = if train {
+        let y = if !self.normalize {
+            rows.broadcast_add(self.beta.as_tensor())?
+        } else if train {
             let n = rows.dim(0)? as f64;
             let mean = rows.mean_keepdim(0)?;
             let centered = rows.broadcast_sub(&mean)?;
@@ -429,8 +485,10 @@ impl Net {
         params: Vec<BlockParams>,
     ) -> Result<Self, NnError> {
         let dev = Device::Cpu;
-        let mut blocks = Vec::with_capacity(plans.len());
-        for (p, v) in plans.into_iter().zip(params) {
+        let count = plans.len();
+        let mut blocks = Vec::with_capacity(count);
+        for (i, (p, v)) in plans.into_iter().zip(params).enumerate() {
+            let last = i + 1 == count;
             // `Var::from_vec` takes the buffer as is (no copy on the CPU).
             let w = Var::from_vec(v.weight, p.wshape.clone(), &dev)?;
             let n = p.out;
@@ -445,6 +503,7 @@ impl Net {
                     running_var: Tensor::from_vec(v.running_var, n, &dev)?,
                     momentum: 0.1,
                     eps: 1e-5,
+                    normalize: !(last && config.logits == LogitsLayer::Linear),
                 },
                 pool: p.pool,
                 out_shape: p.out_shape,
@@ -468,12 +527,17 @@ impl Net {
         self.config.architecture == Architecture::Mlp
     }
 
-    /// The trainable parameters.
+    /// The trainable parameters (a linear logits layer's fixed scale left out).
     pub fn vars(&self) -> Vec<Var> {
-        self.blocks
-            .iter()
-            .flat_map(|l| [l.w.clone(), l.bn.gamma.clone(), l.bn.beta.clone()])
-            .collect()
+        let mut v = Vec::new();
+        for l in &self.blocks {
+            v.push(l.w.clone());
+            if l.bn.normalize {
+                v.push(l.bn.gamma.clone());
+            }
+            v.push(l.bn.beta.clone());
+        }
+        v
     }
 
     /// The input the network actually reads, as `(N, C, H, W)`: pixels in [0, 1] for float,

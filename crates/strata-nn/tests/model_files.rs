@@ -260,3 +260,36 @@ fn absurd_cards_are_refused_before_anything_is_allocated() {
     ));
     assert!(!e.is_corrupt());
 }
+
+#[test]
+fn a_linear_logits_layer_round_trips_and_older_cards_mean_batch_norm() {
+    use strata_nn::net::{LogitsLayer, Net, NetConfig};
+    let dir = temp_dir("linear-logits");
+    let base = model(Architecture::Mlp, Precision::W1A1, 4);
+    let config = NetConfig {
+        logits: LogitsLayer::Linear,
+        ..base.config.clone()
+    };
+    let mut net = Net::new(config, 4).unwrap();
+    let (_, jp) = file::save(&dir.join("m"), &net, &card(&net)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jp).unwrap()).unwrap();
+    assert_eq!(v["config"]["logits"], "linear");
+    let (mut back, c) = file::load(&dir.join("m")).unwrap();
+    assert_eq!(c.config.logits, LogitsLayer::Linear);
+    let last = back.blocks.len() - 1;
+    assert!(!back.blocks[last].bn.normalize);
+    assert_eq!(logits(&mut back, 3).unwrap(), logits(&mut net, 3).unwrap());
+    // Batch norm logits are the default and left out of the card, as before the option.
+    let (_, jp) = file::save(&dir.join("b"), &base, &card(&base)).unwrap();
+    let text = std::fs::read_to_string(&jp).unwrap();
+    assert!(!text.contains("\"logits\""), "{text}");
+    let (b, _) = file::load(&dir.join("b")).unwrap();
+    assert_eq!(b.config.logits, LogitsLayer::BatchNorm);
+    assert!(b.blocks.iter().all(|b| b.bn.normalize));
+    // An unknown value is one plain line.
+    edit_card(&jp, |v| v["config"]["logits"] = "softmax".into());
+    let e = file::load(&dir.join("b")).err().unwrap().to_string();
+    assert!(!e.contains('\n') && e.contains("softmax"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

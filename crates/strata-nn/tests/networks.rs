@@ -50,6 +50,7 @@ fn new_net(
         widths: widths.to_vec(),
         classes: 10,
         precision,
+        logits: Default::default(),
     };
     Net::new(config, seed).unwrap()
 }
@@ -195,6 +196,7 @@ fn cnn_and_tiny10_train_on_mnist_and_digits_and_round_trip() {
         widths: vec![],
         classes: 10,
         precision: Precision::Float,
+        logits: Default::default(),
     };
     let e = Net::new(cfg8, 0)
         .err()
@@ -248,4 +250,33 @@ fn train_refuses_sizes_beyond_the_caps_before_the_first_step() {
         .to_string();
     assert!(e.starts_with("batch size: 1048577 is more than"), "{e}");
     assert_eq!(steps, 0);
+}
+
+#[test]
+fn packed_w1a1_with_linear_logits_equals_the_float_simulation() {
+    let data = dataset::load("mnist-small").unwrap();
+    let config = NetConfig {
+        logits: strata_nn::net::LogitsLayer::Linear,
+        ..new_net(Architecture::Mlp, Precision::W1A1, &[100, 70], &data, 5).config
+    };
+    let mut m = Net::new(config, 5).unwrap();
+    train_on(&mut m, &data, &cfg(1, 5), &mut |_, _, _, _| {}).unwrap();
+    let p = PackedMlp::from_net(&m).unwrap();
+    let d = data.test.select(&(0..500).collect::<Vec<_>>());
+    let z = m.dense_outputs(&tensor(&d)).unwrap();
+    let (zp, logits) = p.run(d.x.view());
+    for (zf, zp) in z.iter().zip(&zp) {
+        let zf = zf.to_vec2::<f32>().unwrap();
+        for (rf, rp) in zf.iter().zip(zp.rows()) {
+            for (a, b) in rf.iter().zip(rp.iter()) {
+                assert_eq!(*a as i32, *b);
+            }
+        }
+    }
+    let want = m.forward(&tensor(&d), false).unwrap().logits;
+    assert_eq!(
+        want.to_vec2::<f32>().unwrap().concat(),
+        logits.iter().copied().collect::<Vec<_>>()
+    );
+    assert_eq!(train::predict(&mut m, &d).unwrap(), p.predict(d.x.view()));
 }

@@ -1,6 +1,8 @@
 //! `strata train`: a float or quantized network, trained and saved.
 
-use crate::args::{parse_precision, DataArgs, ModelArg, OptArg, OutputArgs, ScheduleArg};
+use crate::args::{
+    parse_precision, DataArgs, LogitsArg, ModelArg, OptArg, OutputArgs, ScheduleArg,
+};
 use crate::progress::Terminal;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
@@ -30,6 +32,10 @@ pub struct TrainArgs {
     /// Hidden layer widths (mlp).
     #[arg(long, value_delimiter = ',', default_value = "1024,1024")]
     widths: Vec<usize>,
+    /// How the logits are computed: batchnorm (dense -> batch norm, as BinaryNet) or linear
+    /// (dense + bias, as most float networks; their hidden layers are more alike across seeds).
+    #[arg(long, value_enum, default_value = "batchnorm")]
+    logits: LogitsArg,
     /// float, w1a1, w1a2, w2a2, w4a4 or w8a8.
     #[arg(long, default_value = "float", value_parser = parse_precision)]
     precision: Precision,
@@ -112,6 +118,7 @@ impl TrainArgs {
             data: self.data.data,
             label: self.data.label,
             widths: self.widths,
+            logits: self.logits.layer(),
             precision: self.precision,
             train: cfg,
             limit: self.limit,

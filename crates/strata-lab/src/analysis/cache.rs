@@ -18,9 +18,10 @@ pub const FORMAT: &str = "strata-cache-1";
 pub use crate::hashing::{data_fingerprint, sha256_hex};
 
 /// Key of a trained model: the data's content and everything that fixes training. The family
-/// name is not part of it (renaming a family retrains nothing).
+/// name is not part of it (renaming a family retrains nothing). The logits layer enters only
+/// when it is not the default, so keys made before it could be chosen still hold.
 pub fn model_key(inst: &Instance, data_fingerprint: &str) -> String {
-    let v = json!({
+    let mut v = json!({
         "format": FORMAT,
         "kind": "model",
         "data": data_fingerprint,
@@ -29,6 +30,9 @@ pub fn model_key(inst: &Instance, data_fingerprint: &str) -> String {
         "precision": inst.precision,
         "train": inst.train,
     });
+    if !inst.logits.is_batch_norm() {
+        v["logits"] = json!(inst.logits);
+    }
     sha256_hex(v.to_string().as_bytes())
 }
 
@@ -210,6 +214,21 @@ seeds = [0, 1]
                 .unwrap();
         assert_eq!(model_key(&renamed.instances[0], "fp"), k[0]);
         assert_ne!(model_key(&a.instances[0], "other data"), k[0]);
+        // A linear logits layer is another network; the default keeps the key it always had.
+        let linear = super::super::spec::parse(
+            &text.replace("widths = [8]", "widths = [8]\nlogits = \"linear\""),
+            "x",
+            "x",
+        )
+        .unwrap();
+        assert_ne!(model_key(&linear.instances[0], "fp"), k[0]);
+        let explicit = super::super::spec::parse(
+            &text.replace("widths = [8]", "widths = [8]\nlogits = \"batchnorm\""),
+            "x",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(model_key(&explicit.instances[0], "fp"), k[0]);
         let key = |model: &str, limit, point, collector| {
             store_key(model, "fp", Split::Test, limit, point, collector)
         };

@@ -186,6 +186,7 @@ fn train_args(inst: &Instance, a: &Analysis, out: PathBuf) -> TrainArgs {
         label: d.label.clone(),
         architecture: inst.architecture,
         widths: inst.widths.clone(),
+        logits: inst.logits,
         precision: inst.precision,
         train: inst.train.clone(),
         limit: d.train_limit,
@@ -628,6 +629,7 @@ fn check_architectures(
             },
             classes: d.splits.train.classes,
             precision: strata_nn::Precision::Float,
+            logits: Default::default(),
         };
         // Layer shapes, caps and the memory to train at the family's batch size, for each of
         // its precisions, from the sizes alone: nothing is built.

@@ -33,6 +33,7 @@ fn random_net(precision: Precision, rng: &mut Rng) -> Result<Net, GpuError> {
         widths: WIDTHS.to_vec(),
         classes: 10,
         precision,
+        logits: Default::default(),
     };
     let mut net = Net::new(config, rng.next_u64()).map_err(nn)?;
     let mut inputs = 784usize;

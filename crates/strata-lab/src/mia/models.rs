@@ -182,6 +182,7 @@ impl<'a> Trainer<'a> {
             widths: spec.widths.clone(),
             classes,
             precision: spec.precision,
+            logits: Default::default(),
         };
         strata_nn::limits::check_config(&config, spec.train.batch_size.max(2), true)?;
         let mut model = Net::try_new(config, spec.train.seed)?;

@@ -6,11 +6,20 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::*;
-use crate::net::{Architecture, NetConfig};
+use crate::net::{Architecture, LogitsLayer, NetConfig};
 use crate::precision::Precision;
 use candle_core::{Device, Tensor, Var};
 
 fn net(architecture: Architecture, precision: Precision, seed: u64) -> Net {
+    net_with(architecture, precision, seed, LogitsLayer::BatchNorm)
+}
+
+fn net_with(
+    architecture: Architecture,
+    precision: Precision,
+    seed: u64,
+    logits: LogitsLayer,
+) -> Net {
     let input = match architecture {
         Architecture::Mlp => vec![1, 6, 6],
         _ => vec![1, 12, 12],
@@ -22,6 +31,7 @@ fn net(architecture: Architecture, precision: Precision, seed: u64) -> Net {
             widths: vec![10, 8],
             classes: 4,
             precision,
+            logits,
         },
         seed,
     )
@@ -71,12 +81,14 @@ fn cosine(a: &[f32], b: &[f64]) -> f64 {
 
 #[test]
 fn float_input_gradients_equal_finite_differences() {
-    for (arch, seed) in [
-        (Architecture::Mlp, 1),
-        (Architecture::Cnn, 2),
-        (Architecture::Tiny10, 3),
+    for (arch, seed, head) in [
+        (Architecture::Mlp, 1, LogitsLayer::BatchNorm),
+        (Architecture::Cnn, 2, LogitsLayer::BatchNorm),
+        (Architecture::Tiny10, 3, LogitsLayer::BatchNorm),
+        (Architecture::Mlp, 4, LogitsLayer::Linear),
+        (Architecture::Tiny10, 5, LogitsLayer::Linear),
     ] {
-        let net = net(arch, Precision::Float, seed);
+        let net = net_with(arch, Precision::Float, seed, head);
         let mut c = Classifier::new(&net).unwrap();
         let (x, y) = examples(&net, 3, seed + 100);
         let (logits, g) = c.logits_and_gradients(x.view(), &y).unwrap();

@@ -70,6 +70,8 @@ struct Layer {
     beta: usize,
     /// Offset of the running mean (the running variance follows it) in `running`.
     stats: usize,
+    /// False for a linear logits layer: `z + beta`, no batch norm.
+    normalize: bool,
     /// Engine weight index -> index in the network's own layout; `None` for the identity.
     perm: Option<Vec<usize>>,
 }
@@ -247,6 +249,7 @@ impl Engine {
                 gamma,
                 beta,
                 stats,
+                normalize: b.bn.normalize,
                 perm,
             });
         }
@@ -389,7 +392,9 @@ impl Engine {
             } else {
                 &mut cur.post[..n * l.post_len]
             };
-            if train {
+            if !l.normalize {
+                norm::bias_forward(z, l.out, norm.beta, dst);
+            } else if train {
                 norm::forward_train(z, l.out, norm, l.act, &mut cur.invstd, dst);
             } else {
                 norm::forward_eval(z, l.out, &norm, l.act, dst);
@@ -431,17 +436,26 @@ impl Engine {
             }
             let dz = &mut self.ga[..n * l.z_len];
             let (g_all, rest_grads) = self.grads.split_at_mut(l.beta);
-            norm::backward(
-                dz,
-                &cur.z[..n * l.z_len],
-                l.out,
-                &self.params[l.gamma..l.gamma + l.out],
-                &self.params[l.beta..l.beta + l.out],
-                &cur.invstd,
-                l.act,
-                &mut g_all[l.gamma..l.gamma + l.out],
-                &mut rest_grads[..l.out],
-            );
+            if !l.normalize {
+                norm::bias_backward(
+                    dz,
+                    l.out,
+                    &mut g_all[l.gamma..l.gamma + l.out],
+                    &mut rest_grads[..l.out],
+                );
+            } else {
+                norm::backward(
+                    dz,
+                    &cur.z[..n * l.z_len],
+                    l.out,
+                    &self.params[l.gamma..l.gamma + l.out],
+                    &self.params[l.beta..l.beta + l.out],
+                    &cur.invstd,
+                    l.act,
+                    &mut g_all[l.gamma..l.gamma + l.out],
+                    &mut rest_grads[..l.out],
+                );
+            }
             let dz = &self.ga[..n * l.z_len];
             let x = if i == 0 {
                 &self.x[..n * l.in_len]
@@ -532,6 +546,10 @@ impl Engine {
             }
         });
         optim.step(&mut self.params, &self.grads, lr);
+        // A linear logits layer's scale is fixed at 1 (weight decay would otherwise shrink it).
+        for l in self.layers.iter().filter(|l| !l.normalize) {
+            self.params[l.gamma..l.gamma + l.out].fill(1.0);
+        }
         self.wq_fresh = false;
         if self.precision.weight_bits().is_some() {
             for l in &self.layers {
@@ -575,13 +593,16 @@ impl Engine {
                 momentum: self.momentum,
                 eps: self.eps,
             };
-            norm::backward_eval(
-                &mut self.ga[..n * l.z_len],
-                &cur.z[..n * l.z_len],
-                l.out,
-                &norm,
-                l.act,
-            );
+            // A linear logits layer passes the gradient through unchanged.
+            if l.normalize {
+                norm::backward_eval(
+                    &mut self.ga[..n * l.z_len],
+                    &cur.z[..n * l.z_len],
+                    l.out,
+                    &norm,
+                    l.act,
+                );
+            }
             let dz = &self.ga[..n * l.z_len];
             let w = &weights[l.w.clone()];
             let dx = &mut self.gb[..n * l.in_len];

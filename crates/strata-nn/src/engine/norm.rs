@@ -367,3 +367,20 @@ pub(super) fn backward(
             }
         });
 }
+
+/// A linear logits layer's forward, `out = z + beta` (no statistics, no activation): `z · 1 +
+/// beta`, bit for bit the tensor implementation's `(z - 0) · 1 + beta`.
+pub(super) fn bias_forward(z: &[f32], c: usize, beta: &[f32], out: &mut [f32]) {
+    let ones = vec![1f32; c];
+    affine_act(z, c, &ones, beta, Act::Identity, out);
+}
+
+/// A linear logits layer's backward: `d` passes unchanged to `z`, `dbeta` is its per-channel
+/// sum (in f64 over fixed blocks, as the statistics are) and the fixed scale gets none.
+pub(super) fn bias_backward(d: &[f32], c: usize, dgamma: &mut [f32], dbeta: &mut [f32]) {
+    let (s1, _) = sums(d, c, &vec![0f64; c]);
+    for j in 0..c {
+        dbeta[j] = s1[j] as f32;
+        dgamma[j] = 0.0;
+    }
+}

@@ -16,6 +16,7 @@ fn config(architecture: Architecture, input: [usize; 3], precision: Precision) -
         widths: vec![12, 9],
         classes: 5,
         precision,
+        logits: Default::default(),
     }
 }
 
@@ -363,4 +364,144 @@ fn gradients_equal_candles_after_training_steps() {
             close(&format!("{what} block {b} beta"), &g.2, &w.2, 2e-2);
         }
     }
+}
+
+fn linear(c: NetConfig) -> NetConfig {
+    NetConfig {
+        logits: crate::net::LogitsLayer::Linear,
+        ..c
+    }
+}
+
+#[test]
+fn linear_logits_gradients_equal_candles_autograd() {
+    let cases = [
+        (Architecture::Mlp, [1, 6, 6], Precision::Float),
+        (Architecture::Mlp, [1, 6, 6], Precision::W1A1),
+        (Architecture::Tiny10, [2, 12, 12], Precision::Float),
+        (Architecture::Tiny10, [1, 12, 12], Precision::W2A2),
+    ];
+    for (k, (arch, input, p)) in cases.into_iter().enumerate() {
+        let c = linear(config(arch, input, p));
+        let (mut net, x, y) = setup(&c, 16, 90 + k as u64);
+        let last = net.blocks.len() - 1;
+        // The tensor implementation fixes the linear layer's scale at 1 whatever is stored.
+        net.blocks[last]
+            .bn
+            .gamma
+            .set(&Tensor::new(vec![1f32; c.classes], &Device::Cpu).unwrap())
+            .unwrap();
+        let mut e = Engine::new(&net, 16).unwrap();
+        let idx: Vec<usize> = (0..16).collect();
+        let s = e.gradients(x.view(), &y, &idx, 0.0);
+        let (loss, want, _) = candle_reference(&mut net, &x, &y);
+        let what = format!("linear logits {arch:?} {input:?} {p}");
+        assert!((s.loss - loss).abs() < 1e-4 * (1.0 + loss), "{what}");
+        let got = e.block_grads();
+        for (b, (g, w)) in got.iter().zip(&want).enumerate() {
+            close(&format!("{what} block {b} weights"), &g.0, &w.0, 2e-3);
+            close(&format!("{what} block {b} gamma"), &g.1, &w.1, 2e-3);
+            close(&format!("{what} block {b} beta"), &g.2, &w.2, 2e-3);
+        }
+        // Closed form: the bias's gradient is the column sum of dL/dlogits = (softmax - onehot)/n.
+        let (_, _, logits) = candle_reference(&mut net, &x, &y);
+        let mut dbias = vec![0f64; c.classes];
+        for (r, row) in logits.chunks(c.classes).enumerate() {
+            let m = row.iter().fold(f32::NEG_INFINITY, |a, &v| a.max(v)) as f64;
+            let z: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+            for (j, &v) in row.iter().enumerate() {
+                let p = (v as f64 - m).exp() / z - f64::from(u8::from(y[r] as usize == j));
+                dbias[j] += p / 16.0;
+            }
+        }
+        let dbias: Vec<f32> = dbias.iter().map(|&v| v as f32).collect();
+        close(
+            &format!("{what} bias closed form"),
+            &got[last].2,
+            &dbias,
+            1e-4,
+        );
+        assert!(got[last].1.iter().all(|&g| g == 0.0), "{what}: scale moved");
+    }
+}
+
+#[test]
+fn linear_logits_are_the_dense_output_plus_the_bias() {
+    for (arch, input, p) in [
+        (Architecture::Mlp, [1, 6, 6], Precision::W1A1),
+        (Architecture::Cnn, [1, 16, 16], Precision::Float),
+        (Architecture::Tiny10, [2, 12, 12], Precision::Float),
+    ] {
+        let c = linear(config(arch, input, p));
+        let (mut net, x, _) = setup(&c, 50, 5);
+        let last = net.blocks.len() - 1;
+        let xt = Tensor::from_slice(x.as_slice().unwrap(), x.dim(), &Device::Cpu).unwrap();
+        let z = net.dense_outputs(&xt).unwrap()[last]
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let bias = tensor_vec(net.blocks[last].bn.beta.as_tensor()).unwrap();
+        let want: Vec<f32> = z
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + bias[i % c.classes])
+            .collect();
+        let tensor = net.forward(&xt, false).unwrap().logits;
+        assert_eq!(tensor_vec(&tensor).unwrap(), want, "{arch:?} {p} tensor");
+        let got = Engine::new(&net, 1).unwrap().predict_logits(x.view());
+        if arch == Architecture::Mlp {
+            assert_eq!(got, want, "{arch:?} {p} engine");
+        } else {
+            // Convolutions sum in another order than the tensor implementation's.
+            close(&format!("{arch:?} {p} engine"), &got, &want, 1e-4);
+        }
+    }
+}
+
+#[test]
+fn linear_logits_keep_their_scale_and_statistics_while_training() {
+    let c = linear(config(Architecture::Mlp, [1, 6, 6], Precision::Float));
+    let (net, x, y) = setup(&c, 40, 8);
+    let mut net = net;
+    let last = net.blocks.len() - 1;
+    net.blocks[last]
+        .bn
+        .gamma
+        .set(&Tensor::new(vec![1f32; c.classes], &Device::Cpu).unwrap())
+        .unwrap();
+    let mut e = Engine::new(&net, 20).unwrap();
+    let cfg = TrainConfig {
+        epochs: 1,
+        batch_size: 20,
+        lr: 0.05,
+        weight_decay: 0.1,
+        optimizer: OptimizerKind::Adam,
+        schedule: crate::train::Schedule::Constant,
+        seed: 1,
+        l2: 1e-3,
+    };
+    let bias0 = tensor_vec(net.blocks[last].bn.beta.as_tensor()).unwrap();
+    for b in 0..4 {
+        let idx: Vec<usize> = (b % 2 * 20..b % 2 * 20 + 20).collect();
+        e.step(x.view(), &y, &idx, &cfg, cfg.lr);
+    }
+    e.write_back(&mut net).unwrap();
+    let bn = &net.blocks[last].bn;
+    assert_eq!(
+        tensor_vec(bn.gamma.as_tensor()).unwrap(),
+        vec![1f32; c.classes]
+    );
+    assert_eq!(tensor_vec(&bn.running_mean).unwrap(), vec![0f32; c.classes]);
+    assert_eq!(tensor_vec(&bn.running_var).unwrap(), vec![1f32; c.classes]);
+    assert_ne!(
+        tensor_vec(bn.beta.as_tensor()).unwrap(),
+        bias0,
+        "the bias learns"
+    );
+    // The hidden layers still normalize and move their statistics.
+    assert_ne!(
+        tensor_vec(&net.blocks[0].bn.running_mean).unwrap(),
+        vec![0f32; 12]
+    );
 }

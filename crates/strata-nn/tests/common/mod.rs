@@ -66,6 +66,7 @@ pub fn model(architecture: Architecture, precision: Precision, seed: u64) -> Net
         widths,
         classes,
         precision,
+        logits: Default::default(),
     };
     let mut net = Net::new(config, seed).unwrap();
     let mut rng = SplitMix(seed ^ 0xabcdef);

@@ -377,6 +377,28 @@ b = "mlp-w1a1-s1"
     }
 
     #[test]
+    fn logits_layer_is_chosen_per_family_and_keeps_default_cache_keys() {
+        use strata_nn::net::LogitsLayer;
+        let a = parse(GOOD, "x.toml", "x").unwrap();
+        assert!(a
+            .instances
+            .iter()
+            .all(|i| i.logits == LogitsLayer::BatchNorm));
+        // The default stays out of the serialized instance, so cache keys made before the
+        // option existed still name the same models.
+        let v = serde_json::to_value(&a.instances[0]).unwrap();
+        assert!(v.get("logits").is_none(), "{v}");
+        let text = GOOD.replace("epochs = 2", "epochs = 2\nlogits = \"linear\"");
+        let b = parse(&text, "x.toml", "x").unwrap();
+        assert!(b.instances.iter().all(|i| i.logits == LogitsLayer::Linear));
+        let v = serde_json::to_value(&b.instances[0]).unwrap();
+        assert_eq!(v["logits"], "linear");
+        let e = parse_err(&GOOD.replace("epochs = 2", "epochs = 2\nlogits = \"softmax\""));
+        assert!(e.msg.contains("softmax") && e.msg.contains("linear"), "{e}");
+        assert_eq!(e.line, 14, "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let text = GOOD.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1");
         let e = parse_err(&text);

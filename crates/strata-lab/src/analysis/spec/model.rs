@@ -5,7 +5,7 @@ use super::{is_clean, Ctx, DataSpec, SpecError, MAX_BATCH, MAX_EPOCHS, MAX_LAYER
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use strata_nn::net::Architecture;
+use strata_nn::net::{Architecture, LogitsLayer};
 use strata_nn::train::{OptimizerKind, Schedule, TrainConfig};
 use strata_nn::Precision;
 use toml::Spanned;
@@ -88,6 +88,10 @@ pub struct ModelSpec {
     /// Hidden widths (MLP only).
     #[serde(default = "default_widths")]
     pub widths: Vec<usize>,
+    /// How the logits are computed: `batchnorm` (dense -> batch norm, BinaryNet's choice; the
+    /// default) or `linear` (dense + bias, as Kornblith et al.'s and most float networks).
+    #[serde(default)]
+    pub logits: LogitsLayer,
     /// Precisions to train, each once per seed (default `["float"]`).
     #[serde(default = "default_precisions")]
     pub precisions: Vec<PrecisionName>,
@@ -132,6 +136,9 @@ pub struct Instance {
     pub architecture: Architecture,
     /// Hidden widths (empty for CNNs).
     pub widths: Vec<usize>,
+    /// How the logits are computed (left out of cache keys when it is the default).
+    #[serde(skip_serializing_if = "LogitsLayer::is_batch_norm")]
+    pub logits: LogitsLayer,
     /// Precision of weights and activations.
     pub precision: Precision,
     /// Training settings, the seed included.
@@ -292,6 +299,7 @@ fn instances_of(m: &ModelSpec) -> Vec<Instance> {
                 } else {
                     Vec::new()
                 },
+                logits: m.logits,
                 precision: p.0,
                 train: train_config(m, p.0, seed),
             });
