@@ -12,6 +12,8 @@
 //!   fuses `a * b + c` by itself; no libm; no run-time choice of kernels; no threads inside);
 //! * [`alphabet`]: bytes, bit streams, small alphabets and DNA (2 bits per base, other bytes kept
 //!   exactly in a side stream), chosen from the data;
+//! * [`curve`]: the learning curve, the code length spent after every N symbols, measured while
+//!   coding without changing the output ([`compress_with_curve`]);
 //! * [`gen`]: synthetic sources with known entropy rates (i.i.d., Markov-k, XOR-k, HMM, lagged
 //!   Fibonacci);
 //! * the container: magic, version, the model spec, the original length and its CRC-32, checked
@@ -26,6 +28,7 @@ pub mod alphabet;
 mod bithistory;
 pub mod cm;
 pub mod coder;
+pub mod curve;
 pub mod detmath;
 mod error;
 pub mod gen;
@@ -40,11 +43,13 @@ mod slots;
 pub mod varint;
 
 pub use alphabet::{Alphabet, AlphabetChoice};
+pub use curve::{CodeLengthCurve, CurvePoint};
 pub use error::{Result, ZipError};
 pub use model::{Kind, ModelSpec, MODEL_HELP};
 
 use cm::{Cm, CmConfig, Flavor};
 use coder::{Decoder, Encoder};
+use curve::Meter;
 use neural::Neural;
 use varint::Reader;
 
@@ -103,11 +108,41 @@ pub fn compress_with_progress(
     opts: &Options,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<u8>> {
+    compress_metered(data, opts, progress, None).map(|(c, _)| c)
+}
+
+/// Compresses `data` as [`compress`] does (the container is the same, byte for byte) and
+/// measures the learning curve: the code length spent after every `every` symbols of the coded
+/// stream (see [`CodeLengthCurve`]; `every` is at least 1). The curve describes the model's code
+/// even when the data ends up stored because the model could not shrink it.
+pub fn compress_with_curve(
+    data: &[u8],
+    opts: &Options,
+    every: u64,
+) -> Result<(Vec<u8>, CodeLengthCurve)> {
+    let (c, curve) = compress_metered(data, opts, &|_| {}, Some(Meter::new(every)))?;
+    Ok((
+        c,
+        curve.unwrap_or_else(|| CodeLengthCurve {
+            every: every.max(1),
+            points: Vec::new(),
+        }),
+    ))
+}
+
+/// [`compress_with_progress`], with the learning curve of the main stream (DNA: the bases) when
+/// `meter` is given.
+fn compress_metered(
+    data: &[u8],
+    opts: &Options,
+    progress: &(dyn Fn(u64) + Sync),
+    mut meter: Option<Meter>,
+) -> Result<(Vec<u8>, Option<CodeLengthCurve>)> {
     opts.model.validate()?;
     let crc = crc32fast::hash(data);
     let stored = stored_container(data, crc);
     if data.is_empty() {
-        return Ok(stored);
+        return Ok((stored, None));
     }
     let alphabet = alphabet::detect(data, opts.alphabet);
     let mut out = header(VERSION, 1, crc, data.len() as u64);
@@ -124,6 +159,7 @@ pub fn compress_with_progress(
                         8,
                         predictor(&opts.model, 8, bytes_flavor(), side.len()),
                         progress,
+                        None,
                     )
                 },
                 || {
@@ -132,6 +168,7 @@ pub fn compress_with_progress(
                         2,
                         predictor(&opts.model, 2, dna_flavor(), bases.len()),
                         progress,
+                        meter.as_mut(),
                     )
                 },
             );
@@ -145,14 +182,18 @@ pub fn compress_with_progress(
             let symbols = alphabet::to_symbols(data, a);
             let w = a.width();
             let p = predictor(&opts.model, w, flavor_for(a), symbols.len());
-            out.extend_from_slice(&encode_stream(&symbols, w, p, progress));
+            out.extend_from_slice(&encode_stream(&symbols, w, p, progress, meter.as_mut()));
         }
     }
-    Ok(if out.len() < stored.len() {
-        out
-    } else {
-        stored
-    })
+    let curve = meter.map(Meter::finish);
+    Ok((
+        if out.len() < stored.len() {
+            out
+        } else {
+            stored
+        },
+        curve,
+    ))
 }
 
 /// Decompresses a container, verifying its length and checksum.
@@ -509,15 +550,23 @@ fn encode_stream(
     width: u32,
     mut p: Predictor,
     progress: &(dyn Fn(u64) + Sync),
+    mut meter: Option<&mut Meter>,
 ) -> Vec<u8> {
     let mut e = Encoder::new();
     for (i, &s) in symbols.iter().enumerate() {
         let mut partial = 1u32;
         for done in 0..width {
             let bit = ((s as u32) >> (width - 1 - done)) & 1;
-            e.encode(bit, p.p(partial, done));
+            let p1 = p.p(partial, done);
+            e.encode(bit, p1);
+            if let Some(m) = meter.as_deref_mut() {
+                m.bit(bit, p1);
+            }
             p.update(bit, partial, done, width);
             partial = (partial << 1) | bit;
+        }
+        if let Some(m) = meter.as_deref_mut() {
+            m.symbol();
         }
         if (i + 1) % PROGRESS_EVERY == 0 {
             progress(PROGRESS_EVERY as u64);

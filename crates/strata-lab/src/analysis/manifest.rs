@@ -181,6 +181,7 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
             "collect": o.models.iter().map(|m| m.collect_seconds).sum::<f64>(),
             "cka": o.cka_seconds,
             "robustness": o.robustness.iter().map(|r| r.seconds).sum::<f64>(),
+            "compression": o.compression.seconds,
         },
         "jobs": o.args.jobs,
         "force": o.args.force,
@@ -205,6 +206,10 @@ pub fn build(o: &Outcome, files: &[String]) -> Value {
                 })
             })
             .collect();
+    }
+    // Only a spec with `[compression]` gets the key: its sources, rows and time.
+    if let Some(c) = super::compression_run::manifest(o) {
+        m["compression"] = c;
     }
     // Only a spec with `[[store]]` files gets the key: other manifests keep their shape.
     if !o.stores.is_empty() {

@@ -3,12 +3,14 @@
 //! ([`report`], [`manifest`]) from the summaries in [`stats`].
 
 pub mod cache;
+pub mod compression_run;
 pub mod identify;
 pub mod identify_run;
 pub mod manifest;
 pub mod ownership;
 pub mod privacy_run;
 pub mod report;
+mod report_compression;
 mod report_layers;
 mod report_models;
 mod report_privacy;

@@ -5,7 +5,9 @@
 //! half-written report, and a failure leaves the previous one in place.
 
 use super::runner::Outcome;
-use super::{manifest, report_layers, report_models, report_privacy, report_robustness};
+use super::{
+    manifest, report_compression, report_layers, report_models, report_privacy, report_robustness,
+};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use strata_report::{Block, Column, Document, Heatmap, LinePlot, Table};
@@ -142,6 +144,7 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
         report_layers::identify_section(o, &mut w, &mut blocks)?;
         report_privacy::privacy_section(o, &mut w, &mut blocks)?;
         report_robustness::robustness_section(o, &mut w, &mut blocks)?;
+        report_compression::compression_section(o, &mut w, &mut blocks)?;
         report_models::training_section(o, &mut w, &mut blocks)?;
         blocks.push(Block::Heading {
             level: 2,
@@ -215,6 +218,15 @@ fn overview(o: &Outcome) -> Vec<String> {
     let trained = o.models.iter().filter(|m| !m.cached).count();
     let fams = a.families.len();
     let mut v = Vec::new();
+    let compression_only = a.compression.is_some() && a.instances.is_empty() && a.stores.is_empty();
+    if compression_only {
+        v.push(format!(
+            "Compression experiments only (no models): {} sources, run time {:.1} s.",
+            o.compression.sources.len(),
+            o.seconds
+        ));
+        return v;
+    }
     if !a.instances.is_empty() || a.stores.is_empty() {
         v.push(format!(
             "{} models in {fams} {} (precisions × seeds): {} trained in this run, {} from the \

@@ -117,6 +117,8 @@ pub struct Outcome {
     /// Accuracy under attack and clean-vs-adversarial layer CKA, one entry per attacked network
     /// (`[robustness]`).
     pub robustness: Vec<super::robustness_run::ModelRobustness>,
+    /// Compression experiments (`[compression]`; empty without the section).
+    pub compression: super::compression_run::CompressionRun,
     /// When the run started (wall clock).
     pub started: std::time::SystemTime,
     /// Seconds the whole run took.
@@ -590,6 +592,7 @@ pub fn run(
         identify: Vec::new(),
         privacy: Vec::new(),
         robustness: Vec::new(),
+        compression: Default::default(),
         started,
         seconds: 0.0,
         args,
@@ -597,6 +600,7 @@ pub fn run(
     o.identify = super::identify_run::run(&o, progress)?;
     o.privacy = super::privacy_run::run(&o, progress)?;
     o.robustness = super::robustness_run::run(&o, progress)?;
+    o.compression = super::compression_run::run(&o, progress)?;
     o.seconds = t0.elapsed().as_secs_f64();
     Ok(o)
 }
@@ -739,6 +743,7 @@ pub fn run_text(
         .values()
         .filter_map(|d| d.source.strip_prefix("csv:").map(PathBuf::from))
         .chain(a.stores.iter().map(|s| s.file.clone()))
+        .chain(super::compression_run::input_files(a.compression.as_ref()))
         .collect();
     super::ownership::check_target(&args.reports, &a.name, spec, &data_files, &args.cache)?;
     super::report::remove_stale(&args.reports, &a.name);

@@ -8,6 +8,11 @@ use std::fmt::Write;
 use std::path::Path;
 use strata_nn::Precision;
 
+/// `rows` as aligned columns (the first left-aligned, the others right), two spaces in.
+pub(super) fn pad_rows(rows: &[Vec<String>]) -> String {
+    pad(rows)
+}
+
 fn pad(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let w: Vec<usize> = (0..cols)
@@ -84,7 +89,12 @@ fn twin_rows(o: &Outcome, family: &str) -> Option<TwinRows> {
 /// The terminal summary.
 pub fn text(o: &Outcome, dir: &Path) -> String {
     let a = &o.analysis;
-    let mut out = if o.models.is_empty() {
+    let mut out = if o.models.is_empty() && a.stores.is_empty() && a.compression.is_some() {
+        format!(
+            "{}: compression experiments in {:.1} s\n",
+            a.title, o.seconds
+        )
+    } else if o.models.is_empty() {
         // A spec of [[store]] entries alone: nothing was trained, so no accuracy table.
         format!(
             "{}: {} activation store(s) compared, no models, in {:.1} s\n",
@@ -161,6 +171,7 @@ pub fn text(o: &Outcome, dir: &Path) -> String {
         out.push_str(&pad(&all));
     }
     out.push_str(&robustness_text(o));
+    out.push_str(&super::compression_run::summary_text(o));
     let _ = writeln!(
         out,
         "\nreport: {} (also report.md, figures/, tables/, manifest.json)",
@@ -415,5 +426,6 @@ pub fn json(o: &Outcome, dir: &Path) -> serde_json::Value {
             v
         }).collect::<Vec<_>>(),
         "robustness": robustness_json(o),
+        "compression": super::compression_run::summary_json(o),
     })
 }

@@ -60,7 +60,14 @@ const CLASSIC: [(&str, &str, &[&str], &[&str]); 4] = [
     ),
 ];
 
-fn program_exists(p: &str) -> bool {
+/// The label `strata zip bench` gives the classic compressor run as `program` (`xz` ->
+/// `xz -9e`), if it is one of gzip, bzip2, xz, zstd.
+pub fn classic_label(program: &str) -> Option<&'static str> {
+    CLASSIC.iter().find(|c| c.1 == program).map(|c| c.0)
+}
+
+/// Whether `program` can be run (it answers `--version`).
+pub fn program_exists(p: &str) -> bool {
     Command::new(p)
         .arg("--version")
         .stdout(Stdio::null())
@@ -97,6 +104,56 @@ fn rate_text(r: Option<f64>) -> String {
     r.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())
 }
 
+/// One classic compressor on some bytes, measured as `strata zip bench` measures it.
+pub struct ClassicRun {
+    /// The compressed size, in bytes.
+    pub compressed_bytes: u64,
+    /// Seconds compressing took (the program's run, from the first byte in to the last out).
+    pub compress_seconds: f64,
+    /// Seconds decompressing took.
+    pub decompress_seconds: f64,
+    /// Whether decompression gave back the input.
+    pub round_trip: bool,
+}
+
+/// Compress `data` with the classic compressor `program` (gzip, bzip2, xz or zstd, at the
+/// level [`classic_label`] names) and decompress it again; an error when `program` is not one of
+/// them, cannot be run, or fails.
+pub fn run_classic(program: &str, data: &[u8]) -> Result<ClassicRun> {
+    let Some((_, program, cargs, dargs)) = CLASSIC.iter().find(|c| c.1 == program) else {
+        bail!("{program} is not one of the classic compressors (gzip, bzip2, xz, zstd)");
+    };
+    let t = Instant::now();
+    let out = pipe(program, cargs, data)?;
+    let c = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let back = pipe(program, dargs, &out)?;
+    let d = t.elapsed().as_secs_f64();
+    Ok(ClassicRun {
+        compressed_bytes: out.len() as u64,
+        compress_seconds: c,
+        decompress_seconds: d,
+        round_trip: back == data,
+    })
+}
+
+/// What `bits_per_unit` counts for `data` under `alphabet` (`byte`, `base` for DNA, `symbol` for
+/// a small alphabet), and how many of them it holds.
+pub fn units_of(data: &[u8], alphabet: strata_zip::AlphabetChoice) -> (&'static str, u64) {
+    let alphabet = strata_zip::alphabet::detect(data, alphabet);
+    let unit = match alphabet {
+        strata_zip::Alphabet::Dna => "base",
+        strata_zip::Alphabet::Symbols(_) => "symbol",
+        strata_zip::Alphabet::Bits | strata_zip::Alphabet::Bytes => "byte",
+    };
+    let units = if unit == "byte" {
+        data.len() as u64
+    } else {
+        symbol_count(data, &alphabet)
+    };
+    (unit, units)
+}
+
 /// Runs the benchmark; logs one line per result as it comes.
 pub fn bench(args: &BenchArgs, progress: &dyn Progress) -> Result<Vec<Row>> {
     if args.files.is_empty() {
@@ -111,18 +168,7 @@ pub fn bench(args: &BenchArgs, progress: &dyn Progress) -> Result<Vec<Row>> {
     for path in &args.files {
         let data =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let alphabet = strata_zip::alphabet::detect(&data, args.opts.alphabet);
-        let units = symbol_count(&data, &alphabet);
-        let unit = match alphabet {
-            strata_zip::Alphabet::Dna => "base",
-            strata_zip::Alphabet::Symbols(_) => "symbol",
-            strata_zip::Alphabet::Bits | strata_zip::Alphabet::Bytes => "byte",
-        };
-        let units = if unit == "byte" {
-            data.len() as u64
-        } else {
-            units
-        };
+        let (unit, units) = units_of(&data, args.opts.alphabet);
         let name = file_label(path);
         let row = |compressor: String, size: u64, c: f64, d: Option<f64>, rt: Option<bool>| Row {
             file: name.clone(),
@@ -152,19 +198,14 @@ pub fn bench(args: &BenchArgs, progress: &dyn Progress) -> Result<Vec<Row>> {
         );
         report(&r, progress);
         rows.push(r);
-        for (label, program, cargs, dargs) in &classic {
-            let t = Instant::now();
-            let out = pipe(program, cargs, &data)?;
-            let c = t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            let back = pipe(program, dargs, &out)?;
-            let d = t.elapsed().as_secs_f64();
+        for (label, program, _, _) in &classic {
+            let c = run_classic(program, &data)?;
             let r = row(
                 label.to_string(),
-                out.len() as u64,
-                c,
-                Some(d),
-                Some(back == data),
+                c.compressed_bytes,
+                c.compress_seconds,
+                Some(c.decompress_seconds),
+                Some(c.round_trip),
             );
             report(&r, progress);
             rows.push(r);

@@ -8,6 +8,7 @@
 
 mod cka;
 mod compare;
+mod compression;
 mod data;
 mod identify;
 mod model;
@@ -18,6 +19,9 @@ mod twins;
 
 pub use cka::{ActivationPoint, CkaSpec, EstimatorName, KernelName};
 pub use compare::CompareSpec;
+pub use compression::{
+    CompressionPlan, CompressionSource, CompressionSpec, Predictor, SourceInput,
+};
 pub use data::{DataSource, DataSpec, Split};
 pub use identify::{
     identify_measures, rbf_threshold_of, IdentifySpec, IdentifyTest, RBF_THRESHOLDS,
@@ -70,8 +74,7 @@ struct SpecFile {
     identify: Option<Spanned<IdentifySpec>>,
     privacy: Option<Spanned<PrivacySpec>>,
     robustness: Option<Spanned<RobustnessSpec>>,
-    /// Reserved for compression experiments (`strata zip` runs them from the command line).
-    compression: Option<Spanned<toml::Table>>,
+    compression: Option<Spanned<CompressionSpec>>,
 }
 
 /// A checked spec, families expanded into instances.
@@ -110,6 +113,9 @@ pub struct Analysis {
     pub privacy: Option<PrivacyPlan>,
     /// Adversarial robustness of the named families (`[robustness]`).
     pub robustness: Option<RobustnessPlan>,
+    /// Compression experiments (`[compression]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<CompressionPlan>,
     /// Line of each family's `[[model]]` header, for errors found after parsing.
     pub family_lines: Vec<usize>,
     /// The spec file, for errors found after parsing.
@@ -254,7 +260,12 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
     let raw = read(&cx)?;
     check_file(&cx, &raw, name)?;
     let data = data::check(&cx, &raw.data)?;
-    let models = model::check(&cx, &raw.model, &data, !raw.store.is_empty())?;
+    let models = model::check(
+        &cx,
+        &raw.model,
+        &data,
+        !raw.store.is_empty() || raw.compression.is_some(),
+    )?;
     let families = &models.families;
     let cka = cka::check(&cx, raw.cka.as_ref())?;
     let spec_dir = match Path::new(file).parent() {
@@ -273,6 +284,10 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         None => None,
         Some(r) => Some(robustness::check(&cx, r, families)?),
     };
+    let compression = match &raw.compression {
+        None => None,
+        Some(c) => Some(compression::check(&cx, c, spec_dir)?),
+    };
     Ok(Analysis {
         name: name.to_string(),
         title: raw.title.unwrap_or_else(|| name.to_string()),
@@ -289,6 +304,7 @@ pub fn parse(text: &str, file: &str, name: &str) -> Result<Analysis, SpecError> 
         identify,
         privacy,
         robustness,
+        compression,
         family_lines: models.lines,
         file: file.to_string(),
     })
@@ -310,8 +326,8 @@ fn read(cx: &Ctx) -> Result<SpecFile, SpecError> {
     })
 }
 
-/// What concerns the file as a whole: a report folder name, and no section that is reserved.
-fn check_file(cx: &Ctx, raw: &SpecFile, name: &str) -> Result<(), SpecError> {
+/// What concerns the file as a whole: a report folder name.
+fn check_file(cx: &Ctx, _raw: &SpecFile, name: &str) -> Result<(), SpecError> {
     if !is_clean(name) {
         return Err(cx.err(
             0..0,
@@ -319,14 +335,6 @@ fn check_file(cx: &Ctx, raw: &SpecFile, name: &str) -> Result<(), SpecError> {
                 "the spec's file name '{name}' names the report folder: use letters, digits, '-', \
                  '_', '.' (not first)"
             ),
-        ));
-    }
-    if let Some(c) = &raw.compression {
-        return Err(cx.err(
-            c.span(),
-            "[compression]: compression experiments are not yet part of analysis specs (use \
-             `strata zip compress` and `strata zip bench` for now); remove the section"
-                .into(),
         ));
     }
     Ok(())
