@@ -103,6 +103,142 @@ fn single_pair_prints_the_value_and_json() {
     assert_eq!(v["estimator"], "biased");
 }
 
+/// `value` without its timing, so two runs can be compared whole.
+fn untimed(mut v: serde_json::Value) -> serde_json::Value {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("seconds");
+    }
+    v
+}
+
+#[test]
+fn permutations_and_bootstrap_add_p_values_and_intervals() {
+    let d = scratch("significance");
+    let mut r = Rng::new(9);
+    let n = 40;
+    let x: Vec<f32> = (0..n * 6).map(|_| r.normal() as f32).collect();
+    // Y shares X's first four features (plus noise); Z is unrelated.
+    let y: Vec<f32> = (0..n * 4)
+        .map(|i| x[(i / 4) * 6 + i % 4] + 0.5 * r.normal() as f32)
+        .collect();
+    let z: Vec<f32> = (0..n * 5).map(|_| r.normal() as f32).collect();
+    let (px, py) = (d.join("x.npy"), d.join("y.npy"));
+    write_npy(&px, n, 6, &x);
+    write_npy(&py, n, 4, &y);
+    let (sx, sy) = (px.to_str().unwrap(), py.to_str().unwrap());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["cka", sx, sy, "--json"];
+        args.extend_from_slice(extra);
+        let o = strata(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    let flags = ["--permutations", "49", "--bootstrap", "60", "--seed", "5"];
+    let v = run(&flags);
+    let p = v["p_value"].as_f64().expect("p_value");
+    assert!(p > 0.0 && p <= 1.0, "{p}");
+    assert_eq!(p, 0.02, "dependent layers: p is its floor 1/(49+1)");
+    for k in [
+        "null_mean",
+        "null_q95",
+        "z",
+        "null_sd",
+        "ci_low",
+        "ci_high",
+        "boot_sd",
+    ] {
+        assert!(v[k].as_f64().is_some_and(f64::is_finite), "{k}: {v}");
+    }
+    let cka = v["cka"].as_f64().unwrap();
+    assert!(v["null_mean"].as_f64().unwrap() < cka && v["null_q95"].as_f64().unwrap() < cka);
+    assert!(v["ci_low"].as_f64().unwrap() <= v["ci_high"].as_f64().unwrap());
+    assert_eq!(
+        (v["permutations"].clone(), v["seed"].clone()),
+        (49.into(), 5.into())
+    );
+    // Same seed, same numbers; another seed, another null.
+    assert_eq!(untimed(run(&flags)), untimed(v.clone()));
+    let other = run(&["--permutations", "49", "--seed", "6"]);
+    assert_ne!(other["null_mean"], v["null_mean"]);
+    assert_eq!(other["cka"], v["cka"]);
+
+    // A matrix: every cell gets its own p-value; unrelated layers are not significant.
+    let (pa, pb) = (d.join("a.npz"), d.join("b.npz"));
+    write_npz(&pa, &[("x", n, 6, x.clone()), ("z", n, 5, z.clone())]);
+    write_npz(&pb, &[("y", n, 4, y.clone())]);
+    let out = d.join("out");
+    let o = strata(&[
+        "cka",
+        pa.to_str().unwrap(),
+        pb.to_str().unwrap(),
+        "--permutations",
+        "49",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = last_json(&o);
+    let pv = m["p_value"].as_array().unwrap();
+    assert_eq!(pv.len(), 2);
+    for row in pv {
+        let q = row[0].as_f64().unwrap();
+        assert!(q > 0.0 && q <= 1.0, "{q}");
+    }
+    assert_eq!(pv[0][0].as_f64(), Some(0.02));
+    assert!(m["ci_low"].is_null(), "no --bootstrap, no interval");
+    let csv = std::fs::read_to_string(out.join("significance.csv")).unwrap();
+    assert!(
+        csv.starts_with("layer_a,layer_b,cka,p_value,null_mean,null_q95,z\nx,y,"),
+        "{csv}"
+    );
+    // The terminal shows one line per pair.
+    let o = strata(&["cka", sx, sy, "--permutations", "49", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("p = 0.0200 (49 permutations"),
+        "{}",
+        stdout(&o)
+    );
+    // A baseline measure gets the generic null (a distance: small is extreme).
+    let o = strata(&[
+        "cka",
+        sx,
+        sy,
+        "--measure",
+        "procrustes",
+        "--permutations",
+        "19",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(last_json(&o)["p_value"].as_f64(), Some(0.05));
+
+    // Combinations that make no sense: one error line, nothing on stdout.
+    for (bad, says) in [
+        (
+            vec!["--permutations", "9", "--batch-size", "8"],
+            "--batch-size",
+        ),
+        (vec!["--permutations", "0"], "at least 1 permutation"),
+        (vec!["--bootstrap", "0"], "--bootstrap must be at least 1"),
+        (
+            vec!["--bootstrap", "9", "--confidence", "1.5"],
+            "between 0 and 1",
+        ),
+        (vec!["--confidence", "0.9"], "add --bootstrap"),
+        (vec!["--seed", "3"], "--seed"),
+    ] {
+        let mut args = vec!["cka", sx, sy];
+        args.extend(bad.iter());
+        let o = strata(&args);
+        let e = stderr(&o);
+        assert!(!o.status.success() && stdout(&o).is_empty(), "{bad:?}");
+        assert_eq!(e.trim().lines().count(), 1, "{bad:?}: {e}");
+        assert!(e.starts_with("error: ") && e.contains(says), "{bad:?}: {e}");
+    }
+}
+
 #[test]
 fn matrix_json_out_dir_and_inputs_untouched() {
     let d = scratch("matrix");

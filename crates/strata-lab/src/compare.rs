@@ -8,7 +8,11 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use strata_data::Activations;
-use strata_sim::{cka_all_pairs_on, CkaMatrix, Estimator, Kernel, MinibatchCka};
+use strata_sim::{
+    cka_all_pairs_on, cka_bootstrap_all_pairs, cka_null_all_pairs, cka_resampling_bytes,
+    BootstrapMatrix, BootstrapOptions, CkaMatrix, Estimator, Kernel, MinibatchCka, NullMatrix,
+    NullOptions,
+};
 
 /// What to compare and how.
 #[derive(Clone, Debug)]
@@ -52,6 +56,8 @@ pub struct CkaResult {
     pub batch_size: Option<usize>,
     /// Seconds the comparison took, reading the stores included.
     pub seconds: f64,
+    /// The permutation null and bootstrap intervals, when asked for ([`run_with`]).
+    pub significance: Option<SignificanceResult>,
 }
 
 fn select(acts: &Activations, names: &Option<Vec<String>>) -> Result<Vec<usize>> {
@@ -73,6 +79,25 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Compute the CKA matrix between the selected layers of A and B, reporting to `progress`.
 pub fn run(args: &CkaArgs, progress: &dyn Progress) -> Result<CkaResult> {
+    run_with(args, &Significance::default(), progress)
+}
+
+/// [`run`], then the permutation null and/or bootstrap intervals `sig` asks for, on the CPU
+/// (see [`Significance`]). They recompute full-data CKA on every draw, so they refuse a batch
+/// size (minibatch CKA).
+pub fn run_with(args: &CkaArgs, sig: &Significance, progress: &dyn Progress) -> Result<CkaResult> {
+    if sig.requested() {
+        sig.check()?;
+        if args.batch_size.is_some() {
+            return Err(SettingError::within(
+                Setting::BatchSize,
+                "a permutation null and bootstrap intervals recompute full-data CKA on every \
+                 draw, so they do not combine with a ",
+                " (minibatch CKA); drop one or the other",
+            )
+            .into());
+        }
+    }
     let start = Instant::now();
     let fa = strata_data::open(&args.a)?;
     let same = same_file(&args.a, &args.b) && args.layers_a == args.layers_b;
@@ -129,6 +154,24 @@ pub fn run(args: &CkaArgs, progress: &dyn Progress) -> Result<CkaResult> {
         }
         None => full(&fa, fb, &ia, &ib, same, estimator, args, progress)?,
     };
+    let significance = if sig.requested() {
+        let layers = Layers {
+            fa: &fa,
+            fb,
+            ia: &ia,
+            ib: &ib,
+            same,
+        };
+        Some(cka_significance(
+            &layers,
+            args.kernel,
+            estimator,
+            sig,
+            progress,
+        )?)
+    } else {
+        None
+    };
     Ok(CkaResult {
         a: args.a.clone(),
         b: args.b.clone(),
@@ -139,6 +182,7 @@ pub fn run(args: &CkaArgs, progress: &dyn Progress) -> Result<CkaResult> {
         estimator,
         batch_size: args.batch_size,
         seconds: start.elapsed().as_secs_f64(),
+        significance,
     })
 }
 
@@ -324,6 +368,386 @@ pub(crate) fn read_ahead<T: Send>(
     })
 }
 
+// ---------- significance: a permutation null and bootstrap intervals ----------
+
+/// Significance statistics asked for beside a similarity matrix (none by default): a
+/// permutation null (a p-value, the chance level and a z-score per cell) and bootstrap
+/// percentile intervals. Both recompute the measure on every draw, on the CPU; see
+/// `strata_sim::cka_null_all_pairs` for what they mean and cost.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Significance {
+    /// Permutations of the null (`None`: no permutation test). `p >= 1 / (B + 1)`.
+    pub permutations: Option<usize>,
+    /// Bootstrap resamples (`None`: no intervals).
+    pub bootstrap: Option<usize>,
+    /// Confidence level of the bootstrap intervals, in `(0, 1)`.
+    pub confidence: f64,
+    /// Seed of the permutations and of the resamples.
+    pub seed: u64,
+}
+
+impl Default for Significance {
+    fn default() -> Self {
+        Significance {
+            permutations: None,
+            bootstrap: None,
+            confidence: strata_sim::DEFAULT_CONFIDENCE,
+            seed: 0,
+        }
+    }
+}
+
+impl Significance {
+    /// True when a permutation null or bootstrap intervals are asked for.
+    pub fn requested(&self) -> bool {
+        self.permutations.is_some() || self.bootstrap.is_some()
+    }
+
+    /// Refuse no permutations, no resamples, or a confidence level outside `(0, 1)`, before
+    /// any file is read.
+    pub fn check(&self) -> Result<()> {
+        if self.permutations == Some(0) {
+            bail!(
+                "a permutation test needs at least 1 permutation (99 resolve p = 0.01, 999 \
+                 resolve 0.001), got 0"
+            );
+        }
+        if self.bootstrap == Some(0) {
+            return Err(SettingError::new(
+                Setting::Bootstrap,
+                " must be at least 1 resample (a few thousand give stable 95% bounds)",
+            )
+            .into());
+        }
+        let c = self.confidence;
+        if self.bootstrap.is_some() && !(c > 0.0 && c < 1.0) {
+            bail!(
+                "the confidence level of the bootstrap intervals must lie strictly between 0 and \
+                 1 (0.95 for 95% intervals), got {c}"
+            );
+        }
+        Ok(())
+    }
+
+    fn null_options(&self, permutations: usize) -> NullOptions {
+        NullOptions {
+            permutations,
+            seed: self.seed,
+        }
+    }
+
+    fn bootstrap_options(&self, resamples: usize) -> BootstrapOptions {
+        BootstrapOptions {
+            resamples,
+            confidence: self.confidence,
+            seed: self.seed,
+        }
+    }
+}
+
+/// The permutation null and the bootstrap intervals of every cell of a matrix.
+#[derive(Clone, Debug)]
+pub struct SignificanceResult {
+    /// What was asked for.
+    pub options: Significance,
+    /// The permutation tests (`None`: not asked for).
+    pub null: Option<NullMatrix>,
+    /// The bootstrap intervals (`None`: not asked for).
+    pub bootstrap: Option<BootstrapMatrix>,
+    /// Seconds the draws took, reading the layers again included.
+    pub seconds: f64,
+}
+
+/// The per-cell columns of a [`SignificanceResult`], in output order.
+pub const SIGNIFICANCE_COLUMNS: [&str; 6] =
+    ["p_value", "null_mean", "null_q95", "z", "ci_low", "ci_high"];
+
+/// The files `write_out` adds when significance was computed: one row per pair of layers.
+pub const SIGNIFICANCE_FILES: [&str; 2] = ["significance.csv", "significance.parquet"];
+
+impl SignificanceResult {
+    /// The per-cell columns computed ([`SIGNIFICANCE_COLUMNS`]: the first four with a
+    /// permutation null, the last two with bootstrap intervals), each as a matrix.
+    pub fn columns(&self) -> Vec<(&'static str, Vec<Vec<Option<f64>>>)> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.null {
+            out.push(("p_value", m.field(|t| Some(t.p_value))));
+            out.push(("null_mean", m.field(|t| Some(t.null_mean))));
+            out.push(("null_q95", m.field(|t| Some(t.null_q95))));
+            out.push(("z", m.field(|t| t.z)));
+        }
+        if let Some(m) = &self.bootstrap {
+            out.push(("ci_low", m.field(|c| Some(c.low))));
+            out.push(("ci_high", m.field(|c| Some(c.high))));
+        }
+        out
+    }
+
+    /// Columns the JSON carries besides [`Self::columns`]: the null's and the bootstrap's
+    /// standard deviations.
+    fn spread_columns(&self) -> Vec<(&'static str, Vec<Vec<Option<f64>>>)> {
+        let mut out = Vec::new();
+        if let Some(m) = &self.null {
+            out.push(("null_sd", m.field(|t| Some(t.null_sd))));
+        }
+        if let Some(m) = &self.bootstrap {
+            out.push(("boot_sd", m.field(|c| Some(c.sd))));
+        }
+        out
+    }
+
+    /// Add the columns to a JSON object: one number each for a single pair, else one matrix
+    /// each (null where undefined), plus `permutations`, `bootstrap`, `confidence` and `seed`.
+    pub fn add_json(&self, o: &mut serde_json::Map<String, serde_json::Value>, single: bool) {
+        for (name, m) in self.columns().into_iter().chain(self.spread_columns()) {
+            let v = if single {
+                json!(m.first().and_then(|r| r.first()).copied().flatten())
+            } else {
+                json!(m)
+            };
+            o.insert(name.into(), v);
+        }
+        o.insert("permutations".into(), json!(self.options.permutations));
+        o.insert("bootstrap".into(), json!(self.options.bootstrap));
+        o.insert(
+            "confidence".into(),
+            json!(self.options.bootstrap.map(|_| self.options.confidence)),
+        );
+        o.insert("seed".into(), json!(self.options.seed));
+    }
+
+    /// One line per pair of layers: the value (`value_name`) and every column, aligned, for
+    /// the terminal.
+    pub fn table(
+        &self,
+        rows: &[String],
+        cols: &[String],
+        values: &[Vec<Option<f64>>],
+        value_name: &str,
+    ) -> String {
+        let columns = self.columns();
+        let wa = rows
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(1)
+            .max(7);
+        let wb = cols
+            .iter()
+            .map(|s| s.chars().count())
+            .max()
+            .unwrap_or(1)
+            .max(7);
+        let cell = |name: &str, v: Option<f64>| match (name, v) {
+            (_, None) => "n/a".to_string(),
+            ("z", Some(v)) => format!("{v:.1}"),
+            (_, Some(v)) => format!("{v:.4}"),
+        };
+        let wv = value_name.chars().count().max(9);
+        let mut out = format!("{:<wa$}  {:<wb$}  {value_name:>wv$}", "layer_a", "layer_b");
+        for (name, _) in &columns {
+            out.push_str(&format!("  {name:>9}"));
+        }
+        out.push('\n');
+        for (i, a) in rows.iter().enumerate() {
+            for (j, b) in cols.iter().enumerate() {
+                let v = values.get(i).and_then(|r| r.get(j)).copied().flatten();
+                out.push_str(&format!("{a:<wa$}  {b:<wb$}  {:>wv$}", cell(value_name, v)));
+                for (name, m) in &columns {
+                    let c = m.get(i).and_then(|r| r.get(j)).copied().flatten();
+                    out.push_str(&format!("  {:>9}", cell(name, c)));
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// One sentence for a single pair: `p = 0.0200 (49 permutations: ...); 95% interval ...`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        let first = |m: Vec<Vec<Option<f64>>>| m.first().and_then(|r| r.first()).copied().flatten();
+        if let Some(m) = &self.null {
+            match m
+                .cells
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Option::as_ref)
+            {
+                Some(t) => parts.push(format!(
+                    "p = {:.4} ({} permutations, seed {}: chance level {:.4}, null 95% quantile \
+                     {:.4}, z = {})",
+                    t.p_value,
+                    t.permutations,
+                    self.options.seed,
+                    t.null_mean,
+                    t.null_q95,
+                    t.z.map_or("n/a".into(), |z| format!("{z:.1}"))
+                )),
+                None => parts.push("p = n/a (undefined)".into()),
+            }
+        }
+        if let Some(m) = &self.bootstrap {
+            let (lo, hi) = (
+                first(m.field(|c| Some(c.low))),
+                first(m.field(|c| Some(c.high))),
+            );
+            let used = m
+                .cells
+                .first()
+                .and_then(|r| r.first())
+                .and_then(Option::as_ref)
+                .map_or(0, |c| c.resamples);
+            match (lo, hi) {
+                (Some(lo), Some(hi)) => parts.push(format!(
+                    "{:.0}% bootstrap interval [{lo:.4}, {hi:.4}] ({used} resamples, seed {})",
+                    self.options.confidence * 100.0,
+                    self.options.seed
+                )),
+                _ => parts.push("bootstrap interval n/a (undefined)".into()),
+            }
+        }
+        parts.join("; ")
+    }
+
+    /// The long table behind [`SIGNIFICANCE_FILES`]: `layer_a`, `layer_b`, the value
+    /// (`value_name`) and every column, one row per pair.
+    pub fn long_table(
+        &self,
+        rows: &[String],
+        cols: &[String],
+        values: &[Vec<Option<f64>>],
+        value_name: &str,
+    ) -> strata_report::Table {
+        use strata_report::Column;
+        let pairs: Vec<(usize, usize)> = (0..rows.len())
+            .flat_map(|i| (0..cols.len()).map(move |j| (i, j)))
+            .collect();
+        let pick = |m: &[Vec<Option<f64>>]| -> Vec<Option<f64>> {
+            pairs
+                .iter()
+                .map(|&(i, j)| m.get(i).and_then(|r| r.get(j)).copied().flatten())
+                .collect()
+        };
+        let mut columns = vec![
+            Column::Str(
+                "layer_a".into(),
+                pairs.iter().map(|&(i, _)| rows[i].clone()).collect(),
+            ),
+            Column::Str(
+                "layer_b".into(),
+                pairs.iter().map(|&(_, j)| cols[j].clone()).collect(),
+            ),
+            Column::F64(value_name.into(), pick(values)),
+        ];
+        for (name, m) in self.columns() {
+            columns.push(Column::F64(name.into(), pick(&m)));
+        }
+        strata_report::Table { columns }
+    }
+}
+
+/// The selected layers of both files, as [`run_with`] found them.
+struct Layers<'a> {
+    fa: &'a Activations,
+    fb: &'a Activations,
+    ia: &'a [usize],
+    ib: &'a [usize],
+    /// B is A (the same file and layers).
+    same: bool,
+}
+
+/// Read the layers again and run the permutation null and/or the bootstrap on the CPU.
+fn cka_significance(
+    l: &Layers,
+    kernel: Kernel,
+    estimator: Estimator,
+    sig: &Significance,
+    progress: &dyn Progress,
+) -> Result<SignificanceResult> {
+    let start = Instant::now();
+    let n = l.fa.n();
+    let widths = |f: &Activations, ids: &[usize]| -> Vec<usize> {
+        ids.iter().map(|&i| f.layers()[i].features).collect()
+    };
+    let wa = widths(l.fa, l.ia);
+    let wb = (!l.same).then(|| widths(l.fb, l.ib));
+    let raw: u64 = wa
+        .iter()
+        .chain(wb.iter().flatten())
+        .map(|&p| (n as u64).saturating_mul(p as u64).saturating_mul(4))
+        .fold(0, u64::saturating_add);
+    let threads = rayon::current_num_threads();
+    let mut need = 0u64;
+    for (asked, boot) in [(sig.permutations, false), (sig.bootstrap, true)] {
+        if asked.is_some() {
+            let b = cka_resampling_bytes(n, &wa, wb.as_deref(), kernel, boot, threads);
+            need = need.max(raw.saturating_add(b));
+        }
+    }
+    if let Some(avail) = crate::available_memory_bytes() {
+        if need > avail * 9 / 10 {
+            bail!(
+                "the permutation null / bootstrap over these layers needs about {} but {} is \
+                 available; compare fewer layers at a time, or fewer examples",
+                crate::human_bytes(need),
+                crate::human_bytes(avail)
+            );
+        }
+    }
+    let read = |f: &Activations, ids: &[usize]| -> Result<Vec<Array2<f32>>> {
+        ids.iter()
+            .map(|&i| f.read_layer(i).map_err(Into::into))
+            .collect()
+    };
+    let a = read(l.fa, l.ia)?;
+    let b = if l.same {
+        None
+    } else {
+        Some(read(l.fb, l.ib)?)
+    };
+    let va: Vec<_> = a.iter().map(|x| x.view()).collect();
+    let vb: Option<Vec<_>> = b.as_ref().map(|b| b.iter().map(|x| x.view()).collect());
+    let null = match sig.permutations {
+        Some(p) => {
+            let pb = progress.task("permutation null", "draws", p as u64);
+            let m = cka_null_all_pairs(
+                &va,
+                vb.as_deref(),
+                kernel,
+                estimator,
+                &sig.null_options(p),
+                &|_, _| pb.inc(1),
+            )?;
+            pb.finish();
+            Some(m)
+        }
+        None => None,
+    };
+    let bootstrap = match sig.bootstrap {
+        Some(r) => {
+            let pb = progress.task("bootstrap", "resamples", r as u64);
+            let m = cka_bootstrap_all_pairs(
+                &va,
+                vb.as_deref(),
+                kernel,
+                estimator,
+                &sig.bootstrap_options(r),
+                &|_, _| pb.inc(1),
+            )?;
+            pb.finish();
+            Some(m)
+        }
+        None => None,
+    };
+    Ok(SignificanceResult {
+        options: *sig,
+        null,
+        bootstrap,
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
 impl CkaResult {
     /// One warning per layer whose CKA is undefined, naming the layer and its file (a layer on
     /// both sides of a self-comparison is named once).
@@ -393,12 +817,21 @@ impl CkaResult {
             o.insert("layers_b".into(), json!(self.layers_b));
             o.insert("cka".into(), json!(self.matrix.values));
         }
+        if let Some(sig) = &self.significance {
+            sig.add_json(o, self.is_single());
+        }
         v
     }
 
-    /// The matrix as an aligned text table (rows: layers of A).
+    /// The matrix as an aligned text table (rows: layers of A), followed, when significance
+    /// was computed, by one line per pair with its columns.
     pub fn table(&self) -> String {
-        matrix_table(&self.layers_a, &self.layers_b, &self.matrix.values)
+        let mut t = matrix_table(&self.layers_a, &self.layers_b, &self.matrix.values);
+        if let Some(sig) = &self.significance {
+            t.push('\n');
+            t.push_str(&sig.table(&self.layers_a, &self.layers_b, &self.matrix.values, "cka"));
+        }
+        t
     }
 
     /// The files [`Self::write_out`] writes.
@@ -411,9 +844,18 @@ impl CkaResult {
     ];
 
     /// Write `cka.csv`, `cka.parquet`, `cka.json`, `heatmap.png` and `heatmap.svg` into `dir`
-    /// as one set (see [`crate::outset`]); refuses to replace either input.
+    /// as one set (see [`crate::outset`]), and [`SIGNIFICANCE_FILES`] when significance was
+    /// computed; refuses to replace either input.
     pub fn write_out(&self, dir: &Path) -> Result<Vec<PathBuf>> {
-        let set = crate::outset::OutputSet::new(dir, &Self::OUT_FILES, &[&self.a, &self.b])?;
+        let mut names: Vec<&str> = Self::OUT_FILES.to_vec();
+        if self.significance.is_some() {
+            names.extend(SIGNIFICANCE_FILES);
+        }
+        let set = crate::outset::OutputSet::new(dir, &names, &[&self.a, &self.b])?;
+        if let Some(sig) = &self.significance {
+            let t = sig.long_table(&self.layers_a, &self.layers_b, &self.matrix.values, "cka");
+            strata_report::write_table(&t, set.root(), "significance")?;
+        }
         let v = &self.matrix.values;
         let csv = strata_report::matrix_csv(&self.layers_a, &self.layers_b, v);
         let paths: Vec<PathBuf> = Self::OUT_FILES.iter().map(|f| set.path(f)).collect();

@@ -2,12 +2,17 @@
 //! (CCA, SVCCA, PWCCA, linear regression, orthogonal Procrustes, unnormalized linear HSIC) between
 //! every layer of A and every layer of B, from the same activation files as CKA.
 
+use crate::compare::{Significance, SignificanceResult, SIGNIFICANCE_FILES};
 use crate::progress::Progress;
 use anyhow::{anyhow, bail, Context, Result};
+use ndarray::Array2;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use strata_sim::{measure_by_name, similarity_matrix, Basis, MEASURE_NAMES};
+use strata_sim::{
+    measure_bootstrap_all_pairs, measure_by_name, measure_null_all_pairs, similarity_matrix, Basis,
+    BootstrapOptions, Measure, NullOptions, MEASURE_NAMES,
+};
 
 /// A matrix of one baseline measure.
 pub struct MeasureResult {
@@ -33,6 +38,8 @@ pub struct MeasureResult {
     pub n: usize,
     /// Seconds the comparison took, reading the stores included.
     pub seconds: f64,
+    /// The permutation null and bootstrap intervals, when asked for ([`run_with`]).
+    pub significance: Option<SignificanceResult>,
 }
 
 /// Names `--measure` accepts besides `cka`.
@@ -78,9 +85,35 @@ pub fn run(
     layers_b: &Option<Vec<String>>,
     progress: &dyn Progress,
 ) -> Result<MeasureResult> {
+    run_with(
+        a,
+        b,
+        measure,
+        layers_a,
+        layers_b,
+        &Significance::default(),
+        progress,
+    )
+}
+
+/// [`run`], then the permutation null and/or bootstrap intervals `sig` asks for. Every draw
+/// rebuilds the bases (an SVD per layer) of the permuted or resampled layers, so this costs
+/// about `B` times the bases of B's layers (permutations) or of every layer (bootstrap).
+pub fn run_with(
+    a: &Path,
+    b: &Path,
+    measure: &str,
+    layers_a: &Option<Vec<String>>,
+    layers_b: &Option<Vec<String>>,
+    sig: &Significance,
+    progress: &dyn Progress,
+) -> Result<MeasureResult> {
     let t = Instant::now();
     let m = measure_by_name(measure)
         .ok_or_else(|| anyhow!("unknown measure '{measure}': use cka, {}", names()))?;
+    if sig.requested() {
+        sig.check()?;
+    }
     let (la, ba, na) = bases(a, layers_a, progress)?;
     let (lb, bb, nb) = bases(b, layers_b, progress)?;
     if na != nb {
@@ -106,6 +139,17 @@ pub fn run(
             }
         }
     }
+    let significance = if sig.requested() {
+        Some(measure_significance(
+            m.as_ref(),
+            (a, layers_a),
+            (b, layers_b),
+            sig,
+            progress,
+        )?)
+    } else {
+        None
+    };
     Ok(MeasureResult {
         a: a.to_path_buf(),
         b: b.to_path_buf(),
@@ -118,6 +162,70 @@ pub fn run(
         notes,
         n: na,
         seconds: t.elapsed().as_secs_f64(),
+        significance,
+    })
+}
+
+/// The selected layers of `path`, as read (no basis).
+fn read_layers(path: &Path, names: &Option<Vec<String>>) -> Result<Vec<Array2<f32>>> {
+    let f = strata_data::open(path)?;
+    let ids: Vec<usize> = match names {
+        None => (0..f.layers().len()).collect(),
+        Some(v) => v
+            .iter()
+            .map(|n| f.layer_index(n).map_err(Into::into))
+            .collect::<Result<_>>()?,
+    };
+    ids.iter()
+        .map(|&i| f.read_layer(i).map_err(Into::into))
+        .collect()
+}
+
+/// Read the layers again and run the generic permutation null and/or bootstrap.
+fn measure_significance(
+    m: &dyn Measure,
+    (a, layers_a): (&Path, &Option<Vec<String>>),
+    (b, layers_b): (&Path, &Option<Vec<String>>),
+    sig: &Significance,
+    progress: &dyn Progress,
+) -> Result<SignificanceResult> {
+    let start = Instant::now();
+    let ra = read_layers(a, layers_a)?;
+    let rb = read_layers(b, layers_b)?;
+    let va: Vec<_> = ra.iter().map(|x| x.view()).collect();
+    let vb: Vec<_> = rb.iter().map(|x| x.view()).collect();
+    let null = match sig.permutations {
+        Some(p) => {
+            let pb = progress.task("permutation null", "draws", p as u64);
+            let opts = NullOptions {
+                permutations: p,
+                seed: sig.seed,
+            };
+            let r = measure_null_all_pairs(m, &va, Some(&vb), &opts, &|_, _| pb.inc(1))?;
+            pb.finish();
+            Some(r)
+        }
+        None => None,
+    };
+    let bootstrap = match sig.bootstrap {
+        Some(r) => {
+            let pb = progress.task("bootstrap", "resamples", r as u64);
+            let opts = BootstrapOptions {
+                resamples: r,
+                confidence: sig.confidence,
+                seed: sig.seed,
+            };
+            let res = measure_bootstrap_all_pairs(m, &va, Some(&vb), &opts, &|_, _| pb.inc(1))?;
+            pb.finish();
+            Some(res)
+        }
+        None => None,
+    };
+    Ok(SignificanceResult {
+        options: *sig,
+        null,
+        bootstrap,
+        seconds: start.elapsed().as_secs_f64(),
     })
 }
 
@@ -149,6 +257,9 @@ impl MeasureResult {
             o.insert("layers_b".into(), json!(self.layers_b));
             o.insert("values".into(), json!(self.values));
         }
+        if let Some(sig) = &self.significance {
+            sig.add_json(o, self.is_single());
+        }
         v
     }
 
@@ -165,6 +276,9 @@ impl MeasureResult {
             names.push("heatmap.png".into());
             names.push("heatmap.svg".into());
         }
+        if self.significance.is_some() {
+            names.extend(SIGNIFICANCE_FILES.map(String::from));
+        }
         names
     }
 
@@ -180,6 +294,10 @@ impl MeasureResult {
         let set = crate::outset::OutputSet::new(dir, &refs, &[&self.a, &self.b])?;
         let paths: Vec<PathBuf> = names.iter().map(|n| set.path(n)).collect();
         let v = &self.values;
+        if let Some(sig) = &self.significance {
+            let t = sig.long_table(&self.layers_a, &self.layers_b, v, self.measure);
+            strata_report::write_table(&t, set.root(), "significance")?;
+        }
         let csv = strata_report::matrix_csv(&self.layers_a, &self.layers_b, v);
         strata_report::write_atomic(&paths[0], csv.as_bytes())?;
         strata_report::write_matrix_parquet(&paths[1], &self.layers_a, &self.layers_b, v)?;

@@ -43,6 +43,10 @@ pub enum SimError {
     /// unsupported there, a driver error. The message says what to do instead.
     #[error("{0}")]
     Backend(String),
+    /// An option of a resampling statistic out of its range (no permutations or resamples, a
+    /// confidence level outside `(0, 1)`); the message names the option and the range.
+    #[error("{0}")]
+    InvalidOption(String),
     /// Matrices whose shapes do not fit the product asked of [`crate::gemm`] (inner dimensions
     /// that differ, a non-square kernel matrix, two shapes where one is needed), or a result
     /// too large to address.

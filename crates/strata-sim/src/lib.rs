@@ -19,6 +19,12 @@
 //! carries the measures of the examples' geometry: RSA ([`Rsa`]), mutual k-NN ([`MutualKnn`])
 //! and CKNNA ([`Cknna`]), from the row statistics a [`Basis`] also keeps.
 //!
+//! Every measure can be tested against chance and given an interval: a seeded permutation
+//! null (p-values, the chance level, z-scores) and bootstrap percentile intervals
+//! ([`cka_null_all_pairs`], [`cka_bootstrap_all_pairs`], [`measure_null_all_pairs`],
+//! [`measure_bootstrap_all_pairs`]); for CKA a permutation reorders a kernel matrix instead of
+//! recomputing it.
+//!
 //! The linear kernel is computed in feature space (`‖YᵀX‖²_F`, `p² n` work) when a layer has
 //! fewer features than examples, and through its `n x n` Gram matrix otherwise.
 
@@ -28,6 +34,7 @@ mod cka;
 mod error;
 pub mod gemm;
 mod measures;
+mod null;
 mod prepared;
 
 pub use alignment::{
@@ -44,6 +51,16 @@ pub use measures::{
     canonical_correlations, measure_by_name, pwcca_weights, similarity_matrix, Cca, LinearCka,
     LinearHsic, LinearRegression, Measure, Procrustes, Pwcca, PwccaParts, Svcca, MEASURE_NAMES,
     SVCCA_VARIANCE,
+};
+/// Is a similarity above chance, and how precisely is it known: a seeded permutation null
+/// (p-values, the chance level, z-scores) and bootstrap percentile intervals, for CKA (a draw
+/// permutes a kernel matrix instead of recomputing it) and for every [`Measure`]. See the
+/// module for the definitions, the cost and the seed scheme.
+pub use null::{
+    cka_bootstrap, cka_bootstrap_all_pairs, cka_null_all_pairs, cka_permutation_test,
+    cka_resampling_bytes, measure_bootstrap, measure_bootstrap_all_pairs, measure_null_all_pairs,
+    measure_permutation_test, permutation, resample, BootstrapInterval, BootstrapMatrix,
+    BootstrapOptions, NullMatrix, NullOptions, PermutationTest, DEFAULT_CONFIDENCE,
 };
 pub use prepared::{check_layer, hsic_estimate, prepared_bytes, LayerTerms, Prepared};
 

@@ -76,7 +76,7 @@ pub(crate) fn center_columns(x: &mut Array2<f32>) {
         });
 }
 
-fn row_sq_norms(x: ArrayView2<f32>) -> Vec<f64> {
+pub(crate) fn row_sq_norms(x: ArrayView2<f32>) -> Vec<f64> {
     x.axis_iter(Axis(0))
         .into_par_iter()
         .map(|r| r.iter().map(|&v| v as f64 * v as f64).sum())
@@ -337,13 +337,29 @@ fn double_center(k: &mut Array2<f32>) {
 /// RBF Gram matrix with the median heuristic of Kornblith et al. (`x` already centered, which
 /// leaves distances unchanged and keeps `‖x‖² + ‖y‖² - 2x·y` accurate).
 fn rbf_gram(x: ArrayView2<f32>, threshold: f64) -> Result<Array2<f32>, SimError> {
+    check_threshold(threshold)?;
+    rbf_from_gram(gemm::gram(x)?, &row_sq_norms(x), threshold)
+}
+
+/// The RBF threshold's check, shared with the resampling statistics (`crate::null`).
+pub(crate) fn check_threshold(threshold: f64) -> Result<(), SimError> {
     if !(threshold.is_finite() && threshold > 0.0) {
         return Err(SimError::Undefined(format!(
             "the RBF threshold must be a positive number, got {threshold}"
         )));
     }
-    let norms = row_sq_norms(x);
-    let mut k = gemm::gram(x)?;
+    Ok(())
+}
+
+/// The RBF kernel matrix from the linear Gram matrix `k = X Xᵀ` of centered rows and their
+/// squared norms, in place (see [`rbf_gram`]). Every step works entry by entry or row by row
+/// in a fixed order, so the result does not depend on the number of threads.
+pub(crate) fn rbf_from_gram(
+    mut k: Array2<f32>,
+    norms: &[f64],
+    threshold: f64,
+) -> Result<Array2<f32>, SimError> {
+    check_threshold(threshold)?;
     k.axis_iter_mut(Axis(0))
         .into_par_iter()
         .enumerate()
@@ -357,7 +373,7 @@ fn rbf_gram(x: ArrayView2<f32>, threshold: f64) -> Result<Array2<f32>, SimError>
                 *v = d as f32;
             }
         });
-    let m = median(k.as_slice().expect("fresh").to_vec());
+    let m = median(k.iter().copied().collect());
     if m.is_nan() || m <= 0.0 {
         return Err(SimError::Undefined(
             "the median squared distance between examples is 0 (more than half of the pairs \

@@ -21,7 +21,20 @@ use strata_sim::{Estimator, Kernel};
     .arrow        strata's activation store, Arrow IPC (see README)\n  \
     .parquet      strata's activation store, Parquet\n\n\
     Examples:\n  strata cka a.npy b.npy\n  strata cka float.npz w1a1.npz --out out/ --json\n  \
-    strata cka big.arrow big.arrow --batch-size 1024    # minibatch CKA, bounded memory")]
+    strata cka big.arrow big.arrow --batch-size 1024    # minibatch CKA, bounded memory\n  \
+    strata cka a.npy b.npy --permutations 999 --bootstrap 1000 --seed 1\n\n\
+    Significance (--permutations, --bootstrap; full-data CKA or --measure, on the CPU):\n  \
+    p_value    (1 + #{null >= observed}) / (N + 1): how often CKA with B's examples shuffled\n             \
+    (the pairing with A broken) is at least the observed one. N = 99 resolves p = 0.01.\n  \
+    null_mean  CKA expected by chance at this n and these widths (not 0: biased CKA of\n             \
+    unrelated layers grows with features / examples)\n  \
+    null_q95   the null's 95% quantile (its 5% quantile for the procrustes distance)\n  \
+    z          (observed - null_mean) / null sd\n  \
+    ci_low,    the bootstrap percentile interval: examples resampled with replacement, the\n  \
+    ci_high    same rows for A and B, the value recomputed each time (duplicated rows push\n             \
+    CKA up: near chance the interval sits above the value; test with the null)\n\n\
+    A permutation costs about one pass over two n x n kernel matrices per pair (B = 1000 is a\n\
+    few hundred CKA matrices); see docs/similarity.md.")]
 pub struct CkaArgs {
     /// Activations of model A (rows of the matrix).
     a: PathBuf,
@@ -61,7 +74,25 @@ pub struct CkaArgs {
     /// Only these layers of B (comma-separated names).
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     layers_b: Option<Vec<String>>,
-    /// Also write cka.csv, cka.parquet, cka.json, heatmap.png and heatmap.svg into DIR.
+    /// Permutation test with N permutations of B's examples (one shared by all pairs per
+    /// draw): adds p_value, null_mean, null_q95 and z for every pair. The smallest p is
+    /// 1/(N+1): 99 resolves 0.01, 999 resolves 0.001.
+    #[arg(long, value_name = "N")]
+    permutations: Option<usize>,
+    /// Bootstrap percentile intervals from N resamples of the examples (with replacement, the
+    /// same rows for A and B): adds ci_low and ci_high for every pair.
+    #[arg(long, value_name = "N")]
+    bootstrap: Option<usize>,
+    /// Confidence level of the --bootstrap intervals, between 0 and 1 [default: 0.95].
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    confidence: Option<f64>,
+    /// Seed of --permutations and --bootstrap: the same seed gives the same numbers, on any
+    /// number of cores [default: 0].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Also write cka.csv, cka.parquet, cka.json, heatmap.png and heatmap.svg into DIR (and,
+    /// with --permutations or --bootstrap, significance.csv and significance.parquet: one row
+    /// per pair of layers).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     #[command(flatten)]
@@ -83,6 +114,41 @@ enum EstimatorArg {
 }
 
 impl CkaArgs {
+    /// The significance flags, checked against each other and against --batch-size.
+    fn significance(&self) -> Result<compare::Significance> {
+        let sig = compare::Significance {
+            permutations: self.permutations,
+            bootstrap: self.bootstrap,
+            confidence: self.confidence.unwrap_or(strata_sim::DEFAULT_CONFIDENCE),
+            seed: self.seed.unwrap_or(0),
+        };
+        if self.confidence.is_some() && self.bootstrap.is_none() {
+            bail!("--confidence sets the level of the --bootstrap intervals; add --bootstrap N");
+        }
+        if self.seed.is_some() && !sig.requested() {
+            bail!("--seed seeds --permutations and --bootstrap; add one of them");
+        }
+        if sig.requested() && self.batch_size.is_some() {
+            bail!(
+                "--permutations and --bootstrap recompute full-data CKA on every draw and do not \
+                 combine with --batch-size (minibatch CKA); drop one or the other"
+            );
+        }
+        sig.check()?;
+        Ok(sig)
+    }
+
+    /// `--out`'s files besides the matrix's own: the significance table when asked for.
+    fn significance_files(&self, sig: &compare::Significance) -> Vec<PathBuf> {
+        match (&self.out, sig.requested()) {
+            (Some(dir), true) => compare::SIGNIFICANCE_FILES
+                .iter()
+                .map(|f| dir.join(f))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     pub fn exec(self) -> Result<()> {
         if self.measure == "cka" {
             self.cka()
@@ -93,11 +159,13 @@ impl CkaArgs {
 
     /// CKA with the engine (kernels, estimators, minibatches, the GPU).
     fn cka(self) -> Result<()> {
+        let sig = self.significance()?;
         if let Some(dir) = &self.out {
-            let all: Vec<_> = compare::CkaResult::OUT_FILES
+            let mut all: Vec<_> = compare::CkaResult::OUT_FILES
                 .iter()
                 .map(|f| dir.join(f))
                 .collect();
+            all.extend(self.significance_files(&sig));
             outset::refuse_inputs_as_outputs(&all, &[&self.a, &self.b])?;
         }
         let kernel = match self.kernel {
@@ -126,7 +194,7 @@ impl CkaArgs {
             layers_b: self.layers_b,
             device: self.device.choice(),
         };
-        let res = compare::run(&args, &progress)?;
+        let res = compare::run_with(&args, &sig, &progress)?;
         if res.is_single() && res.matrix.values[0][0].is_none() {
             bail!("CKA is undefined: {}", res.warnings().join("; "));
         }
@@ -142,6 +210,9 @@ impl CkaArgs {
         } else if res.is_single() {
             let v = res.matrix.values[0][0].unwrap_or(f64::NAN);
             println!("{v:.6}");
+            if let Some(s) = &res.significance {
+                println!("{}", s.summary());
+            }
             eprintln!(
                 "{} between '{}' and '{}' over n = {} examples",
                 res.measure_name(),
@@ -170,20 +241,23 @@ impl CkaArgs {
         if self.batch_size.is_some() {
             bail!("--batch-size (minibatch CKA) applies to --measure cka only");
         }
+        let sig = self.significance()?;
         let name = &self.measure;
         if let Some(dir) = &self.out {
             let names = [".csv", ".parquet", ".json"].map(|e| dir.join(format!("{name}{e}")));
             let heat = ["heatmap.png", "heatmap.svg"].map(|f| dir.join(f));
-            let all: Vec<_> = names.into_iter().chain(heat).collect();
+            let mut all: Vec<_> = names.into_iter().chain(heat).collect();
+            all.extend(self.significance_files(&sig));
             outset::refuse_inputs_as_outputs(&all, &[&self.a, &self.b])?;
         }
         let json = self.output.json;
-        let r = measure::run(
+        let r = measure::run_with(
             &self.a,
             &self.b,
             name,
             &self.layers_a,
             &self.layers_b,
+            &sig,
             &Terminal::new(self.output.silent()),
         )?;
         if r.is_single() && r.values[0][0].is_none() {
@@ -205,6 +279,9 @@ impl CkaArgs {
             println!("{}", serde_json::to_string(&r.json())?);
         } else if r.is_single() {
             println!("{:.6}", r.values[0][0].unwrap_or(f64::NAN));
+            if let Some(s) = &r.significance {
+                println!("{}", s.summary());
+            }
             eprintln!(
                 "{} ({what}) between '{}' and '{}' over n = {} examples",
                 r.measure, r.layers_a[0], r.layers_b[0], r.n
@@ -221,6 +298,13 @@ impl CkaArgs {
                 "{}",
                 compare::matrix_table(&r.layers_a, &r.layers_b, &r.values)
             );
+            if let Some(s) = &r.significance {
+                println!();
+                print!(
+                    "{}",
+                    s.table(&r.layers_a, &r.layers_b, &r.values, r.measure)
+                );
+            }
         }
         if !json {
             say_written(&written);
