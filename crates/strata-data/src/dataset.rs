@@ -144,8 +144,8 @@ pub fn load_with_report(
                     DataError::invalid(
                         here,
                         format!(
-                        "full MNIST not found in {}; set STRATA_MNIST=DIR, use --data mnist:DIR, \
-                         or --data mnist-small for the embedded subset",
+                        "full MNIST not found in {}; set STRATA_MNIST=DIR, name the data set mnist:DIR, \
+                         or use mnist-small (the embedded subset)",
                         dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
                     ),
                     )

@@ -609,7 +609,7 @@ pub fn csv_with_report(path: &Path, label: &str) -> Result<(Splits, TabularRepor
         DataError::invalid(
             path,
             format!(
-                "no column named '{label}' (columns: {}); pass --label NAME",
+                "no column named '{label}' (columns: {}); name one of these as the label",
                 header.join(", ")
             ),
         )
