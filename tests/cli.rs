@@ -1131,3 +1131,71 @@ fn bench_mlp_times_every_engine_and_they_agree() {
         );
     }
 }
+
+#[test]
+fn null_moments_gives_a_p_value_close_to_the_draws() {
+    let d = scratch("null-moments");
+    let mut r = Rng::new(11);
+    let n = 40;
+    let x: Vec<f32> = (0..n * 6).map(|_| r.normal() as f32).collect();
+    // Y shares X's first four features, with noise.
+    let y: Vec<f32> = (0..n * 4)
+        .map(|i| x[(i / 4) * 6 + i % 4] + 1.5 * r.normal() as f32)
+        .collect();
+    let (px, py) = (d.join("x.npy"), d.join("y.npy"));
+    write_npy(&px, n, 6, &x);
+    write_npy(&py, n, 4, &y);
+    let (sx, sy) = (px.to_str().unwrap(), py.to_str().unwrap());
+    let run = |extra: &[&str]| {
+        let mut args = vec!["cka", sx, sy, "--json"];
+        args.extend_from_slice(extra);
+        let o = strata(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        last_json(&o)
+    };
+    let m = run(&["--null", "moments"]);
+    let dr = run(&["--permutations", "999", "--seed", "3"]);
+    let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap_or_else(|| panic!("{k}: {v}"));
+    assert_eq!(m["null"], "moments");
+    assert!(m["permutations"].is_null());
+    assert_eq!(f(&m, "cka"), f(&dr, "cka"));
+    let (pm, pd) = (f(&m, "p_value"), f(&dr, "p_value"));
+    assert!(
+        pm > 0.0 && pm < 0.01 && pd < 0.01,
+        "moments p {pm}, draws p {pd}"
+    );
+    let rel = |k: &str| (f(&m, k) - f(&dr, k)).abs() / f(&dr, k).abs();
+    assert!(rel("null_mean") < 0.05, "null_mean: {m} vs {dr}");
+    assert!(rel("null_sd") < 0.15, "null_sd: {m} vs {dr}");
+    assert!(rel("null_q95") < 0.05, "null_q95: {m} vs {dr}");
+    assert!(m["null_skewness"].as_f64().is_some());
+    // The terminal names the method.
+    let o = strata(&["cka", sx, sy, "--null", "moments", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("moments null"), "{}", stdout(&o));
+    // What the moments null does not cover: one error line each.
+    for (bad, says) in [
+        (
+            vec!["--null", "moments", "--permutations", "9"],
+            "drop --permutations",
+        ),
+        (vec!["--null", "moments", "--kernel", "rbf"], "linear CKA"),
+        (
+            vec!["--null", "moments", "--estimator", "debiased"],
+            "linear CKA",
+        ),
+        (
+            vec!["--null", "moments", "--measure", "procrustes"],
+            "--null moments",
+        ),
+        (vec!["--null", "draws"], "--permutations"),
+    ] {
+        let mut args = vec!["cka", sx, sy];
+        args.extend(bad.iter());
+        let o = strata(&args);
+        let e = stderr(&o);
+        assert!(!o.status.success() && stdout(&o).is_empty(), "{bad:?}");
+        assert_eq!(e.trim().lines().count(), 1, "{bad:?}: {e}");
+        assert!(e.starts_with("error: ") && e.contains(says), "{bad:?}: {e}");
+    }
+}

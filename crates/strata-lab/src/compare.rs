@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use strata_data::Activations;
 use strata_sim::{
-    cka_all_pairs_on, cka_bootstrap_all_pairs, cka_null_all_pairs, cka_resampling_bytes,
-    BootstrapMatrix, BootstrapOptions, CkaMatrix, Estimator, Kernel, MinibatchCka, NullMatrix,
-    NullOptions,
+    cka_all_pairs_on, cka_bootstrap_all_pairs, cka_null_all_pairs, cka_null_moments_all_pairs,
+    cka_resampling_bytes, BootstrapMatrix, BootstrapOptions, CkaMatrix, Estimator, Kernel,
+    MinibatchCka, NullMatrix, NullMethod, NullOptions,
 };
 
 /// What to compare and how.
@@ -376,8 +376,13 @@ pub(crate) fn read_ahead<T: Send>(
 /// `strata_sim::cka_null_all_pairs` for what they mean and cost.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Significance {
-    /// Permutations of the null (`None`: no permutation test). `p >= 1 / (B + 1)`.
+    /// Permutations of the null (`None`: no permutation test). `p >= 1 / (B + 1)`. With
+    /// [`NullMethod::Moments`] there are none (`None`).
     pub permutations: Option<usize>,
+    /// How the null is obtained: `Draws` (`permutations` seeded draws, the default) or
+    /// `Moments` (the analytic null of linear biased CKA: exact mean, variance and skewness, a
+    /// Pearson type III p-value; no draws).
+    pub null: NullMethod,
     /// Bootstrap resamples (`None`: no intervals).
     pub bootstrap: Option<usize>,
     /// Confidence level of the bootstrap intervals, in `(0, 1)`.
@@ -390,6 +395,7 @@ impl Default for Significance {
     fn default() -> Self {
         Significance {
             permutations: None,
+            null: NullMethod::Draws,
             bootstrap: None,
             confidence: strata_sim::DEFAULT_CONFIDENCE,
             seed: 0,
@@ -400,12 +406,23 @@ impl Default for Significance {
 impl Significance {
     /// True when a permutation null or bootstrap intervals are asked for.
     pub fn requested(&self) -> bool {
-        self.permutations.is_some() || self.bootstrap.is_some()
+        self.null_requested() || self.bootstrap.is_some()
+    }
+
+    /// True when a permutation null (drawn or analytic) is asked for.
+    pub fn null_requested(&self) -> bool {
+        self.permutations.is_some() || self.null == NullMethod::Moments
     }
 
     /// Refuse no permutations, no resamples, or a confidence level outside `(0, 1)`, before
     /// any file is read.
     pub fn check(&self) -> Result<()> {
+        if self.null == NullMethod::Moments && self.permutations.is_some() {
+            bail!(
+                "the moments null is computed analytically and draws no permutations; drop the \
+                 permutation count, or use the draws null"
+            );
+        }
         if self.permutations == Some(0) {
             bail!(
                 "a permutation test needs at least 1 permutation (99 resolve p = 0.01, 999 \
@@ -489,6 +506,7 @@ impl SignificanceResult {
         let mut out = Vec::new();
         if let Some(m) = &self.null {
             out.push(("null_sd", m.field(|t| Some(t.null_sd))));
+            out.push(("null_skewness", m.field(|t| t.null_skewness)));
         }
         if let Some(m) = &self.bootstrap {
             out.push(("boot_sd", m.field(|c| Some(c.sd))));
@@ -508,6 +526,9 @@ impl SignificanceResult {
             o.insert(name.into(), v);
         }
         o.insert("permutations".into(), json!(self.options.permutations));
+        if self.null.is_some() {
+            o.insert("null".into(), json!(self.options.null.name()));
+        }
         o.insert("bootstrap".into(), json!(self.options.bootstrap));
         o.insert(
             "confidence".into(),
@@ -574,6 +595,16 @@ impl SignificanceResult {
                 .and_then(|r| r.first())
                 .and_then(Option::as_ref)
             {
+                Some(t) if m.method == NullMethod::Moments => parts.push(format!(
+                    "p = {:.2e} (moments null, Pearson type III: chance level {:.4}, null sd \
+                     {:.4}, skewness {}, null 95% quantile {:.4}, z = {})",
+                    t.p_value,
+                    t.null_mean,
+                    t.null_sd,
+                    t.null_skewness.map_or("n/a".into(), |g| format!("{g:.2}")),
+                    t.null_q95,
+                    t.z.map_or("n/a".into(), |z| format!("{z:.1}"))
+                )),
                 Some(t) => parts.push(format!(
                     "p = {:.4} ({} permutations, seed {}: chance level {:.4}, null 95% quantile \
                      {:.4}, z = {})",
@@ -679,7 +710,8 @@ fn cka_significance(
         .fold(0, u64::saturating_add);
     let threads = rayon::current_num_threads();
     let mut need = 0u64;
-    for (asked, boot) in [(sig.permutations, false), (sig.bootstrap, true)] {
+    let drawn = sig.permutations.filter(|_| sig.null == NullMethod::Draws);
+    for (asked, boot) in [(drawn, false), (sig.bootstrap, true)] {
         if asked.is_some() {
             let b = cka_resampling_bytes(n, &wa, wb.as_deref(), kernel, boot, threads);
             need = need.max(raw.saturating_add(b));
@@ -708,8 +740,17 @@ fn cka_significance(
     };
     let va: Vec<_> = a.iter().map(|x| x.view()).collect();
     let vb: Option<Vec<_>> = b.as_ref().map(|b| b.iter().map(|x| x.view()).collect());
-    let null = match sig.permutations {
-        Some(p) => {
+    let null = match (sig.null, sig.permutations) {
+        (NullMethod::Moments, _) => {
+            let total = (l.ia.len() + if l.same { 0 } else { l.ib.len() }) as u64;
+            let pb = progress.task("moments null", "layers", total);
+            let m = cka_null_moments_all_pairs(&va, vb.as_deref(), kernel, estimator, &|_, _| {
+                pb.inc(1)
+            })?;
+            pb.finish();
+            Some(m)
+        }
+        (NullMethod::Draws, Some(p)) => {
             let pb = progress.task("permutation null", "draws", p as u64);
             let m = cka_null_all_pairs(
                 &va,
@@ -722,7 +763,7 @@ fn cka_significance(
             pb.finish();
             Some(m)
         }
-        None => None,
+        (NullMethod::Draws, None) => None,
     };
     let bootstrap = match sig.bootstrap {
         Some(r) => {
@@ -889,6 +930,7 @@ impl CkaResult {
             x_label: format!("layers of {}", file(&self.b)),
             y_label: format!("layers of {}", file(&self.a)),
             colorbar_label: format!("{} (n = {})", self.measure_name(), self.matrix.n),
+            range: (0.0, 1.0),
         };
         strata_report::heatmap_png(&hm, &paths[3])?;
         strata_report::heatmap_svg(&hm, &paths[4])?;

@@ -34,8 +34,10 @@ mod cka;
 mod error;
 pub mod gemm;
 mod measures;
+mod moments;
 mod null;
 mod prepared;
+mod special;
 
 pub use alignment::{
     correlation_rdm, row_geometry_bytes, rsa_between_rdms, Cknna, MutualKnn, Rsa, DEFAULT_K,
@@ -52,6 +54,10 @@ pub use measures::{
     LinearHsic, LinearRegression, Measure, Procrustes, Pwcca, PwccaParts, Svcca, MEASURE_NAMES,
     SVCCA_VARIANCE,
 };
+/// The analytic permutation null of linear (biased) CKA: the exact mean, variance and
+/// skewness over all permutations (Kazi-Aoual et al. 1995) and a Pearson type III p-value,
+/// for about the cost of the CKA matrix.
+pub use moments::{cka_null_moments, cka_null_moments_all_pairs};
 /// Is a similarity above chance, and how precisely is it known: a seeded permutation null
 /// (p-values, the chance level, z-scores) and bootstrap percentile intervals, for CKA (a draw
 /// permutes a kernel matrix instead of recomputing it) and for every [`Measure`]. See the
@@ -60,9 +66,15 @@ pub use null::{
     cka_bootstrap, cka_bootstrap_all_pairs, cka_null_all_pairs, cka_permutation_test,
     cka_resampling_bytes, measure_bootstrap, measure_bootstrap_all_pairs, measure_null_all_pairs,
     measure_permutation_test, permutation, resample, BootstrapInterval, BootstrapMatrix,
-    BootstrapOptions, NullMatrix, NullOptions, PermutationTest, DEFAULT_CONFIDENCE,
+    BootstrapOptions, NullMatrix, NullMethod, NullOptions, PermutationTest, DEFAULT_CONFIDENCE,
 };
 pub use prepared::{check_layer, hsic_estimate, prepared_bytes, LayerTerms, Prepared};
+/// Special functions behind the moments null: `ln Γ`, the regularized incomplete gamma
+/// functions, the normal tail and the standardized Pearson type III distribution.
+pub use special::{
+    ln_gamma, normal_upper_tail, pearson3_upper_quantile, pearson3_upper_tail, regularized_gamma_p,
+    regularized_gamma_q,
+};
 
 use serde::Serialize;
 

@@ -196,14 +196,20 @@ pub struct PermutationTest {
     pub null_sd: f64,
     /// The null's 95% quantile in the direction of "more similar" (its 0.05 quantile for a
     /// distance), NumPy's linear interpolation: roughly the value to beat for `p <= 0.05`.
+    /// For the moments null, the 95% quantile of the fitted Pearson type III distribution.
     pub null_q95: f64,
+    /// Skewness of the null: of the draws (`m₃ / m₂^{3/2}`, divisor `B`; `None` with fewer
+    /// than 3 draws or no spread), or, for the moments null, the exact skewness over all
+    /// permutations (`None` below 6 examples).
+    pub null_skewness: Option<f64>,
     /// `(observed - null_mean) / null_sd`; `None` when the null has no spread.
     pub z: Option<f64>,
     /// `observed - null_mean`: the similarity above chance.
     pub corrected: f64,
-    /// Draws that entered the statistics (draws whose value was undefined are left out).
+    /// Draws that entered the statistics (draws whose value was undefined are left out); 0
+    /// for the moments null, which draws nothing.
     pub permutations: usize,
-    /// Every draw's value, in draw order (NaN where undefined).
+    /// Every draw's value, in draw order (NaN where undefined); empty for the moments null.
     pub null: Vec<f64>,
 }
 
@@ -227,6 +233,7 @@ impl PermutationTest {
             .count();
         let b = used.len();
         let (mean, sd) = mean_sd(&used);
+        let skewness = skewness(&used, mean);
         let sorted = sorted(used);
         let q = if higher_is_similar { 0.95 } else { 0.05 };
         Some(PermutationTest {
@@ -235,6 +242,7 @@ impl PermutationTest {
             null_mean: mean,
             null_sd: sd,
             null_q95: quantile(&sorted, q),
+            null_skewness: skewness,
             z: (sd > 0.0).then(|| (observed - mean) / sd),
             corrected: observed - mean,
             permutations: b,
@@ -293,8 +301,34 @@ pub struct NullMatrix {
     pub notes: Vec<String>,
     /// Examples.
     pub n: usize,
-    /// The permutations asked for and their seed.
+    /// The permutations asked for and their seed (0 permutations for the moments null).
     pub options: NullOptions,
+    /// How the null was obtained: seeded draws or the analytic moments.
+    pub method: NullMethod,
+}
+
+/// How a permutation null is obtained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NullMethod {
+    /// `B` seeded permutations, each recomputing the similarity ([`cka_null_all_pairs`],
+    /// [`measure_null_all_pairs`]): exact p-values for any measure, `B` passes of work.
+    #[default]
+    Draws,
+    /// The exact mean, variance and skewness of linear biased CKA over all permutations and a
+    /// Pearson type III p-value ([`crate::cka_null_moments_all_pairs`]): no draws, about the
+    /// cost of the CKA matrix; approximate p-values.
+    Moments,
+}
+
+impl NullMethod {
+    /// Short name for tables and JSON: `draws` or `moments`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            NullMethod::Draws => "draws",
+            NullMethod::Moments => "moments",
+        }
+    }
 }
 
 impl NullMatrix {
@@ -396,6 +430,18 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
         0.0
     };
     (mean, sd)
+}
+
+/// `m₃ / m₂^{3/2}` (central moments with divisor `B`); `None` with fewer than 3 values or no
+/// spread.
+fn skewness(v: &[f64], mean: f64) -> Option<f64> {
+    if v.len() < 3 {
+        return None;
+    }
+    let b = v.len() as f64;
+    let m2 = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / b;
+    let m3 = v.iter().map(|x| (x - mean).powi(3)).sum::<f64>() / b;
+    (m2 > 0.0).then(|| m3 / m2.powf(1.5))
 }
 
 fn sorted(mut v: Vec<f64>) -> Vec<f64> {
@@ -1142,6 +1188,7 @@ pub fn cka_null_all_pairs(
         notes,
         n,
         options: *options,
+        method: NullMethod::Draws,
     })
 }
 
@@ -1347,6 +1394,7 @@ pub fn measure_null_all_pairs(
         notes,
         n,
         options: *options,
+        method: NullMethod::Draws,
     })
 }
 

@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use clap::ValueEnum;
 use std::path::{Path, PathBuf};
 use strata_lab::{compare, measure, outset};
-use strata_sim::{Estimator, Kernel};
+use strata_sim::{Estimator, Kernel, NullMethod};
 
 /// CKA (or, with --measure, a baseline measure) between the layers of two activation files.
 ///
@@ -34,7 +34,9 @@ use strata_sim::{Estimator, Kernel};
     ci_high    same rows for A and B, the value recomputed each time (duplicated rows push\n             \
     CKA up: near chance the interval sits above the value; test with the null)\n\n\
     A permutation costs about one pass over two n x n kernel matrices per pair (B = 1000 is a\n\
-    few hundred CKA matrices); see docs/similarity.md.")]
+    few hundred CKA matrices). --null moments (linear biased CKA) draws nothing: exact null\n\
+    mean, sd and skewness, an approximate (Pearson III) p-value, about the matrix's cost; see\n\
+    docs/similarity.md.")]
 pub struct CkaArgs {
     /// Activations of model A (rows of the matrix).
     a: PathBuf,
@@ -79,6 +81,12 @@ pub struct CkaArgs {
     /// 1/(N+1): 99 resolves 0.01, 999 resolves 0.001.
     #[arg(long, value_name = "N")]
     permutations: Option<usize>,
+    /// How the permutation null is obtained: draws (--permutations N seeded shuffles) or
+    /// moments (linear biased CKA only: the exact mean, variance and skewness over all
+    /// permutations and a Pearson type III p-value, for about the cost of the matrix; takes no
+    /// --permutations) [default: draws].
+    #[arg(long, value_enum, value_name = "METHOD")]
+    null: Option<NullArg>,
     /// Bootstrap percentile intervals from N resamples of the examples (with replacement, the
     /// same rows for A and B): adds ci_low and ci_high for every pair.
     #[arg(long, value_name = "N")]
@@ -108,6 +116,12 @@ enum KernelArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum NullArg {
+    Draws,
+    Moments,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum EstimatorArg {
     Biased,
     Debiased,
@@ -116,8 +130,22 @@ enum EstimatorArg {
 impl CkaArgs {
     /// The significance flags, checked against each other and against --batch-size.
     fn significance(&self) -> Result<compare::Significance> {
+        let null = match self.null {
+            Some(NullArg::Moments) => NullMethod::Moments,
+            Some(NullArg::Draws) | None => NullMethod::Draws,
+        };
+        if matches!(self.null, Some(NullArg::Draws)) && self.permutations.is_none() {
+            bail!("--null draws needs --permutations N (e.g. 999)");
+        }
+        if null == NullMethod::Moments && self.permutations.is_some() {
+            bail!(
+                "--null moments computes the null analytically and draws no permutations; drop \
+                 --permutations (or use --null draws)"
+            );
+        }
         let sig = compare::Significance {
             permutations: self.permutations,
+            null,
             bootstrap: self.bootstrap,
             confidence: self.confidence.unwrap_or(strata_sim::DEFAULT_CONFIDENCE),
             seed: self.seed.unwrap_or(0),
@@ -125,12 +153,12 @@ impl CkaArgs {
         if self.confidence.is_some() && self.bootstrap.is_none() {
             bail!("--confidence sets the level of the --bootstrap intervals; add --bootstrap N");
         }
-        if self.seed.is_some() && !sig.requested() {
+        if self.seed.is_some() && self.permutations.is_none() && self.bootstrap.is_none() {
             bail!("--seed seeds --permutations and --bootstrap; add one of them");
         }
         if sig.requested() && self.batch_size.is_some() {
             bail!(
-                "--permutations and --bootstrap recompute full-data CKA on every draw and do not \
+                "--permutations, --null moments and --bootstrap need full-data CKA and do not \
                  combine with --batch-size (minibatch CKA); drop one or the other"
             );
         }
@@ -243,6 +271,12 @@ impl CkaArgs {
         }
         let sig = self.significance()?;
         let name = &self.measure;
+        if sig.null == NullMethod::Moments {
+            bail!(
+                "--null moments is the analytic null of linear CKA (biased); --measure {name} \
+                 needs --permutations N"
+            );
+        }
         if let Some(dir) = &self.out {
             let names = [".csv", ".parquet", ".json"].map(|e| dir.join(format!("{name}{e}")));
             let heat = ["heatmap.png", "heatmap.svg"].map(|f| dir.join(f));
