@@ -28,7 +28,9 @@ pub enum PrivacyError {
         non_members: usize,
     },
     /// The attack needs reference (shadow) models and was given too few.
-    #[error("{attack} needs at least {need} reference models, got {got}; train more reference models")]
+    #[error(
+        "{attack} needs at least {need} reference models, got {got}; train more reference models"
+    )]
     TooFewReferences {
         /// The attack's name.
         attack: String,

@@ -6,9 +6,9 @@ use pyo3::prelude::*;
 use std::path::PathBuf;
 
 /// Draw a heatmap of `values` (rows x cols, NaN drawn grey as n/a) to `path` (`.png` or
-/// `.svg`), as `strata cka --out` does.
+/// `.svg`), as `strata cka --out` does; colours span `[vmin, vmax]`.
 #[pyfunction]
-#[pyo3(signature = (values, rows, cols, title, path, x_label = "", y_label = "", colorbar_label = ""))]
+#[pyo3(signature = (values, rows, cols, title, path, x_label = "", y_label = "", colorbar_label = "", vmin = 0.0, vmax = 1.0))]
 #[allow(clippy::too_many_arguments)]
 fn heatmap(
     py: Python<'_>,
@@ -20,8 +20,15 @@ fn heatmap(
     x_label: &str,
     y_label: &str,
     colorbar_label: &str,
+    vmin: f64,
+    vmax: f64,
 ) -> PyResult<()> {
     guarded(|| {
+        if !(vmin.is_finite() && vmax.is_finite() && vmin < vmax) {
+            return Err(err(format!(
+                "heatmap: vmin ({vmin}) must be below vmax ({vmax}), both finite"
+            )));
+        }
         let shape = values.shape();
         if shape != [rows.len(), cols.len()] {
             return Err(err(format!(
@@ -67,6 +74,7 @@ fn heatmap(
                 x_label,
                 y_label,
                 colorbar_label,
+                range: (vmin, vmax),
             };
             if png {
                 strata_report::heatmap_png(&hm, &path)

@@ -1,5 +1,5 @@
-//! The CKA heatmap: layers of A down the side, layers of B along the bottom, viridis over
-//! [0, 1] with a colorbar, the value printed in each cell when cells are large enough to read.
+//! The CKA heatmap: layers of A down the side, layers of B along the bottom, viridis over the
+//! measure's range ([0, 1] for CKA, [-1, 1] for correlations) with a colorbar, the value printed in each cell when cells are large enough to read.
 
 use crate::{write_atomic, ReportError};
 use plotters::coord::Shift;
@@ -37,6 +37,10 @@ pub struct Heatmap<'a> {
     pub y_label: String,
     /// What the colour encodes, printed beside the colorbar.
     pub colorbar_label: String,
+    /// The values the colour scale spans, `(low, high)`: `(0.0, 1.0)` for CKA and the other
+    /// similarities in [0, 1], `(-1.0, 1.0)` for measures that can be negative (RSA's rank
+    /// correlation, CKNNA), so a negative value is not drawn as 0. Values outside are clamped.
+    pub range: (f64, f64),
 }
 
 struct Geometry {
@@ -49,6 +53,22 @@ struct Geometry {
 }
 
 impl Heatmap<'_> {
+    /// The colour range, `(0, 1)` when the given one is empty, reversed or not finite.
+    fn span(&self) -> (f64, f64) {
+        let (lo, hi) = self.range;
+        if lo.is_finite() && hi.is_finite() && hi > lo {
+            (lo, hi)
+        } else {
+            (0.0, 1.0)
+        }
+    }
+
+    /// `v`'s place on the colour scale, in [0, 1].
+    fn unit(&self, v: f64) -> f64 {
+        let (lo, hi) = self.span();
+        ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+    }
+
     fn geometry(&self) -> Geometry {
         let k = self.rows.len().max(self.cols.len()).max(1) as i32;
         let cell = (640 / k).clamp(16, 72);
@@ -102,14 +122,17 @@ impl Heatmap<'_> {
             for (j, v) in row.iter().enumerate() {
                 let (x, y) = (x0 + j as i32 * c, y0 + i as i32 * c);
                 let fill = match v {
-                    Some(v) => ViridisRGB::get_color(v.clamp(0.0, 1.0)),
+                    Some(v) => ViridisRGB::get_color(self.unit(*v)),
                     None => RGBColor(200, 200, 200),
                 };
                 area.draw(&Rectangle::new([(x, y), (x + c, y + c)], fill.filled()))
                     .map_err(e)?;
                 if c >= 34 {
                     let (text, ink) = match v {
-                        Some(v) => (format!("{v:.2}"), if *v < 0.55 { WHITE } else { BLACK }),
+                        Some(v) => (
+                            format!("{v:.2}"),
+                            if self.unit(*v) < 0.55 { WHITE } else { BLACK },
+                        ),
                         None => ("n/a".to_string(), BLACK),
                     };
                     let style = font(g.font * 0.9)
@@ -156,7 +179,7 @@ impl Heatmap<'_> {
         area.draw_text(&self.y_label, &ylab, (8 + shift, y0 + nr * c / 2))
             .map_err(e)?;
 
-        // Colorbar over [0, 1].
+        // Colorbar over the range.
         let bx = x0 + nc * c + 28;
         let bh = (nr * c).max(160);
         let steps = 128;
@@ -175,9 +198,11 @@ impl Heatmap<'_> {
             BLACK.stroke_width(1),
         ))
         .map_err(e)?;
+        let (lo, hi) = self.span();
         for t in 0..=4 {
             let v = t as f64 / 4.0;
             let y = y0 + bh - (v * bh as f64) as i32;
+            let v = lo + v * (hi - lo);
             area.draw(&PathElement::new(vec![(bx + 18, y), (bx + 23, y)], BLACK))
                 .map_err(e)?;
             area.draw_text(
@@ -258,4 +283,45 @@ pub fn heatmap_png(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
 /// Render as SVG at `path` (atomically).
 pub fn heatmap_svg(h: &Heatmap, path: &Path) -> Result<(), ReportError> {
     write_svg_atomic(path, h.size(), "heatmap", |area| h.draw(area))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(range: (f64, f64)) -> Heatmap<'static> {
+        Heatmap {
+            title: String::new(),
+            rows: &[],
+            cols: &[],
+            values: &[],
+            x_label: String::new(),
+            y_label: String::new(),
+            colorbar_label: String::new(),
+            range,
+        }
+    }
+
+    #[test]
+    fn colours_span_the_given_range() {
+        let cka = map((0.0, 1.0));
+        assert_eq!(cka.unit(0.25), 0.25);
+        // Below the range is clamped: a negative value would read as 0 on a [0, 1] scale...
+        assert_eq!(cka.unit(-0.5), 0.0);
+        // ...and is told apart on a [-1, 1] one.
+        let rho = map((-1.0, 1.0));
+        assert_eq!(rho.unit(-1.0), 0.0);
+        assert_eq!(rho.unit(0.0), 0.5);
+        assert_eq!(rho.unit(-0.5), 0.25);
+        assert_eq!(rho.unit(2.0), 1.0);
+        // An unusable range falls back to [0, 1].
+        for bad in [
+            (1.0, 1.0),
+            (1.0, 0.0),
+            (f64::NAN, 1.0),
+            (0.0, f64::INFINITY),
+        ] {
+            assert_eq!(map(bad).unit(0.25), 0.25, "{bad:?}");
+        }
+    }
 }

@@ -280,5 +280,7 @@ class SimilarityResult:
             x_label="layers of B",
             y_label="layers of A",
             colorbar_label=f"{self.title} (n = {self.n})",
+            vmin=-1.0 if self.measure in ("rsa", "cknna") else 0.0,
+            vmax=1.0,
         )
         return path

@@ -70,8 +70,11 @@ def heatmap(
     x_label: str = "",
     y_label: str = "",
     colorbar_label: str = "",
+    vmin: float = 0.0,
+    vmax: float = 1.0,
 ) -> None:
-    """Draw ``values`` (NaN drawn grey, n/a) as strata-report's heatmap, PNG or SVG by extension."""
+    """Draw ``values`` (NaN drawn grey, n/a) as strata-report's heatmap, PNG or SVG by extension;
+    colours span ``[vmin, vmax]``."""
 
 def _panic_for_test() -> None: ...
 

@@ -155,6 +155,17 @@ def test_result_exports(rng, tmp_path):
         r.heatmap(tmp_path / "h.jpg")
     with pytest.raises(strata.StrataError, match="values have shape"):
         strata._strata.heatmap(np.zeros((2, 2)), ["a"], ["b", "c"], "t", str(tmp_path / "x.png"))
+    assert "-1.00" not in body  # CKA's colour scale is [0, 1]
+    with pytest.raises(strata.StrataError, match="vmin"):
+        strata._strata.heatmap(np.zeros((1, 1)), ["a"], ["b"], "t", str(tmp_path / "y.png"),
+                               vmin=1.0, vmax=1.0)
+
+
+def test_heatmaps_of_signed_measures_span_minus_one_to_one(rng, tmp_path):
+    x = rng.normal(size=(40, 5))
+    r = strata.similarity_matrix({"x": x}, {"y": -x + 0.1 * rng.normal(size=(40, 5))}, measure="rsa")
+    body = open(r.heatmap(tmp_path / "rsa.svg")).read()
+    assert "-1.00" in body and "1.00" in body
 
 
 def test_to_pandas_without_pandas(rng, monkeypatch):
