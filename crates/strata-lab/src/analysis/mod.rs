@@ -15,6 +15,7 @@ mod report_layers;
 mod report_models;
 mod report_privacy;
 mod report_robustness;
+mod report_significance;
 pub mod robustness_run;
 pub mod runner;
 pub mod spec;

@@ -7,6 +7,7 @@
 use super::runner::Outcome;
 use super::{
     manifest, report_compression, report_layers, report_models, report_privacy, report_robustness,
+    report_significance,
 };
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -141,6 +142,7 @@ pub fn write(o: &Outcome) -> Result<PathBuf> {
         report_models::models_section(o, &mut w, &mut blocks)?;
         report_layers::twins_section(o, &mut w, &mut blocks)?;
         report_layers::heatmap_section(o, &mut w, &mut blocks)?;
+        report_significance::significance_section(o, &mut w, &mut blocks)?;
         report_layers::identify_section(o, &mut w, &mut blocks)?;
         report_privacy::privacy_section(o, &mut w, &mut blocks)?;
         report_robustness::robustness_section(o, &mut w, &mut blocks)?;

@@ -90,6 +90,8 @@ pub struct Comparison {
     pub unit_range: bool,
     /// Seconds the comparison took.
     pub seconds: f64,
+    /// The permutation null and bootstrap intervals of every cell, when `[cka]` asks for them.
+    pub significance: Option<compare::SignificanceResult>,
 }
 
 /// Everything the report is made of.
@@ -508,8 +510,9 @@ fn compare_pair(
     // Each comparison is one step of the run's own task: its inner tasks stay hidden.
     let inner = WarningsOnly(p);
     if let Some(m) = a.cka.measure.as_deref().filter(|m| *m != "cka") {
-        let r =
-            crate::measure::run(&sa, &sb, m, &la, &lb, &inner).with_context(|| what.to_string())?;
+        let sig = a.cka.significance();
+        let r = crate::measure::run_with(&sa, &sb, m, &la, &lb, &sig, &inner)
+            .with_context(|| what.to_string())?;
         for w in &r.notes {
             p.log(&format!("warning: {what}: {w}"));
         }
@@ -521,6 +524,7 @@ fn compare_pair(
             values: r.values,
             n: r.n,
             seconds: r.seconds,
+            significance: r.significance,
         });
     }
     let args = CkaArgs {
@@ -533,7 +537,7 @@ fn compare_pair(
         layers_b: lb,
         device: a.cka.device,
     };
-    let r = compare::run(&args, &inner)
+    let r = compare::run_with(&args, &a.cka.significance(), &inner)
         .map_err(in_cka)
         .with_context(|| what.to_string())?;
     for w in r.warnings() {
@@ -547,6 +551,7 @@ fn compare_pair(
         values: r.matrix.values,
         n: r.matrix.n,
         seconds: r.seconds,
+        significance: r.significance,
     })
 }
 

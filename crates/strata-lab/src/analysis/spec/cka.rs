@@ -42,6 +42,32 @@ fn default_threshold() -> f64 {
     0.5
 }
 
+/// How `[cka] null` obtains the permutation null.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NullName {
+    /// `permutations` seeded draws (the default; any measure).
+    #[default]
+    Draws,
+    /// The exact permutation moments of linear biased CKA (the RV coefficient) and a Pearson
+    /// type III p-value: no draws, about the cost of the matrix again.
+    Moments,
+}
+
+impl NullName {
+    /// True for the default (left out of manifests).
+    pub fn is_draws(&self) -> bool {
+        *self == NullName::Draws
+    }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// Largest `permutations` or `bootstrap` a spec may ask for.
+pub const MAX_DRAWS: usize = 1_000_000;
+
 /// `[cka]`: how every comparison measures similarity.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +93,24 @@ pub struct CkaSpec {
     /// networks collect on the CPU): `cpu`, `cuda` or `auto` (default: the GPU when present).
     #[serde(default)]
     pub device: strata_gpu::DeviceChoice,
+    /// A permutation null per comparison with this many seeded draws: a p-value, the null's
+    /// mean and 95% quantile, a z-score and the null-corrected value per pair of layers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutations: Option<usize>,
+    /// `draws` (default: `permutations` draws, any measure) or `moments` (the analytic null of
+    /// linear biased CKA; no `permutations`).
+    #[serde(default, skip_serializing_if = "NullName::is_draws")]
+    pub null: NullName,
+    /// Bootstrap percentile intervals per pair of layers, over this many resamples of the
+    /// examples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<usize>,
+    /// Confidence level of the bootstrap intervals, in (0, 1) (default 0.95).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    /// Seed of the permutations and resamples (default 0).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seed: u64,
 }
 
 impl Default for CkaSpec {
@@ -79,6 +123,11 @@ impl Default for CkaSpec {
             batch_size: None,
             measure: None,
             device: strata_gpu::DeviceChoice::Auto,
+            permutations: None,
+            null: NullName::Draws,
+            bootstrap: None,
+            confidence: None,
+            seed: 0,
         }
     }
 }
@@ -93,6 +142,21 @@ impl CkaSpec {
             },
         }
     }
+    /// The significance statistics every comparison gets (none unless `permutations`,
+    /// `null = "moments"` or `bootstrap` is set).
+    pub fn significance(&self) -> crate::compare::Significance {
+        crate::compare::Significance {
+            permutations: self.permutations,
+            null: match self.null {
+                NullName::Draws => strata_sim::NullMethod::Draws,
+                NullName::Moments => strata_sim::NullMethod::Moments,
+            },
+            bootstrap: self.bootstrap,
+            confidence: self.confidence.unwrap_or(strata_sim::DEFAULT_CONFIDENCE),
+            seed: self.seed,
+        }
+    }
+
     /// The HSIC estimator to compute with.
     pub fn estimator(&self) -> Estimator {
         match self.estimator {
@@ -139,5 +203,63 @@ pub(super) fn check(cx: &Ctx, raw: Option<&Spanned<CkaSpec>>) -> Result<CkaSpec,
             ));
         }
     }
+    check_significance(&c, &at)?;
     Ok(c)
+}
+
+/// `permutations`, `null`, `bootstrap`, `confidence` and `seed`: counts within range, and only
+/// what the measure and the estimator support.
+fn check_significance(c: &CkaSpec, at: &dyn Fn(&str, &str) -> SpecError) -> Result<(), SpecError> {
+    for (k, v) in [("permutations", c.permutations), ("bootstrap", c.bootstrap)] {
+        if let Some(b) = v {
+            if b == 0 || b > MAX_DRAWS {
+                let msg = format!(
+                    "must be between 1 and {MAX_DRAWS} (999 resolve p = 0.001; a few thousand \
+                     resamples give stable 95% bounds)"
+                );
+                return Err(at(k, &msg));
+            }
+        }
+    }
+    let asked = c.permutations.is_some() || c.bootstrap.is_some() || c.null == NullName::Moments;
+    if asked && c.batch_size.is_some() {
+        return Err(at(
+            "batch_size",
+            "minibatch CKA has no permutation null or bootstrap here: drop batch_size or the \
+             significance keys",
+        ));
+    }
+    if c.null == NullName::Moments {
+        if c.permutations.is_some() {
+            return Err(at(
+                "permutations",
+                "null = \"moments\" is analytic and draws no permutations: drop permutations, or \
+                 use null = \"draws\"",
+            ));
+        }
+        let cka = c.measure.as_deref().is_none_or(|m| m == "cka");
+        if !cka || c.kernel != KernelName::Linear || c.estimator != EstimatorName::Biased {
+            return Err(at(
+                "null",
+                "the moments null is exact for linear biased CKA only (kernel = \"linear\", \
+                 estimator = \"biased\", measure = \"cka\"): use null = \"draws\" with \
+                 permutations",
+            ));
+        }
+    }
+    if let Some(conf) = c.confidence {
+        if c.bootstrap.is_none() {
+            return Err(at(
+                "confidence",
+                "applies to bootstrap intervals: also set bootstrap",
+            ));
+        }
+        if !(conf > 0.0 && conf < 1.0) {
+            return Err(at(
+                "confidence",
+                "must lie strictly between 0 and 1 (0.95 for 95% intervals)",
+            ));
+        }
+    }
+    Ok(())
 }

@@ -407,6 +407,64 @@ b = "mlp-w1a1-s1"
     }
 
     #[test]
+    fn significance_keys_are_checked() {
+        let with = |cka: &str| format!("{GOOD}\n[cka]\n{cka}\n");
+        let a = parse(
+            &with("permutations = 99\nbootstrap = 500\nseed = 4"),
+            "x.toml",
+            "x",
+        )
+        .unwrap();
+        let sig = a.cka.significance();
+        assert_eq!(sig.permutations, Some(99));
+        assert_eq!(sig.bootstrap, Some(500));
+        assert_eq!(sig.seed, 4);
+        assert!(sig.requested());
+        assert!(!parse(GOOD, "x.toml", "x")
+            .unwrap()
+            .cka
+            .significance()
+            .requested());
+        let a = parse(&with("null = \"moments\""), "x.toml", "x").unwrap();
+        assert!(a.cka.significance().null_requested());
+        for (cka, key, words) in [
+            ("permutations = 0", "permutations", "between 1"),
+            ("bootstrap = 0", "bootstrap", "between 1"),
+            (
+                "null = \"moments\"\npermutations = 9",
+                "permutations",
+                "analytic",
+            ),
+            (
+                "null = \"moments\"\nkernel = \"rbf\"",
+                "null",
+                "linear biased CKA only",
+            ),
+            (
+                "null = \"moments\"\nmeasure = \"pwcca\"",
+                "null",
+                "linear biased CKA only",
+            ),
+            ("null = \"exact\"", "null", "exact"),
+            ("confidence = 0.9", "confidence", "also set bootstrap"),
+            (
+                "bootstrap = 9\nconfidence = 1.5",
+                "confidence",
+                "strictly between 0 and 1",
+            ),
+            (
+                "permutations = 9\nestimator = \"debiased\"\nbatch_size = 10",
+                "batch_size",
+                "no permutation null",
+            ),
+        ] {
+            let e = parse_err(&with(cka));
+            assert!(e.msg.contains(key) && e.msg.contains(words), "{cka}: {e}");
+            assert!(!e.msg.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
     fn unknown_key_names_key_and_line() {
         let text = GOOD.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1");
         let e = parse_err(&text);
