@@ -334,3 +334,88 @@ fn an_empty_input_reports_no_bits_per_symbol() {
     }
     assert_eq!(strata_zip_decoded(&d, &z), b"");
 }
+
+/// `strata zip bench` with a fake lstm-compress first on the child's PATH (only the child's
+/// environment is set): by default its row follows the classic ones, verified and measured;
+/// `--baselines` picks compressors and names the missing ones in a note; a fake that corrupts
+/// a byte gives a FAILED row with no size and a non-zero exit.
+#[cfg(unix)]
+#[test]
+fn bench_runs_a_neural_tool_found_on_path_and_checks_its_round_trip() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = scratch("bench-neural");
+    let bin = d.join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let fake = |decode: &str| {
+        let p = bin.join("lstm-compress");
+        let script = format!(
+            "#!/bin/sh\n[ $# -eq 3 ] || exit 2\ncase \"$1\" in\n  \
+             -c) {{ printf FAKE; cat \"$2\"; }} > \"$3\" ;;\n  -d) {decode} > \"$3\" ;;\n  \
+             *) exit 2 ;;\nesac\n"
+        );
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    fake("tail -c +5 \"$2\"");
+    let input = d.join("t.txt");
+    let n = 4000u64;
+    let text: Vec<u8> = b"a neural compressor on PATH, faked\n"
+        .iter()
+        .copied()
+        .cycle()
+        .take(n as usize)
+        .collect();
+    std::fs::write(&input, &text).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let bench = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["zip", "bench", s(&input)])
+            .args(extra)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+
+    let o = bench(&["--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = last_json(&o);
+    let rows = rows.as_array().unwrap();
+    let last = rows.last().unwrap();
+    assert_eq!(last["compressor"], "lstm-compress");
+    assert_eq!(last["round_trip"], true);
+    assert_eq!(last["compressed_bytes"], n + 4);
+    let bits = last["bits_per_unit"].as_f64().unwrap();
+    assert!(
+        (bits - 8.0 * (n + 4) as f64 / n as f64).abs() < 1e-9,
+        "{bits}"
+    );
+    assert!(last["compress_kb_s"].as_f64().unwrap() > 0.0);
+
+    // Chosen compressors, in order; one not on PATH is named in the note after the table.
+    let o = bench(&["--baselines", "lstm-compress,nncp"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("| t.txt | 4000 | lstm-compress | 4004 | 8.0080 /byte |"),
+        "{out}"
+    );
+    assert!(!out.contains("gzip"), "{out}");
+    assert!(out.contains("not on PATH: nncp"), "{out}");
+    let o = bench(&["--baselines", "none", "--json"]);
+    assert_eq!(last_json(&o).as_array().unwrap().len(), 1);
+    let o = bench(&["--baselines", "rar"]);
+    fails_with_one_line(&o, "unknown compressor 'rar'");
+
+    fake("{ printf Z; tail -c +6 \"$2\"; }");
+    let o = bench(&["--baselines", "lstm-compress"]);
+    assert!(!o.status.success());
+    let out = common::stdout(&o);
+    assert!(
+        out.contains("| t.txt | 4000 | lstm-compress |  | n/a /byte |  |  | FAILED: "),
+        "{out}"
+    );
+}

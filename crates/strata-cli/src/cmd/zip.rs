@@ -107,11 +107,20 @@ struct GenArgs {
 }
 
 /// Compress FILES with strata and with gzip -9, bzip2 -9, xz -9e and zstd -19 (those on
-/// PATH), in the same run: size, bits per byte (base, symbol), speeds, round trip.
+/// PATH), and with the neural compressors lstm-compress, cmix and nncp where they are on PATH, in
+/// the same run: size, bits per byte (base, symbol), speeds, round trip.
 #[derive(clap::Args)]
-#[command(
-    after_help = "Example:\n  strata zip bench ../shared/datasets/text/*.txt --out benches/results/zip-text"
-)]
+#[command(after_help = "Compressors (--baselines, comma-separated):\n  \
+    gzip, bzip2, xz, zstd          classic, run at -9, -9, -9e, -19 through pipes\n  \
+    lstm-compress, cmix, nncp      neural / context mixing, run through temp files and checked\n  \
+    none                           strata alone\n\
+    Default: the classic four, then any neural tool found on PATH (those not found are named in\n\
+    a note; strata never installs them). Neural tools run at a few KB/s: bound them with\n\
+    --neural-timeout or --neural-max-bytes. A neural row whose output does not decompress to\n\
+    the input is FAILED, with no size.\n\n\
+    Examples:\n  \
+    strata zip bench ../shared/datasets/text/*.txt --out benches/results/zip-text\n  \
+    strata zip bench book.txt --baselines xz,lstm-compress --neural-timeout 600")]
 struct BenchArgs {
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -119,9 +128,22 @@ struct BenchArgs {
     model: String,
     #[arg(long, value_enum, default_value = "auto")]
     alphabet: AlphabetArg,
-    /// Skip the classic compressors.
-    #[arg(long)]
+    /// Skip the classic compressors (neural ones found still run; --baselines none: strata alone).
+    #[arg(long, conflicts_with = "baselines")]
     no_classic: bool,
+    /// Compressors to run beside strata, in order (see below).
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    baselines: Option<Vec<String>>,
+    /// Stop a neural tool's compression or decompression after SECS (its row says so).
+    #[arg(long, value_name = "SECS")]
+    neural_timeout: Option<f64>,
+    /// Leave files over BYTES out of the neural tools' runs.
+    #[arg(long, value_name = "BYTES")]
+    neural_max_bytes: Option<u64>,
+    /// A preprocessing dictionary for lstm-compress and cmix (e.g. their dictionary/english.dic);
+    /// their rows are labelled "+dict".
+    #[arg(long, value_name = "FILE")]
+    neural_dictionary: Option<PathBuf>,
     /// Write bench-zip.json, .csv and .md into DIR.
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
@@ -265,21 +287,40 @@ impl GenArgs {
 
 impl BenchArgs {
     fn exec(self) -> Result<()> {
+        let time_limit = match self.neural_timeout {
+            None => None,
+            Some(t) if t > 0.0 => Some(std::time::Duration::try_from_secs_f64(t)?),
+            Some(t) => bail!("--neural-timeout {t}: give a positive number of seconds"),
+        };
+        let how = zip::Baselines {
+            names: self.baselines.clone(),
+            search_path: None,
+            time_limit,
+            max_bytes: self.neural_max_bytes,
+            dictionary: self.neural_dictionary.clone(),
+        };
         let args = zip::BenchArgs {
             opts: options(&self.model, self.alphabet, 2)?,
             files: self.files,
             classic: !self.no_classic,
         };
-        let rows = zip::bench(&args, &Terminal::new(self.quiet || self.json))?;
-        let md = zip::bench::markdown(&rows);
+        let report = zip::bench_with(&args, &how, &Terminal::new(self.quiet || self.json))?;
+        let rows = &report.rows;
+        // The table as before unless a neural tool ran or the compressors were chosen: then the
+        // notes (tools not on PATH, slowness, files left out) follow it.
+        let md = if self.baselines.is_some() || !report.neural.is_empty() {
+            zip::bench::markdown_with_notes(rows, &report.notes)
+        } else {
+            zip::bench::markdown(rows)
+        };
         if let Some(dir) = &self.out {
             std::fs::create_dir_all(dir)?;
             strata_report::write_atomic(
                 &dir.join("bench-zip.csv"),
-                zip::bench::csv(&rows).as_bytes(),
+                zip::bench::csv(rows).as_bytes(),
             )?;
         }
-        emit("bench-zip", self.out.as_deref(), self.json, &rows, &md)?;
+        emit("bench-zip", self.out.as_deref(), self.json, rows, &md)?;
         if rows.iter().any(|r| r.round_trip == Some(false)) {
             bail!("a round trip FAILED (see the table)");
         }

@@ -26,8 +26,9 @@ pub const MAX_CURVE_POINTS: usize = 1000;
 /// Points of a learning curve when `curve_points` is not given.
 pub const DEFAULT_CURVE_POINTS: usize = 50;
 
-/// The classic compressors `[compression] baselines` may name, by program (each run as
-/// `strata zip bench` runs it).
+/// The compressors `[compression] baselines` runs when it is not given: the classic four. It may
+/// also name the neural tools `strata zip bench` runs ([`crate::zip::bench::baseline_names`]:
+/// lstm-compress, cmix, nncp), each run as that command runs it.
 pub const BASELINES: [&str; 4] = ["gzip", "bzip2", "xz", "zstd"];
 
 /// Generators by their spec name, and the name `strata zip gen` knows them by, with the
@@ -55,8 +56,8 @@ pub struct CompressionSpec {
     /// `"cm+lstm"`) or `{ model = "lstm", layers = 1, hidden = 32, bptt = 16, lr = 0.01, seed =
     /// 0, name = NAME }` (default `["cm"]`).
     pub predictors: Option<Spanned<Vec<Spanned<toml::Value>>>>,
-    /// Classic compressors to compare with: any of gzip, bzip2, xz, zstd (default all four;
-    /// those not installed are noted in the report).
+    /// Compressors to compare with: any of gzip, bzip2, xz, zstd, lstm-compress, cmix, nncp
+    /// (default the first four; those not installed are noted in the report).
     pub baselines: Option<Spanned<Vec<Spanned<String>>>>,
     /// Default seed of the generators and of the networks' initial weights (default 0).
     pub seed: Option<Spanned<i64>>,
@@ -71,7 +72,8 @@ pub struct CompressionPlan {
     pub sources: Vec<CompressionSource>,
     /// The predictors, in spec order, with unique names.
     pub predictors: Vec<Predictor>,
-    /// Classic compressors by program name (`gzip`, `bzip2`, `xz`, `zstd`), in spec order.
+    /// Compressors by program name (`gzip`, `bzip2`, `xz`, `zstd`, `lstm-compress`, `cmix`,
+    /// `nncp`), in spec order.
     pub baselines: Vec<String>,
     /// The section's seed (the default of every generator and network).
     pub seed: u64,
@@ -686,12 +688,12 @@ fn baselines(cx: &Ctx, raw: &Spanned<Vec<Spanned<String>>>) -> Result<Vec<String
     let mut out: Vec<String> = Vec::new();
     for b in raw.get_ref() {
         let name = b.get_ref().trim();
-        if !BASELINES.contains(&name) {
+        if !crate::zip::bench::is_baseline(name) {
             return Err(cx.err(
                 b.span(),
                 format!(
                     "[compression] baselines: unknown compressor '{name}'; use {}",
-                    BASELINES.join(", ")
+                    crate::zip::bench::baseline_names().join(", ")
                 ),
             ));
         }
@@ -754,6 +756,17 @@ mod tests {
         // No section, no plan, and a spec with no models still needs one.
         let e = parse("title = \"t\"\n", "x.toml", "x").expect_err("no models");
         assert!(e.msg.contains("no [[model]]"), "{e}");
+    }
+
+    #[test]
+    fn baselines_may_name_the_neural_tools() {
+        let p = plan(
+            "sources = [\"book.txt\"]\nbaselines = [\"lstm-compress\", \"xz\", \"cmix\", \"nncp\"]",
+        );
+        assert_eq!(p.baselines, ["lstm-compress", "xz", "cmix", "nncp"]);
+        let e = err("sources = [\"book.txt\"]\nbaselines = [\"paq8\"]");
+        assert!(e.msg.contains("unknown compressor 'paq8'"), "{e}");
+        assert!(e.msg.contains("lstm-compress, cmix, nncp"), "{e}");
     }
 
     #[test]
