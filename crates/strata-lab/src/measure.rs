@@ -44,7 +44,10 @@ pub struct MeasureResult {
 
 /// Names `--measure` accepts besides `cka`.
 pub fn names() -> String {
-    MEASURE_NAMES.join(", ")
+    format!(
+        "{} (mutual_knn and cknna take another neighbour count as mutual_knn:k=20)",
+        MEASURE_NAMES.join(", ")
+    )
 }
 
 fn bases(
@@ -335,7 +338,7 @@ impl MeasureResult {
 /// negative (RSA's Spearman correlation, CKNNA's centered alignment), `(0, 1)` for CKA and every
 /// other similarity strata draws.
 pub fn color_range(measure: &str) -> (f64, f64) {
-    match measure {
+    match measure.split(':').next().unwrap_or(measure) {
         "rsa" | "cknna" => (-1.0, 1.0),
         _ => (0.0, 1.0),
     }

@@ -72,8 +72,21 @@ pub const MEASURE_NAMES: &[&str] = &[
 
 /// The measure called `name` (see [`MEASURE_NAMES`]) with its paper's defaults (SVCCA keeps
 /// 99% of the variance, `mutual_knn` and `cknna` use `k = 10` neighbours); `None` for an
-/// unknown name.
+/// unknown name. The neighbourhood measures take another `k` as `mutual_knn:k=20` or
+/// `cknna:k=5` (`k >= 1`; a `k` of `n` or more is the measure's error at compute time).
 pub fn measure_by_name(name: &str) -> Option<Box<dyn Measure>> {
+    if let Some((base, option)) = name.split_once(':') {
+        let k = option
+            .strip_prefix("k=")?
+            .parse::<usize>()
+            .ok()
+            .filter(|&k| k >= 1)?;
+        return match base {
+            "mutual_knn" => Some(Box::new(MutualKnn { k })),
+            "cknna" => Some(Box::new(Cknna { k })),
+            _ => None,
+        };
+    }
     Some(match name {
         "cca_rho" => Box::new(Cca { squared: false }),
         "cca_r2" => Box::new(Cca { squared: true }),

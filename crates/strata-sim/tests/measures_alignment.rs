@@ -611,3 +611,38 @@ fn timing_2000_by_512() {
         );
     }
 }
+
+#[test]
+fn neighbour_counts_are_chosen_by_name() {
+    let mut r = Rng::new(seed());
+    let (x, y) = pair(&mut r, 30, 6, 5, 0.5);
+    for k in [1, 3, 7] {
+        let m = strata_sim::measure_by_name(&format!("mutual_knn:k={k}")).unwrap();
+        let got = value(m.as_ref(), &x, &y).unwrap();
+        assert!(
+            (got - ref_mutual_knn(&x, &y, k)).abs() < 1e-9,
+            "mutual_knn k={k}"
+        );
+        let m = strata_sim::measure_by_name(&format!("cknna:k={k}")).unwrap();
+        let got = value(m.as_ref(), &x, &y).unwrap();
+        assert!((got - ref_cknna(&x, &y, k)).abs() < 1e-9, "cknna k={k}");
+    }
+    // The plain names keep the default k = 10.
+    let plain = strata_sim::measure_by_name("mutual_knn").unwrap();
+    let ten = strata_sim::measure_by_name("mutual_knn:k=10").unwrap();
+    assert_eq!(
+        value(plain.as_ref(), &x, &y).unwrap(),
+        value(ten.as_ref(), &x, &y).unwrap()
+    );
+    for bad in [
+        "mutual_knn:k=0",
+        "mutual_knn:k=",
+        "mutual_knn:k=x",
+        "mutual_knn:j=3",
+        "cknna:3",
+        "rsa:k=3",
+        "cka_linear:k=2",
+    ] {
+        assert!(strata_sim::measure_by_name(bad).is_none(), "{bad}");
+    }
+}

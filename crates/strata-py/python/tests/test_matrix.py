@@ -182,3 +182,15 @@ def test_to_pandas_without_pandas(rng, monkeypatch):
     r = strata.cka_matrix([rng.normal(size=(10, 2))])
     with pytest.raises(ImportError, match="needs pandas: pip install pandas"):
         r.to_pandas()
+
+
+def test_neighbour_measures_take_k(rng):
+    x = rng.normal(size=(40, 6))
+    y = x @ rng.normal(size=(6, 5)) + 0.5 * rng.normal(size=(40, 5))
+    k3 = strata.similarity(x, y, measure="mutual_knn:k=3")
+    k39 = strata.similarity(x, y, measure="mutual_knn:k=39")
+    assert 0.0 <= k3 <= 1.0 and k3 != k39
+    assert strata.similarity(x, y, measure="mutual_knn") == strata.similarity(
+        x, y, measure="mutual_knn:k=10")
+    with pytest.raises(strata.StrataError, match="unknown measure 'mutual_knn:k=0'"):
+        strata.similarity(x, y, measure="mutual_knn:k=0")

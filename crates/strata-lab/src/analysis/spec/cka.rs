@@ -178,9 +178,10 @@ pub(super) fn check(cx: &Ctx, raw: Option<&Spanned<CkaSpec>>) -> Result<CkaSpec,
         return Err(at("rbf_threshold", "must be a positive number"));
     }
     if let Some(m) = &c.measure {
-        if m != "cka" && !strata_sim::MEASURE_NAMES.contains(&m.as_str()) {
+        if m != "cka" && strata_sim::measure_by_name(m).is_none() {
             let msg = format!(
-                "unknown measure '{m}': use cka, {}",
+                "unknown measure '{m}': use cka, {} (mutual_knn and cknna take another \
+                 neighbour count as mutual_knn:k=20)",
                 strata_sim::MEASURE_NAMES.join(", ")
             );
             return Err(at("measure", &msg));

@@ -714,12 +714,18 @@ mod tests {
     use super::*;
 
     /// A spec of `[compression]` alone, in a folder holding `book.txt`.
+    /// Written once per process: tests run in parallel, and rewriting the files while another
+    /// test reads them would show it an empty book.
     fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("strata-cspec-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("book.txt"), b"call me Ishmael. ").unwrap();
-        std::fs::write(d.join("empty.txt"), b"").unwrap();
-        d
+        static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+        DIR.get_or_init(|| {
+            let d = std::env::temp_dir().join(format!("strata-cspec-{}", std::process::id()));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("book.txt"), b"call me Ishmael. ").unwrap();
+            std::fs::write(d.join("empty.txt"), b"").unwrap();
+            d
+        })
+        .clone()
     }
 
     fn spec_file() -> String {

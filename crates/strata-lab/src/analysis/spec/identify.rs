@@ -110,7 +110,7 @@ fn measures(cx: &Ctx, list: &[Spanned<String>]) -> Result<Vec<String>, SpecError
     let mut v = Vec::new();
     for m in list {
         let name = m.get_ref();
-        if !strata_sim::MEASURE_NAMES.contains(&name.as_str()) && rbf_threshold_of(name).is_none() {
+        if strata_sim::measure_by_name(name).is_none() && rbf_threshold_of(name).is_none() {
             return Err(cx.err(
                 m.span(),
                 format!(

@@ -407,6 +407,18 @@ b = "mlp-w1a1-s1"
     }
 
     #[test]
+    fn neighbour_measures_take_a_k() {
+        let with = |cka: &str| format!("{GOOD}\n[cka]\n{cka}\n");
+        let a = parse(&with("measure = \"cknna:k=5\""), "x.toml", "x").unwrap();
+        assert_eq!(a.cka.measure.as_deref(), Some("cknna:k=5"));
+        let e = parse_err(&with("measure = \"cknna:k=0\""));
+        assert!(
+            e.msg.contains("cknna:k=0") && e.msg.contains("mutual_knn:k=20"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn significance_keys_are_checked() {
         let with = |cka: &str| format!("{GOOD}\n[cka]\n{cka}\n");
         let a = parse(
