@@ -189,9 +189,26 @@ fn permutations_and_bootstrap_add_p_values_and_intervals() {
     assert!(m["ci_low"].is_null(), "no --bootstrap, no interval");
     let csv = std::fs::read_to_string(out.join("significance.csv")).unwrap();
     assert!(
-        csv.starts_with("layer_a,layer_b,cka,p_value,null_mean,null_q95,z\nx,y,"),
+        csv.starts_with("layer_a,layer_b,cka,p_value,null_mean,null_q95,z,corrected\nx,y,"),
         "{csv}"
     );
+    // The null-corrected values: the JSON column is the value minus the chance level, and a
+    // heatmap of them on [-1, 1] joins the raw one.
+    let (c, cv, nm) = (&m["corrected"], &m["cka"], &m["null_mean"]);
+    for i in 0..2 {
+        let (c, v, n) = (
+            c[i][0].as_f64().unwrap(),
+            cv[i][0].as_f64().unwrap(),
+            nm[i][0].as_f64().unwrap(),
+        );
+        assert!((c - (v - n)).abs() < 1e-9, "{c} vs {v} - {n}");
+    }
+    let svg = std::fs::read_to_string(out.join("heatmap-corrected.svg")).unwrap();
+    assert!(
+        svg.contains("minus chance") && svg.contains("-1.00"),
+        "corrected heatmap"
+    );
+    assert!(out.join("heatmap-corrected.png").is_file());
     // The terminal shows one line per pair.
     let o = strata(&["cka", sx, sy, "--permutations", "49", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -476,14 +476,21 @@ pub struct SignificanceResult {
 }
 
 /// The per-cell columns of a [`SignificanceResult`], in output order.
-pub const SIGNIFICANCE_COLUMNS: [&str; 6] =
-    ["p_value", "null_mean", "null_q95", "z", "ci_low", "ci_high"];
+pub const SIGNIFICANCE_COLUMNS: [&str; 7] = [
+    "p_value",
+    "null_mean",
+    "null_q95",
+    "z",
+    "corrected",
+    "ci_low",
+    "ci_high",
+];
 
 /// The files `write_out` adds when significance was computed: one row per pair of layers.
 pub const SIGNIFICANCE_FILES: [&str; 2] = ["significance.csv", "significance.parquet"];
 
 impl SignificanceResult {
-    /// The per-cell columns computed ([`SIGNIFICANCE_COLUMNS`]: the first four with a
+    /// The per-cell columns computed ([`SIGNIFICANCE_COLUMNS`]: the first five with a
     /// permutation null, the last two with bootstrap intervals), each as a matrix.
     pub fn columns(&self) -> Vec<(&'static str, Vec<Vec<Option<f64>>>)> {
         let mut out = Vec::new();
@@ -492,12 +499,18 @@ impl SignificanceResult {
             out.push(("null_mean", m.field(|t| Some(t.null_mean))));
             out.push(("null_q95", m.field(|t| Some(t.null_q95))));
             out.push(("z", m.field(|t| t.z)));
+            out.push(("corrected", m.field(|t| Some(t.corrected))));
         }
         if let Some(m) = &self.bootstrap {
             out.push(("ci_low", m.field(|c| Some(c.low))));
             out.push(("ci_high", m.field(|c| Some(c.high))));
         }
         out
+    }
+
+    /// The null-corrected values (the measure minus the null mean), when a null was computed.
+    pub fn corrected(&self) -> Option<Vec<Vec<Option<f64>>>> {
+        self.null.as_ref().map(|m| m.field(|t| Some(t.corrected)))
     }
 
     /// Columns the JSON carries besides [`Self::columns`]: the null's and the bootstrap's
@@ -892,6 +905,10 @@ impl CkaResult {
         if self.significance.is_some() {
             names.extend(SIGNIFICANCE_FILES);
         }
+        let corrected = self.significance.as_ref().and_then(|g| g.corrected());
+        if corrected.is_some() {
+            names.extend(CORRECTED_HEATMAPS);
+        }
         let set = crate::outset::OutputSet::new(dir, &names, &[&self.a, &self.b])?;
         if let Some(sig) = &self.significance {
             let t = sig.long_table(&self.layers_a, &self.layers_b, &self.matrix.values, "cka");
@@ -934,7 +951,34 @@ impl CkaResult {
         };
         strata_report::heatmap_png(&hm, &paths[3])?;
         strata_report::heatmap_svg(&hm, &paths[4])?;
+        if let Some(c) = &corrected {
+            let hc = corrected_heatmap(&hm, c);
+            strata_report::heatmap_png(&hc, &set.path(CORRECTED_HEATMAPS[0]))?;
+            strata_report::heatmap_svg(&hc, &set.path(CORRECTED_HEATMAPS[1]))?;
+        }
         set.commit()
+    }
+}
+
+/// The heatmaps `write_out` adds when a permutation null was computed: the null-corrected
+/// values (the measure minus the chance level of the same layers), on [-1, 1].
+pub const CORRECTED_HEATMAPS: [&str; 2] = ["heatmap-corrected.png", "heatmap-corrected.svg"];
+
+/// `raw`'s heatmap redrawn with the null-corrected values: 0 is chance, whatever the widths
+/// and the number of examples made the raw chance level.
+pub(crate) fn corrected_heatmap<'a>(
+    raw: &strata_report::Heatmap<'a>,
+    corrected: &'a [Vec<Option<f64>>],
+) -> strata_report::Heatmap<'a> {
+    strata_report::Heatmap {
+        title: format!("{} (minus chance)", raw.title),
+        rows: raw.rows,
+        cols: raw.cols,
+        values: corrected,
+        x_label: raw.x_label.clone(),
+        y_label: raw.y_label.clone(),
+        colorbar_label: format!("{} minus the null mean", raw.colorbar_label),
+        range: (-1.0, 1.0),
     }
 }
 

@@ -2,7 +2,7 @@
 //! (CCA, SVCCA, PWCCA, linear regression, orthogonal Procrustes, unnormalized linear HSIC) between
 //! every layer of A and every layer of B, from the same activation files as CKA.
 
-use crate::compare::{Significance, SignificanceResult, SIGNIFICANCE_FILES};
+use crate::compare::{Significance, SignificanceResult, CORRECTED_HEATMAPS, SIGNIFICANCE_FILES};
 use crate::progress::Progress;
 use anyhow::{anyhow, bail, Context, Result};
 use ndarray::Array2;
@@ -282,7 +282,15 @@ impl MeasureResult {
         if self.significance.is_some() {
             names.extend(SIGNIFICANCE_FILES.map(String::from));
         }
+        if self.has_heatmap() && self.corrected().is_some() {
+            names.extend(CORRECTED_HEATMAPS.map(String::from));
+        }
         names
+    }
+
+    /// The null-corrected values, when a permutation null was computed.
+    fn corrected(&self) -> Option<Vec<Vec<Option<f64>>>> {
+        self.significance.as_ref().and_then(|g| g.corrected())
     }
 
     fn has_heatmap(&self) -> bool {
@@ -329,6 +337,11 @@ impl MeasureResult {
             };
             strata_report::heatmap_png(&hm, &paths[3])?;
             strata_report::heatmap_svg(&hm, &paths[4])?;
+            if let Some(c) = self.corrected() {
+                let hc = crate::compare::corrected_heatmap(&hm, &c);
+                strata_report::heatmap_png(&hc, &set.path(CORRECTED_HEATMAPS[0]))?;
+                strata_report::heatmap_svg(&hc, &set.path(CORRECTED_HEATMAPS[1]))?;
+            }
         }
         set.commit()
     }
