@@ -1118,6 +1118,100 @@ fn cell(draws: &[Vec<f64>], k: usize) -> Vec<f64> {
     draws.iter().map(|d| d[k]).collect()
 }
 
+/// The `na x nb` grid of cells, cell `(i, j)` made by `make(observed, its draws)` from the
+/// row-major flat index `i * nb + j` of `observed` and of every draw.
+fn grid<T>(
+    na: usize,
+    nb: usize,
+    observed: &[f64],
+    draws: &[Vec<f64>],
+    make: impl Fn(f64, Vec<f64>) -> Option<T>,
+) -> Vec<Vec<Option<T>>> {
+    (0..na)
+        .map(|i| {
+            (0..nb)
+                .map(|j| {
+                    let k = i * nb + j;
+                    make(observed[k], cell(draws, k))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Both sides of a CKA comparison made ready for the draws: the plan, every layer's kernel
+/// matrix (B's `None` when B is A) and a note for each layer whose CKA is undefined.
+struct Sides {
+    n: usize,
+    plan: Plan,
+    la: Vec<Prep>,
+    lb: Option<Vec<Prep>>,
+    notes: Vec<String>,
+}
+
+impl Sides {
+    fn new(
+        a: &[ArrayView2<f32>],
+        b: Option<&[ArrayView2<f32>]>,
+        kernel: Kernel,
+        estimator: Estimator,
+    ) -> Result<Self, SimError> {
+        let n = check_rows(a, b)?;
+        let widths = |l: &[ArrayView2<f32>]| l.iter().map(|x| x.ncols()).collect::<Vec<_>>();
+        let pa = widths(a);
+        let pb = b.map_or_else(|| pa.clone(), widths);
+        let plan = Plan::new(kernel, n, &pa, &pb, b.is_none());
+        let la = prepare(a, &plan.forms_a, kernel, estimator)?;
+        let lb = match b {
+            Some(b) => Some(prepare(b, &plan.forms_b, kernel, estimator)?),
+            None => None,
+        };
+        let mut notes = Vec::new();
+        layer_notes("A", &la, &mut notes);
+        if let Some(lb) = &lb {
+            layer_notes("B", lb, &mut notes);
+        }
+        Ok(Sides {
+            n,
+            plan,
+            la,
+            lb,
+            notes,
+        })
+    }
+
+    /// B's layers (A's when B is A).
+    fn b(&self) -> &[Prep] {
+        self.lb.as_deref().unwrap_or(&self.la)
+    }
+
+    /// Every pair's CKA on the examples as given (the identity permutation).
+    fn observed(&self, estimator: Estimator) -> Result<Vec<f64>, SimError> {
+        let identity: Vec<usize> = (0..self.n).collect();
+        null_draw(
+            &self.la,
+            self.b(),
+            &self.plan,
+            &identity,
+            estimator,
+            &mut Scratch::default(),
+        )
+    }
+}
+
+/// Each layer's [`Basis`] on A's side and, unless B is A, on B's.
+fn bases_of(
+    a: &[ArrayView2<f32>],
+    b: Option<&[ArrayView2<f32>]>,
+) -> Result<(Vec<Basis>, Option<Vec<Basis>>), SimError> {
+    let ba = bases(a)?;
+    let bb = match b {
+        Some(b) => Some(bases(b)?),
+        None => None,
+    };
+    Ok((ba, bb))
+}
+
 /// Permutation tests of CKA for every layer of A against every layer of B (`b = None`: A with
 /// itself), with one permutation of the examples per draw shared by the whole matrix.
 ///
@@ -1138,54 +1232,28 @@ pub fn cka_null_all_pairs(
     progress: Progress,
 ) -> Result<NullMatrix, SimError> {
     options.check()?;
-    let n = check_rows(a, b)?;
-    let widths = |l: &[ArrayView2<f32>]| l.iter().map(|x| x.ncols()).collect::<Vec<_>>();
-    let pa = widths(a);
-    let pb = b.map_or_else(|| pa.clone(), widths);
-    let plan = Plan::new(kernel, n, &pa, &pb, b.is_none());
-    let la = prepare(a, &plan.forms_a, kernel, estimator)?;
-    let lb_owned = match b {
-        Some(b) => Some(prepare(b, &plan.forms_b, kernel, estimator)?),
-        None => None,
-    };
-    let lb: &[Prep] = lb_owned.as_deref().unwrap_or(&la);
-    let mut notes = Vec::new();
-    layer_notes("A", &la, &mut notes);
-    if lb_owned.is_some() {
-        layer_notes("B", lb, &mut notes);
-    }
-    let identity: Vec<usize> = (0..n).collect();
-    let observed = null_draw(
-        &la,
-        lb,
-        &plan,
-        &identity,
-        estimator,
-        &mut Scratch::default(),
-    )?;
+    let sides = Sides::new(a, b, kernel, estimator)?;
+    let n = sides.n;
+    let observed = sides.observed(estimator)?;
     let draws = run_draws(
         options.permutations,
         Scratch::default,
         |s, d| {
             let pi = permutation(options.seed, d, n);
-            null_draw(&la, lb, &plan, &pi, estimator, s)
+            null_draw(&sides.la, sides.b(), &sides.plan, &pi, estimator, s)
         },
         progress,
     )?;
-    let nb = lb.len();
-    let cells = (0..la.len())
-        .map(|i| {
-            (0..nb)
-                .map(|j| {
-                    let k = i * nb + j;
-                    PermutationTest::from_draws(observed[k], cell(&draws, k), true)
-                })
-                .collect()
-        })
-        .collect();
+    let cells = grid(
+        sides.la.len(),
+        sides.b().len(),
+        &observed,
+        &draws,
+        |o, d| PermutationTest::from_draws(o, d, true),
+    );
     Ok(NullMatrix {
         cells,
-        notes,
+        notes: sides.notes,
         n,
         options: *options,
         method: NullMethod::Draws,
@@ -1212,54 +1280,28 @@ pub fn cka_bootstrap_all_pairs(
     progress: Progress,
 ) -> Result<BootstrapMatrix, SimError> {
     options.check()?;
-    let n = check_rows(a, b)?;
-    let widths = |l: &[ArrayView2<f32>]| l.iter().map(|x| x.ncols()).collect::<Vec<_>>();
-    let pa = widths(a);
-    let pb = b.map_or_else(|| pa.clone(), widths);
-    let plan = Plan::new(kernel, n, &pa, &pb, b.is_none());
-    let la = prepare(a, &plan.forms_a, kernel, estimator)?;
-    let lb_owned = match b {
-        Some(b) => Some(prepare(b, &plan.forms_b, kernel, estimator)?),
-        None => None,
-    };
-    let mut notes = Vec::new();
-    layer_notes("A", &la, &mut notes);
-    if let Some(lb) = &lb_owned {
-        layer_notes("B", lb, &mut notes);
-    }
-    let lb: &[Prep] = lb_owned.as_deref().unwrap_or(&la);
-    let identity: Vec<usize> = (0..n).collect();
-    let observed = null_draw(
-        &la,
-        lb,
-        &plan,
-        &identity,
-        estimator,
-        &mut Scratch::default(),
-    )?;
+    let sides = Sides::new(a, b, kernel, estimator)?;
+    let n = sides.n;
+    let observed = sides.observed(estimator)?;
     let draws = run_draws(
         options.resamples,
         || (),
         |_, d| {
             let idx = resample(options.seed, d, n);
-            boot_draw(&la, lb_owned.as_deref(), &plan, &idx, estimator)
+            boot_draw(&sides.la, sides.lb.as_deref(), &sides.plan, &idx, estimator)
         },
         progress,
     )?;
-    let nb = lb.len();
-    let cells = (0..la.len())
-        .map(|i| {
-            (0..nb)
-                .map(|j| {
-                    let k = i * nb + j;
-                    BootstrapInterval::from_draws(observed[k], cell(&draws, k), options.confidence)
-                })
-                .collect()
-        })
-        .collect();
+    let cells = grid(
+        sides.la.len(),
+        sides.b().len(),
+        &observed,
+        &draws,
+        |o, d| BootstrapInterval::from_draws(o, d, options.confidence),
+    );
     Ok(BootstrapMatrix {
         cells,
-        notes,
+        notes: sides.notes,
         n,
         options: *options,
     })
@@ -1351,11 +1393,7 @@ pub fn measure_null_all_pairs(
 ) -> Result<NullMatrix, SimError> {
     options.check()?;
     let n = check_rows(a, b)?;
-    let ba = bases(a)?;
-    let bb_owned = match b {
-        Some(b) => Some(bases(b)?),
-        None => None,
-    };
+    let (ba, bb_owned) = bases_of(a, b)?;
     let bb: &[Basis] = bb_owned.as_deref().unwrap_or(&ba);
     let raw_b: &[ArrayView2<f32>] = b.unwrap_or(a);
     let (observed, notes) = measure_cells(m, &ba, bb);
@@ -1377,18 +1415,10 @@ pub fn measure_null_all_pairs(
         },
         progress,
     )?;
-    let nb = raw_b.len();
     let higher = m.higher_is_similar();
-    let cells = (0..ba.len())
-        .map(|i| {
-            (0..nb)
-                .map(|j| {
-                    let k = i * nb + j;
-                    PermutationTest::from_draws(observed[k], cell(&draws, k), higher)
-                })
-                .collect()
-        })
-        .collect();
+    let cells = grid(ba.len(), raw_b.len(), &observed, &draws, |o, d| {
+        PermutationTest::from_draws(o, d, higher)
+    });
     Ok(NullMatrix {
         cells,
         notes,
@@ -1413,11 +1443,7 @@ pub fn measure_bootstrap_all_pairs(
 ) -> Result<BootstrapMatrix, SimError> {
     options.check()?;
     let n = check_rows(a, b)?;
-    let ba = bases(a)?;
-    let bb_owned = match b {
-        Some(b) => Some(bases(b)?),
-        None => None,
-    };
+    let (ba, bb_owned) = bases_of(a, b)?;
     let bb: &[Basis] = bb_owned.as_deref().unwrap_or(&ba);
     let (observed, notes) = measure_cells(m, &ba, bb);
     let nb = bb.len();
@@ -1449,16 +1475,9 @@ pub fn measure_bootstrap_all_pairs(
         },
         progress,
     )?;
-    let cells = (0..ba.len())
-        .map(|i| {
-            (0..nb)
-                .map(|j| {
-                    let k = i * nb + j;
-                    BootstrapInterval::from_draws(observed[k], cell(&draws, k), options.confidence)
-                })
-                .collect()
-        })
-        .collect();
+    let cells = grid(ba.len(), nb, &observed, &draws, |o, d| {
+        BootstrapInterval::from_draws(o, d, options.confidence)
+    });
     Ok(BootstrapMatrix {
         cells,
         notes,
