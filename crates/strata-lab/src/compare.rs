@@ -60,7 +60,8 @@ pub struct CkaResult {
     pub significance: Option<SignificanceResult>,
 }
 
-fn select(acts: &Activations, names: &Option<Vec<String>>) -> Result<Vec<usize>> {
+/// Indices of the layers `names` selects in `acts` (every layer for `None`).
+pub(crate) fn select(acts: &Activations, names: &Option<Vec<String>>) -> Result<Vec<usize>> {
     match names {
         None => Ok((0..acts.layers().len()).collect()),
         Some(names) => names

@@ -56,13 +56,7 @@ fn bases(
     progress: &dyn Progress,
 ) -> Result<(Vec<String>, Vec<Basis>, usize)> {
     let f = strata_data::open(path)?;
-    let ids: Vec<usize> = match names {
-        None => (0..f.layers().len()).collect(),
-        Some(v) => v
-            .iter()
-            .map(|n| f.layer_index(n).map_err(Into::into))
-            .collect::<Result<_>>()?,
-    };
+    let ids = crate::compare::select(&f, names)?;
     let pb = progress.task("bases", "layers", ids.len() as u64);
     let mut out = Vec::with_capacity(ids.len());
     for &i in &ids {
@@ -172,13 +166,7 @@ pub fn run_with(
 /// The selected layers of `path`, as read (no basis).
 fn read_layers(path: &Path, names: &Option<Vec<String>>) -> Result<Vec<Array2<f32>>> {
     let f = strata_data::open(path)?;
-    let ids: Vec<usize> = match names {
-        None => (0..f.layers().len()).collect(),
-        Some(v) => v
-            .iter()
-            .map(|n| f.layer_index(n).map_err(Into::into))
-            .collect::<Result<_>>()?,
-    };
+    let ids = crate::compare::select(&f, names)?;
     ids.iter()
         .map(|&i| f.read_layer(i).map_err(Into::into))
         .collect()
