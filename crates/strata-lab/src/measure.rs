@@ -321,7 +321,7 @@ impl MeasureResult {
                 x_label: format!("layers of {}", file(&self.b)),
                 y_label: format!("layers of {}", file(&self.a)),
                 colorbar_label: format!("{} (n = {})", self.measure, self.n),
-                range: color_range(self.measure),
+                range: strata_sim::value_range(self.measure),
             };
             strata_report::heatmap_png(&hm, &paths[3])?;
             strata_report::heatmap_svg(&hm, &paths[4])?;
@@ -332,15 +332,5 @@ impl MeasureResult {
             }
         }
         set.commit()
-    }
-}
-
-/// The range a heatmap's colours span for `measure`: `(-1, 1)` for the measures that can be
-/// negative (RSA's Spearman correlation, CKNNA's centered alignment), `(0, 1)` for CKA and every
-/// other similarity strata draws.
-pub fn color_range(measure: &str) -> (f64, f64) {
-    match measure.split(':').next().unwrap_or(measure) {
-        "rsa" | "cknna" => (-1.0, 1.0),
-        _ => (0.0, 1.0),
     }
 }

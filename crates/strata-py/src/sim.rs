@@ -465,7 +465,15 @@ impl Minibatch {
     }
 }
 
+/// The range a measure's values take, `(low, high)`, for colour scales (`(-1, 1)` for rsa
+/// and cknna, `(0, 1)` otherwise).
+#[pyfunction]
+fn _value_range(measure: &str) -> (f64, f64) {
+    strata_sim::value_range(measure)
+}
+
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(_value_range, m)?)?;
     m.add_function(wrap_pyfunction!(_cka, m)?)?;
     m.add_function(wrap_pyfunction!(_cka_matrix, m)?)?;
     m.add_function(wrap_pyfunction!(_similarity, m)?)?;

@@ -50,9 +50,9 @@ pub use cka::{
 };
 pub use error::SimError;
 pub use measures::{
-    canonical_correlations, measure_by_name, pwcca_weights, similarity_matrix, Cca, LinearCka,
-    LinearHsic, LinearRegression, Measure, Procrustes, Pwcca, PwccaParts, Svcca, MEASURE_NAMES,
-    SVCCA_VARIANCE,
+    canonical_correlations, measure_by_name, pwcca_weights, similarity_matrix, value_range, Cca,
+    LinearCka, LinearHsic, LinearRegression, Measure, Procrustes, Pwcca, PwccaParts, Svcca,
+    MEASURE_NAMES, SVCCA_VARIANCE,
 };
 /// The analytic permutation null of linear (biased) CKA: the exact mean, variance and
 /// skewness over all permutations (Kazi-Aoual et al. 1995) and a Pearson type III p-value,

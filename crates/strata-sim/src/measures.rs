@@ -110,6 +110,17 @@ pub fn measure_by_name(name: &str) -> Option<Box<dyn Measure>> {
     })
 }
 
+/// The range a similarity named as [`measure_by_name`] takes (or `cka`), for colour scales:
+/// `(-1, 1)` for the measures that can be negative (RSA's Spearman correlation, CKNNA's
+/// centered alignment, with or without a `:k=` option), `(0, 1)` for CKA and the other
+/// similarities. (HSIC and the Procrustes distance are unbounded; callers tabulate them.)
+pub fn value_range(name: &str) -> (f64, f64) {
+    match name.split(':').next().unwrap_or(name) {
+        "rsa" | "cknna" => (-1.0, 1.0),
+        _ => (0.0, 1.0),
+    }
+}
+
 /// `m` between every layer of `a` (rows) and every layer of `b` (columns), pairs in parallel.
 ///
 /// `None` where [`Measure::between`] fails for that pair (a rank-0 layer, different `n`); call

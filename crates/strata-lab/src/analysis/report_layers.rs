@@ -477,7 +477,7 @@ pub(super) fn heatmap_section(o: &Outcome, w: &mut Writer, blocks: &mut Vec<Bloc
             x_label: format!("layers of {nb}"),
             y_label: format!("layers of {na}"),
             colorbar_label: format!("{} (n = {})", r.measure, r.n),
-            range: crate::measure::color_range(&r.measure),
+            range: strata_sim::value_range(&r.measure),
         };
         if r.unit_range {
             blocks.push(w.figure_heatmap(&stem, &hm, format!("{na} (rows) vs {nb} (columns)"))?);

@@ -271,6 +271,7 @@ class SimilarityResult:
             ``path``.
         """
         path = os.fspath(path)
+        vmin, vmax = _strata._value_range(self.measure)
         _strata.heatmap(
             np.ascontiguousarray(self.values, dtype=np.float64),
             [str(s) for s in self.layers_a],
@@ -280,7 +281,7 @@ class SimilarityResult:
             x_label="layers of B",
             y_label="layers of A",
             colorbar_label=f"{self.title} (n = {self.n})",
-            vmin=-1.0 if self.measure in ("rsa", "cknna") else 0.0,
-            vmax=1.0,
+            vmin=vmin,
+            vmax=vmax,
         )
         return path

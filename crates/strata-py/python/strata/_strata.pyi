@@ -76,6 +76,7 @@ def heatmap(
     """Draw ``values`` (NaN drawn grey, n/a) as strata-report's heatmap, PNG or SVG by extension;
     colours span ``[vmin, vmax]``."""
 
+def _value_range(measure: str) -> tuple[float, float]: ...
 def _panic_for_test() -> None: ...
 
 class _Minibatch:

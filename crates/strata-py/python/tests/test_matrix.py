@@ -194,3 +194,9 @@ def test_neighbour_measures_take_k(rng):
         x, y, measure="mutual_knn:k=10")
     with pytest.raises(strata.StrataError, match="unknown measure 'mutual_knn:k=0'"):
         strata.similarity(x, y, measure="mutual_knn:k=0")
+
+
+def test_heatmap_range_follows_the_measure_with_its_options():
+    assert strata._strata._value_range("cknna:k=5") == (-1.0, 1.0)
+    assert strata._strata._value_range("rsa") == (-1.0, 1.0)
+    assert strata._strata._value_range("cka") == (0.0, 1.0)
