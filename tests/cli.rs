@@ -245,6 +245,15 @@ fn permutations_and_bootstrap_add_p_values_and_intervals() {
         ),
         (vec!["--confidence", "0.9"], "add --bootstrap"),
         (vec!["--seed", "3"], "--seed"),
+        // More draws than memory could keep: refused before any draw runs.
+        (
+            vec!["--permutations", "4000000000000"],
+            "use fewer examples or draws",
+        ),
+        (
+            vec!["--bootstrap", "4000000000000", "--measure", "linreg"],
+            "use fewer examples or draws",
+        ),
     ] {
         let mut args = vec!["cka", sx, sy];
         args.extend(bad.iter());

@@ -702,6 +702,29 @@ struct Layers<'a> {
     same: bool,
 }
 
+/// Bytes the draws' values take until the statistics are computed: one f64 per cell per draw.
+pub(crate) fn kept_draws_bytes(cells: usize, draws: usize) -> u64 {
+    (cells as u64)
+        .saturating_mul(draws as u64)
+        .saturating_mul(8)
+}
+
+/// Refuse a permutation null or bootstrap that would need more than 90% of the memory
+/// available, before any draw runs.
+pub(crate) fn fits_in_memory(need: u64) -> Result<()> {
+    if let Some(avail) = crate::available_memory_bytes() {
+        if need > avail * 9 / 10 {
+            bail!(
+                "the permutation null / bootstrap over these layers needs about {} but {} is \
+                 available; compare fewer layers at a time, or use fewer examples or draws",
+                crate::human_bytes(need),
+                crate::human_bytes(avail)
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Read the layers again and run the permutation null and/or the bootstrap on the CPU.
 fn cka_significance(
     l: &Layers,
@@ -723,24 +746,19 @@ fn cka_significance(
         .map(|&p| (n as u64).saturating_mul(p as u64).saturating_mul(4))
         .fold(0, u64::saturating_add);
     let threads = rayon::current_num_threads();
+    let cells = wa.len() * wb.as_ref().map_or(wa.len(), Vec::len);
     let mut need = 0u64;
     let drawn = sig.permutations.filter(|_| sig.null == NullMethod::Draws);
     for (asked, boot) in [(drawn, false), (sig.bootstrap, true)] {
-        if asked.is_some() {
+        if let Some(draws) = asked {
             let b = cka_resampling_bytes(n, &wa, wb.as_deref(), kernel, boot, threads);
-            need = need.max(raw.saturating_add(b));
-        }
-    }
-    if let Some(avail) = crate::available_memory_bytes() {
-        if need > avail * 9 / 10 {
-            bail!(
-                "the permutation null / bootstrap over these layers needs about {} but {} is \
-                 available; compare fewer layers at a time, or fewer examples",
-                crate::human_bytes(need),
-                crate::human_bytes(avail)
+            need = need.max(
+                raw.saturating_add(b)
+                    .saturating_add(kept_draws_bytes(cells, draws)),
             );
         }
     }
+    fits_in_memory(need)?;
     let read = |f: &Activations, ids: &[usize]| -> Result<Vec<Array2<f32>>> {
         ids.iter()
             .map(|&i| f.read_layer(i).map_err(Into::into))

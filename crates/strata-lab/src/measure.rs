@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use strata_sim::{
     measure_bootstrap_all_pairs, measure_by_name, measure_null_all_pairs, similarity_matrix, Basis,
-    BootstrapOptions, Measure, NullOptions, MEASURE_NAMES,
+    BootstrapOptions, Measure, NullMethod, NullOptions, MEASURE_NAMES,
 };
 
 /// A matrix of one baseline measure.
@@ -121,6 +121,11 @@ pub fn run_with(
             b.display()
         );
     }
+    // Each draw keeps a value per cell (the bases are rebuilt one draw at a time).
+    let cells = ba.len() * bb.len();
+    let drawn = sig.permutations.filter(|_| sig.null == NullMethod::Draws);
+    let most = drawn.unwrap_or(0).max(sig.bootstrap.unwrap_or(0));
+    crate::compare::fits_in_memory(crate::compare::kept_draws_bytes(cells, most))?;
     let values = similarity_matrix(m.as_ref(), &ba, &bb);
     // A cell is undefined only for a reason the measure gives; name it once per layer.
     let mut notes = Vec::new();
